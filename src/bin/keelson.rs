@@ -1,0 +1,61 @@
+//! `keelson`: the control plane server.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+use keelson::config::Config;
+
+#[derive(Parser)]
+#[command(name = "keelson", version, about = "A Keptn-compatible control plane")]
+struct Args {
+    /// Configuration file (TOML); `KEELSON_*` environment variables override it.
+    #[arg(long, short = 'c', env = "KEELSON_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+fn main() {
+    let args = Args::parse();
+    let config = match Config::load_from_process_env(args.config.as_deref()) {
+        Ok(config) => config,
+        Err(error) => fail(&error.to_string()),
+    };
+    init_tracing(&config.log);
+    let runtime = actix_web::rt::System::new();
+    if let Err(error) = runtime.block_on(run(config)) {
+        fail(&format!("{error:#}"));
+    }
+}
+
+/// Prints one line and exits non-zero.
+fn fail(message: &str) -> ! {
+    eprintln!("keelson: {}", message.replace('\n', " "));
+    std::process::exit(1);
+}
+
+fn init_tracing(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
+}
+
+async fn run(config: Config) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    let listener = std::net::TcpListener::bind(config.listen)
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let server = keelson::server::start(&config, listener).await?;
+    if server.control_plane.token_from_data_dir {
+        // Printed on stdout, never logged: the operator needs it for `keptn auth`.
+        println!("API token (x-token): {}", server.control_plane.state.token.as_str());
+    }
+    tracing::info!(address = %server.addr, data_dir = %config.data_dir.display(), "keelson is serving");
+    println!("Keelson is listening on http://{}", server.addr);
+    let handle = server.handle.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            tracing::info!("shutting down");
+            handle.stop(true).await;
+        }
+    });
+    server.stopped.await.context("server task failed")?.context("server failed")?;
+    Ok(())
+}

@@ -1,0 +1,293 @@
+//! Keelson's configuration: a TOML file (`keelson --config FILE`) overlaid with `KEELSON_*` environment
+//! variables. Every setting is documented in `config/default.toml` and `docs/configuration.md`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use thiserror::Error;
+
+/// Default HTTP address: loopback only, so a fresh install is not reachable from the network.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// Keptn's default task first-response timeout (`TASK_STARTED_WAIT_DURATION`).
+pub const DEFAULT_TASK_STARTED_TIMEOUT: Duration = Duration::from_secs(600);
+/// Keptn's gateway accepts bodies up to 5 MiB (`client_max_body_size 5m`).
+pub const DEFAULT_MAX_REQUEST_BODY_BYTES: usize = 5 * 1024 * 1024;
+
+/// A setting that could not be used. The message is one line meant for an operator.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    ReadFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid config file {path}: {message}")]
+    ParseFile { path: PathBuf, message: String },
+    #[error("invalid {setting} '{value}': {reason}")]
+    Invalid { setting: &'static str, value: String, reason: String },
+}
+
+/// The settings as written in a file; every field optional so that the environment can fill gaps.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<String>,
+    data_dir: Option<String>,
+    api_token: Option<String>,
+    nats_url: Option<String>,
+    redis_url: Option<String>,
+    mongodb_url: Option<String>,
+    task_started_timeout: Option<String>,
+    task_finished_timeout: Option<String>,
+    max_request_body_bytes: Option<u64>,
+    git_remote_url_denylist: Option<Vec<String>>,
+    log: Option<String>,
+}
+
+/// The validated configuration a running Keelson uses.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    /// The `x-token` secret; `None` means "generate one in the data dir".
+    pub api_token: Option<String>,
+    pub nats_url: Option<url::Url>,
+    pub redis_url: Option<url::Url>,
+    pub mongodb_url: Option<String>,
+    pub task_started_timeout: Duration,
+    /// Off (`None`) by default: a task that started may run as long as it needs.
+    pub task_finished_timeout: Option<Duration>,
+    pub max_request_body_bytes: usize,
+    /// Regular expressions; a git upstream URL matching any of them is refused.
+    pub git_remote_url_denylist: Vec<regex::Regex>,
+    /// `tracing` filter directive, e.g. `info` or `keelson=debug`.
+    pub log: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: DEFAULT_LISTEN.parse().expect("default listen address is valid"),
+            data_dir: PathBuf::from("./data"),
+            api_token: None,
+            nats_url: None,
+            redis_url: None,
+            mongodb_url: None,
+            task_started_timeout: DEFAULT_TASK_STARTED_TIMEOUT,
+            task_finished_timeout: None,
+            max_request_body_bytes: DEFAULT_MAX_REQUEST_BODY_BYTES,
+            git_remote_url_denylist: Vec::new(),
+            log: "info".to_owned(),
+        }
+    }
+}
+
+impl Config {
+    /// Loads the file at `path` (if any), then applies `KEELSON_*` variables from `env`.
+    pub fn load(
+        path: Option<&Path>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let file = match path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|source| ConfigError::ReadFile { path: path.to_owned(), source })?;
+                toml::from_str::<FileConfig>(&text).map_err(|error| ConfigError::ParseFile {
+                    path: path.to_owned(),
+                    message: error.message().to_owned(),
+                })?
+            }
+            None => FileConfig::default(),
+        };
+        Self::from_file_and_env(file, env)
+    }
+
+    /// Loads from the process environment.
+    pub fn load_from_process_env(path: Option<&Path>) -> Result<Config, ConfigError> {
+        Self::load(path, |key| std::env::var(key).ok())
+    }
+
+    fn from_file_and_env(
+        file: FileConfig,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        // An empty variable counts as unset, so `KEELSON_NATS_URL=` falls back to the embedded bus.
+        let env = |key: &str| env(key).filter(|value| !value.trim().is_empty());
+        let mut config = Config::default();
+
+        if let Some(listen) = env("KEELSON_LISTEN").or(file.listen) {
+            config.listen = listen.parse().map_err(|_| ConfigError::Invalid {
+                setting: "KEELSON_LISTEN",
+                reason: "expected an address like 127.0.0.1:8080".into(),
+                value: listen,
+            })?;
+        }
+        if let Some(dir) = env("KEELSON_DATA_DIR").or(file.data_dir) {
+            config.data_dir = PathBuf::from(dir);
+        }
+        config.api_token = env("KEELSON_API_TOKEN").or(file.api_token).filter(|t| !t.is_empty());
+        config.nats_url = parse_url("KEELSON_NATS_URL", env("KEELSON_NATS_URL").or(file.nats_url), &["nats", "tls"])?;
+        config.redis_url =
+            parse_url("KEELSON_REDIS_URL", env("KEELSON_REDIS_URL").or(file.redis_url), &["redis", "rediss"])?;
+        config.mongodb_url = parse_url(
+            "KEELSON_MONGODB_URL",
+            env("KEELSON_MONGODB_URL").or(file.mongodb_url),
+            &["mongodb", "mongodb+srv"],
+        )?
+        .map(|url| url.to_string());
+        if let Some(value) = env("KEELSON_TASK_STARTED_TIMEOUT").or(file.task_started_timeout) {
+            config.task_started_timeout = parse_duration("KEELSON_TASK_STARTED_TIMEOUT", &value)?;
+            if config.task_started_timeout.is_zero() {
+                return Err(ConfigError::Invalid {
+                    setting: "KEELSON_TASK_STARTED_TIMEOUT",
+                    value,
+                    reason: "must be greater than zero".into(),
+                });
+            }
+        }
+        if let Some(value) = env("KEELSON_TASK_FINISHED_TIMEOUT").or(file.task_finished_timeout) {
+            let timeout = parse_duration("KEELSON_TASK_FINISHED_TIMEOUT", &value)?;
+            config.task_finished_timeout = (!timeout.is_zero()).then_some(timeout);
+        }
+        let body_limit = match env("KEELSON_MAX_REQUEST_BODY_BYTES") {
+            Some(raw) => Some(raw.parse::<u64>().map_err(|_| ConfigError::Invalid {
+                setting: "KEELSON_MAX_REQUEST_BODY_BYTES",
+                value: raw.clone(),
+                reason: "expected a number of bytes".into(),
+            })?),
+            None => file.max_request_body_bytes,
+        };
+        if let Some(limit) = body_limit {
+            if limit == 0 {
+                return Err(ConfigError::Invalid {
+                    setting: "KEELSON_MAX_REQUEST_BODY_BYTES",
+                    value: limit.to_string(),
+                    reason: "must be greater than zero".into(),
+                });
+            }
+            config.max_request_body_bytes = usize::try_from(limit).unwrap_or(usize::MAX);
+        }
+        for pattern in file.git_remote_url_denylist.unwrap_or_default() {
+            let regex = regex::Regex::new(&pattern).map_err(|error| ConfigError::Invalid {
+                setting: "git_remote_url_denylist",
+                value: pattern.clone(),
+                reason: error.to_string().lines().last().unwrap_or_default().to_owned(),
+            })?;
+            config.git_remote_url_denylist.push(regex);
+        }
+        if let Some(log) = env("KEELSON_LOG").or(file.log) {
+            config.log = log;
+        }
+        Ok(config)
+    }
+}
+
+fn parse_url(
+    setting: &'static str,
+    value: Option<String>,
+    schemes: &[&str],
+) -> Result<Option<url::Url>, ConfigError> {
+    let Some(value) = value else { return Ok(None) };
+    let url = url::Url::parse(&value).map_err(|error| ConfigError::Invalid {
+        setting,
+        value: value.clone(),
+        reason: error.to_string(),
+    })?;
+    if !schemes.contains(&url.scheme()) {
+        return Err(ConfigError::Invalid {
+            setting,
+            reason: format!("scheme must be one of {}", schemes.join(", ")),
+            value,
+        });
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(ConfigError::Invalid { setting, value, reason: "the URL has no host".into() });
+    }
+    Ok(Some(url))
+}
+
+fn parse_duration(setting: &'static str, value: &str) -> Result<Duration, ConfigError> {
+    humantime::parse_duration(value.trim()).map_err(|error| ConfigError::Invalid {
+        setting,
+        value: value.to_owned(),
+        reason: format!("{error} (expected a duration such as 30s, 10m or 1h)"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn load(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let vars: HashMap<String, String> =
+            vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        Config::load(None, |key| vars.get(key).cloned())
+    }
+
+    #[test]
+    fn defaults_without_anything_set() {
+        let config = load(&[]).unwrap();
+        assert_eq!(config.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(config.data_dir, PathBuf::from("./data"));
+        assert!(config.nats_url.is_none() && config.redis_url.is_none() && config.mongodb_url.is_none());
+        assert_eq!(config.task_started_timeout, Duration::from_secs(600));
+        assert_eq!(config.task_finished_timeout, None);
+    }
+
+    #[test]
+    fn environment_overrides() {
+        let config = load(&[
+            ("KEELSON_LISTEN", "127.0.0.1:9999"),
+            ("KEELSON_TASK_STARTED_TIMEOUT", "3s"),
+            ("KEELSON_REDIS_URL", "redis://127.0.0.1:6379"),
+            ("KEELSON_NATS_URL", ""),
+        ])
+        .unwrap();
+        assert_eq!(config.listen.port(), 9999);
+        assert_eq!(config.task_started_timeout, Duration::from_secs(3));
+        assert!(config.redis_url.is_some());
+        assert!(config.nats_url.is_none());
+    }
+
+    #[test]
+    fn bad_values_name_the_setting() {
+        let cases = [
+            ("KEELSON_LISTEN", "nowhere"),
+            ("KEELSON_TASK_STARTED_TIMEOUT", "ten minutes"),
+            ("KEELSON_TASK_STARTED_TIMEOUT", "0s"),
+            ("KEELSON_REDIS_URL", "not a url"),
+            ("KEELSON_REDIS_URL", "http://127.0.0.1:6379"),
+            ("KEELSON_NATS_URL", "nats://"),
+            ("KEELSON_MONGODB_URL", "postgres://127.0.0.1"),
+            ("KEELSON_MAX_REQUEST_BODY_BYTES", "lots"),
+        ];
+        for (key, value) in cases {
+            let error = load(&[(key, value)]).expect_err(key).to_string();
+            assert!(error.contains(key), "{error}");
+            assert!(!error.contains('\n'), "one line: {error}");
+        }
+    }
+
+    #[test]
+    fn file_settings_are_read_and_env_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keelson.toml");
+        std::fs::write(&path, "listen = \"127.0.0.1:7000\"\ntask_started_timeout = \"5m\"\nmax_request_body_bytes = 1024\n")
+            .unwrap();
+        let config = Config::load(Some(&path), |key| {
+            (key == "KEELSON_LISTEN").then(|| "127.0.0.1:7001".to_owned())
+        })
+        .unwrap();
+        assert_eq!(config.listen.port(), 7001);
+        assert_eq!(config.task_started_timeout, Duration::from_secs(300));
+        assert_eq!(config.max_request_body_bytes, 1024);
+
+        std::fs::write(&path, "listn = \"x\"\n").unwrap();
+        let error = Config::load(Some(&path), |_| None).unwrap_err().to_string();
+        assert!(error.contains("listn"), "{error}");
+    }
+}

@@ -1,0 +1,95 @@
+//! The API's error body, `{code, message}`, and the handlers that turn framework errors into it.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, ResponseError};
+use serde::Serialize;
+
+use crate::projects::ProjectError;
+
+/// An error answered as `{"code": <status>, "message": "..."}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    code: u16,
+    message: &'a str,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self { status, message: message.into() }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, message)
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.status.as_u16(), self.message)
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::build(self.status).json(ErrorBody { code: self.status.as_u16(), message: &self.message })
+    }
+}
+
+impl From<ProjectError> for ApiError {
+    fn from(error: ProjectError) -> Self {
+        let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        ApiError::new(status, error.to_string())
+    }
+}
+
+/// Maps JSON body errors: too large → 413, wrong content type → 415, anything else → 400.
+pub fn json_error(error: actix_web::error::JsonPayloadError, _request: &HttpRequest) -> actix_web::Error {
+    use actix_web::error::JsonPayloadError as E;
+    let api_error = match &error {
+        E::OverflowKnownLength { .. } | E::Overflow { .. } => {
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "request body is too large")
+        }
+        E::Payload(actix_web::error::PayloadError::Overflow) => {
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "request body is too large")
+        }
+        E::ContentType => {
+            ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "request body must be application/json")
+        }
+        other => ApiError::bad_request(format!("Invalid request format: {other}")),
+    };
+    api_error.into()
+}
+
+/// Maps query string errors to 400.
+pub fn query_error(error: actix_web::error::QueryPayloadError, _request: &HttpRequest) -> actix_web::Error {
+    ApiError::bad_request(format!("Invalid request format: {error}")).into()
+}
+
+/// Maps raw body errors (a body over the limit) to 413.
+pub fn payload_error(error: actix_web::error::PayloadError) -> actix_web::Error {
+    match error {
+        actix_web::error::PayloadError::Overflow => {
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "request body is too large").into()
+        }
+        other => ApiError::bad_request(format!("Invalid request format: {other}")).into(),
+    }
+}
+
+/// Answer for a path no route serves.
+pub async fn not_found(request: HttpRequest) -> HttpResponse {
+    ApiError::not_found(format!("path {} was not found", request.path())).error_response()
+}

@@ -1,0 +1,75 @@
+//! The HTTP surface on one port, in Keptn's gateway layout: `/api/v1`, `/api/controlPlane/v1`,
+//! `/api/resource-service/v1`, plus `/health` and `/metrics`. Every `/api/*` route needs `x-token`.
+
+pub mod api_v1;
+pub mod auth;
+pub mod control_plane;
+pub mod error;
+pub mod metrics;
+pub mod resources;
+
+use std::sync::Arc;
+
+use actix_web::middleware::{from_fn, NormalizePath, TrailingSlash};
+use actix_web::{web, HttpResponse};
+use metrics_exporter_prometheus::PrometheusHandle;
+
+use crate::projects::ProjectManager;
+
+/// What every handler can reach.
+pub struct AppState {
+    pub projects: Arc<ProjectManager>,
+    pub token: auth::ApiToken,
+    pub auth_limiter: auth::AuthLimiter,
+    pub metrics: PrometheusHandle,
+    /// Largest accepted request body, in bytes.
+    pub max_request_body_bytes: usize,
+}
+
+/// Registers every route on an actix `App`.
+pub fn configure(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceConfig) {
+    move |config: &mut web::ServiceConfig| {
+        let body_limit = state.max_request_body_bytes;
+        config
+            .app_data(state)
+            .app_data(web::JsonConfig::default().limit(body_limit).error_handler(error::json_error))
+            .app_data(web::PayloadConfig::default().limit(body_limit))
+            .app_data(web::QueryConfig::default().error_handler(error::query_error))
+            .route("/health", web::get().to(health))
+            .route("/metrics", web::get().to(metrics::render))
+            .service(
+                web::scope("/api")
+                    .wrap(from_fn(auth::require_token))
+                    .route("/v1/auth", web::post().to(auth::auth))
+                    .route("/v1/auth", web::get().to(auth::auth))
+                    .route("/v1/metadata", web::get().to(api_v1::metadata))
+                    .service(web::scope("/controlPlane/v1").configure(control_plane::routes))
+                    .service(web::scope("/resource-service/v1").configure(resources::routes)),
+            )
+            .default_service(web::to(error::not_found));
+    }
+}
+
+/// Builds the complete actix `App` with middleware.
+pub fn app(
+    state: web::Data<AppState>,
+) -> actix_web::App<
+    impl actix_web::dev::ServiceFactory<
+        actix_web::dev::ServiceRequest,
+        Config = (),
+        Response = actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    actix_web::App::new()
+        .configure(configure(state))
+        .wrap(from_fn(metrics::track_requests))
+        // Keptn's gateway merges duplicate slashes (go-utils sends `/project/p//resource`).
+        .wrap(NormalizePath::new(TrailingSlash::MergeOnly))
+}
+
+/// `GET /health`: the server answers only after start-up finished, so answering means ready.
+async fn health() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({ "status": "OK" }))
+}

@@ -1,0 +1,20 @@
+//! Keelson: a Keptn-compatible control plane for continuous delivery and automated operations.
+//!
+//! # Layout
+//! - [`config`]: the configuration file and `KEELSON_*` environment variables.
+//! - [`model`]: pure types and rules — names, shipyards, CloudEvents, project views, paging, clocks.
+//! - [`store`]: snapshot and event-history storage (Redis, MongoDB, embedded SQLite).
+//! - [`bus`]: the event bus (NATS or in-process) and the emitter that stores and publishes events.
+//! - [`resources`]: git-backed project resources, one repository per project, one branch per stage.
+//! - [`projects`]: project, stage and service lifecycle, keeping repository, record and events consistent.
+//! - [`http`]: the REST API in Keptn's gateway layout, auth, metrics.
+//! - [`server`]: start-up wiring and the HTTP server.
+
+pub mod bus;
+pub mod config;
+pub mod http;
+pub mod model;
+pub mod projects;
+pub mod resources;
+pub mod server;
+pub mod store;

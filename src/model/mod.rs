@@ -1,0 +1,10 @@
+//! Pure domain types and rules: names, shipyard files, CloudEvents, project views and paging.
+//!
+//! Nothing in this module performs I/O or reads a clock; callers pass time in.
+
+pub mod clock;
+pub mod event;
+pub mod names;
+pub mod paging;
+pub mod project;
+pub mod shipyard;

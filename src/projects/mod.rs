@@ -1,0 +1,452 @@
+//! Project, stage and service lifecycle: validation, the git repository, the stored record and the
+//! lifecycle events, kept consistent with each other.
+//!
+//! Invariant: a stored project record implies its repository exists. Create writes the repository first
+//! and the record last; delete removes the record first. [`ProjectManager::load`] removes repositories
+//! left without a record by a crash in between.
+
+mod error;
+
+use std::sync::Arc;
+
+use base64::Engine as _;
+use dashmap::DashMap;
+use serde_json::json;
+
+pub use error::ProjectError;
+
+use crate::bus::EventEmitter;
+use crate::model::clock::{unix_nanos_string, Clock};
+use crate::model::event::{self, CloudEvent, Outcome};
+use crate::model::names;
+use crate::model::project::{GitCredentials, ProjectRecord};
+use crate::model::shipyard::{self, Shipyard};
+use crate::resources::{GitRepos, ResourceError, Scope};
+use crate::store::SnapshotStore;
+
+/// File name of the shipyard in the project's default branch.
+pub const SHIPYARD_FILE: &str = "shipyard.yaml";
+const RECORD_PREFIX: &str = "project/";
+const CREDENTIALS_PREFIX: &str = "project-credentials/";
+
+/// `POST /project` body.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CreateProject {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub shipyard: String,
+    #[serde(default)]
+    pub git_credentials: Option<GitCredentials>,
+}
+
+/// `PUT /project` body.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct UpdateProject {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub shipyard: Option<String>,
+    #[serde(default)]
+    pub git_credentials: Option<GitCredentials>,
+}
+
+pub struct ProjectManager {
+    snapshots: Arc<dyn SnapshotStore>,
+    repos: Arc<GitRepos>,
+    emitter: EventEmitter,
+    clock: Arc<dyn Clock>,
+    /// Read cache of the stored records; written only while the project's lock is held.
+    projects: DashMap<String, Arc<ProjectRecord>>,
+    /// Upstream credentials by project, kept out of the records so that no view can leak them.
+    credentials: DashMap<String, GitCredentials>,
+    /// One async lock per project name: lifecycle changes of a project run one at a time.
+    locks: DashMap<String, Arc<tokio::sync::Mutex<()>>>,
+    remote_url_denylist: Vec<regex::Regex>,
+}
+
+impl ProjectManager {
+    pub fn new(
+        snapshots: Arc<dyn SnapshotStore>,
+        repos: Arc<GitRepos>,
+        emitter: EventEmitter,
+        clock: Arc<dyn Clock>,
+        remote_url_denylist: Vec<regex::Regex>,
+    ) -> Self {
+        Self {
+            snapshots,
+            repos,
+            emitter,
+            clock,
+            projects: DashMap::new(),
+            credentials: DashMap::new(),
+            locks: DashMap::new(),
+            remote_url_denylist,
+        }
+    }
+
+    /// Loads every stored project and removes repositories no record refers to.
+    pub async fn load(&self, git_root: &std::path::Path) -> Result<usize, ProjectError> {
+        for (key, value) in self.snapshots.scan_prefix(RECORD_PREFIX).await? {
+            let record: ProjectRecord = serde_json::from_slice(&value)
+                .map_err(|e| ProjectError::Internal(format!("stored project '{key}' is corrupt: {e}")))?;
+            self.projects.insert(record.name.clone(), Arc::new(record));
+        }
+        for (key, value) in self.snapshots.scan_prefix(CREDENTIALS_PREFIX).await? {
+            let credentials: GitCredentials = serde_json::from_slice(&value)
+                .map_err(|e| ProjectError::Internal(format!("stored credentials '{key}' are corrupt: {e}")))?;
+            self.credentials.insert(key[CREDENTIALS_PREFIX.len()..].to_owned(), credentials);
+        }
+        self.remove_orphan_repositories(git_root).await;
+        Ok(self.projects.len())
+    }
+
+    async fn remove_orphan_repositories(&self, git_root: &std::path::Path) {
+        let Ok(entries) = std::fs::read_dir(git_root) else { return };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let orphan = match name.strip_suffix(".git") {
+                Some(project) if !name.starts_with('.') => !self.projects.contains_key(project),
+                // Staging and half-deleted directories of an interrupted create or delete.
+                _ => name.starts_with('.') && name.contains(".git."),
+            };
+            if orphan {
+                tracing::warn!(directory = %name, "removing repository without a project record");
+                let _ = tokio::fs::remove_dir_all(entry.path()).await;
+            }
+        }
+    }
+
+    fn lock(&self, project: &str) -> Arc<tokio::sync::Mutex<()>> {
+        Arc::clone(self.locks.entry(project.to_owned()).or_default().value())
+    }
+
+    pub fn get(&self, project: &str) -> Option<Arc<ProjectRecord>> {
+        self.projects.get(project).map(|entry| Arc::clone(entry.value()))
+    }
+
+    /// Every project, sorted by name.
+    pub fn list(&self) -> Vec<Arc<ProjectRecord>> {
+        let mut projects: Vec<_> = self.projects.iter().map(|entry| Arc::clone(entry.value())).collect();
+        projects.sort_by(|a, b| a.name.cmp(&b.name));
+        projects
+    }
+
+    /// The project's upstream credentials, if it has an upstream.
+    pub fn upstream(&self, project: &str) -> Option<GitCredentials> {
+        self.credentials.get(project).map(|entry| entry.value().clone()).filter(|c| !c.remote_url.is_empty())
+    }
+
+    pub fn repos(&self) -> &Arc<GitRepos> {
+        &self.repos
+    }
+
+    fn event(&self, event_type: &str, keptn_context: &str, data: serde_json::Value) -> CloudEvent {
+        CloudEvent::emitted(
+            event_type,
+            uuid::Uuid::new_v4().to_string(),
+            keptn_context.to_owned(),
+            self.clock.now(),
+            data,
+        )
+    }
+
+    fn check_credentials(&self, credentials: &GitCredentials) -> Result<(), ProjectError> {
+        credentials.validate().map_err(|message| {
+            if message.starts_with("Invalid RemoteURL") {
+                ProjectError::Unprocessable(message)
+            } else {
+                ProjectError::BadRequest(message)
+            }
+        })?;
+        if self.remote_url_denylist.iter().any(|pattern| pattern.is_match(&credentials.remote_url)) {
+            return Err(ProjectError::Unprocessable(format!("Invalid RemoteURL: {}", credentials.remote_url)));
+        }
+        Ok(())
+    }
+
+    async fn store_record(&self, record: &ProjectRecord) -> Result<(), ProjectError> {
+        let bytes = serde_json::to_vec(record).map_err(|e| ProjectError::Internal(e.to_string()))?;
+        self.snapshots.put(&format!("{RECORD_PREFIX}{}", record.name), bytes).await?;
+        Ok(())
+    }
+
+    async fn store_credentials(&self, project: &str, credentials: &GitCredentials) -> Result<(), ProjectError> {
+        let bytes = serde_json::to_vec(credentials).map_err(|e| ProjectError::Internal(e.to_string()))?;
+        self.snapshots.put(&format!("{CREDENTIALS_PREFIX}{project}"), bytes).await?;
+        Ok(())
+    }
+
+    /// Creates a project: repository, stage branches, shipyard, record and lifecycle events.
+    pub async fn create(&self, request: CreateProject) -> Result<(), ProjectError> {
+        names::validate_project_name(&request.name).map_err(|e| ProjectError::BadRequest(e.to_string()))?;
+        let (shipyard_text, shipyard) = decode_shipyard(&request.shipyard)?;
+        let credentials = request.git_credentials.clone().filter(|c| !c.remote_url.is_empty());
+        if let Some(credentials) = &credentials {
+            self.check_credentials(credentials)?;
+        }
+
+        let lock = self.lock(&request.name);
+        let _guard = lock.lock().await;
+        if self.projects.contains_key(&request.name) {
+            return Err(ProjectError::Conflict(format!("project {} already exists", request.name)));
+        }
+        let keptn_context = uuid::Uuid::new_v4().to_string();
+        self.emitter
+            .emit(self.event(event::PROJECT_CREATE_STARTED, &keptn_context, json!({ "project": request.name })))
+            .await;
+
+        let result = self.create_locked(&request, &shipyard_text, &shipyard, credentials).await;
+        let data = match &result {
+            Ok(record) => json!({
+                "project": request.name,
+                "status": Outcome::Succeeded.status(),
+                "result": Outcome::Succeeded.result(),
+                "createdProject": {
+                    "projectName": request.name,
+                    "gitRemoteURL": record.git_remote.as_ref().map(|r| r.remote_url.clone()).unwrap_or_default(),
+                    "shipyard": request.shipyard,
+                },
+            }),
+            Err(error) => json!({
+                "project": request.name,
+                "status": Outcome::Errored.status(),
+                "result": Outcome::Errored.result(),
+                "message": error.to_string(),
+            }),
+        };
+        self.emitter.emit(self.event(event::PROJECT_CREATE_FINISHED, &keptn_context, data)).await;
+        let record = result?;
+        tracing::info!(project = %record.name, stages = record.stages.len(), "project created");
+        self.projects.insert(record.name.clone(), Arc::new(record));
+        Ok(())
+    }
+
+    async fn create_locked(
+        &self,
+        request: &CreateProject,
+        shipyard_text: &str,
+        shipyard: &Shipyard,
+        credentials: Option<GitCredentials>,
+    ) -> Result<ProjectRecord, ProjectError> {
+        let stages: Vec<String> = shipyard.stage_names().map(str::to_owned).collect();
+        self.repos
+            .create_project(
+                &request.name,
+                stages,
+                vec![(SHIPYARD_FILE.to_owned(), shipyard_text.as_bytes().to_vec())],
+                credentials.clone(),
+            )
+            .await
+            .map_err(|error| match error {
+                ResourceError::AlreadyExists => {
+                    ProjectError::Conflict(format!("project {} already exists", request.name))
+                }
+                other => ProjectError::from_resource(other),
+            })?;
+        let mut record =
+            ProjectRecord::new(&request.name, unix_nanos_string(self.clock.now()), shipyard_text.to_owned(), shipyard);
+        record.git_remote = credentials.as_ref().map(GitCredentials::secure);
+        let stored = async {
+            if let Some(credentials) = &credentials {
+                self.store_credentials(&request.name, credentials).await?;
+            }
+            self.store_record(&record).await
+        }
+        .await;
+        if let Err(error) = stored {
+            // Undo everything so that a retry starts from nothing.
+            let _ = self.snapshots.delete(&format!("{CREDENTIALS_PREFIX}{}", request.name)).await;
+            let _ = self.repos.delete_project(&request.name).await;
+            return Err(error);
+        }
+        if let Some(credentials) = credentials {
+            self.credentials.insert(request.name.clone(), credentials);
+        }
+        Ok(record)
+    }
+
+    /// Updates a project's shipyard (same stages only) and/or its upstream.
+    pub async fn update(&self, request: UpdateProject) -> Result<(), ProjectError> {
+        names::validate_project_name(&request.name).map_err(|e| ProjectError::BadRequest(e.to_string()))?;
+        let shipyard = match request.shipyard.as_deref().filter(|s| !s.is_empty()) {
+            Some(encoded) => Some(decode_shipyard(encoded)?),
+            None => None,
+        };
+        let credentials = request.git_credentials.clone().filter(|c| !c.remote_url.is_empty());
+        if let Some(credentials) = &credentials {
+            self.check_credentials(credentials)?;
+        }
+
+        let lock = self.lock(&request.name);
+        let _guard = lock.lock().await;
+        let current = self.get(&request.name).ok_or_else(|| ProjectError::project_not_found(&request.name))?;
+        if let Some((_, new_shipyard)) = &shipyard {
+            let current_shipyard = shipyard::parse(&current.shipyard)
+                .map_err(|e| ProjectError::Internal(format!("stored shipyard is invalid: {e}")))?;
+            if !current_shipyard.has_same_stages(new_shipyard) {
+                return Err(ProjectError::BadRequest("stage name cannot be changed or removed".into()));
+            }
+        }
+        let mut record = (*current).clone();
+        if let Some(credentials) = &credentials {
+            self.repos
+                .set_upstream(&request.name, credentials.clone())
+                .await
+                .map_err(ProjectError::from_resource)?;
+            self.store_credentials(&request.name, credentials).await?;
+            self.credentials.insert(request.name.clone(), credentials.clone());
+            record.git_remote = Some(credentials.secure());
+        }
+        if let Some((text, parsed)) = shipyard {
+            self.repos
+                .write(
+                    &request.name,
+                    Scope::Project,
+                    vec![(SHIPYARD_FILE.to_owned(), text.as_bytes().to_vec())],
+                    self.upstream(&request.name),
+                )
+                .await
+                .map_err(ProjectError::from_resource)?;
+            record.replace_shipyard(text, &parsed);
+        }
+        self.store_record(&record).await?;
+        self.projects.insert(record.name.clone(), Arc::new(record));
+        tracing::info!(project = %request.name, "project updated");
+        Ok(())
+    }
+
+    /// Deletes a project's record, credentials and repository; returns Keptn's explanatory message.
+    pub async fn delete(&self, project: &str) -> Result<String, ProjectError> {
+        let lock = self.lock(project);
+        let _guard = lock.lock().await;
+        let record = self.get(project).ok_or_else(|| ProjectError::project_not_found(project))?;
+        self.snapshots.delete(&format!("{RECORD_PREFIX}{project}")).await?;
+        self.projects.remove(project);
+        let had_upstream = self.credentials.remove(project).is_some();
+        let cleanup = async {
+            self.snapshots.delete(&format!("{CREDENTIALS_PREFIX}{project}")).await?;
+            self.repos.delete_project(project).await.map_err(ProjectError::from_resource)
+        }
+        .await;
+        let outcome = if cleanup.is_ok() { Outcome::Succeeded } else { Outcome::Errored };
+        if let Err(error) = &cleanup {
+            // The record is gone; leftovers are removed by the next start's orphan sweep.
+            tracing::warn!(project, %error, "project deleted but cleanup failed");
+        }
+        let data = json!({ "project": project, "status": outcome.status(), "result": outcome.result() });
+        let keptn_context = uuid::Uuid::new_v4().to_string();
+        self.emitter.emit(self.event(event::PROJECT_DELETE_FINISHED, &keptn_context, data)).await;
+        tracing::info!(project, stages = record.stages.len(), "project deleted");
+        let mut message = format!("Project {project} deleted.");
+        if had_upstream {
+            message.push_str("\nThe Git upstream repository of the project was not changed; delete it there if it is no longer needed.");
+        }
+        Ok(message)
+    }
+
+    /// Adds a service to every stage of a project.
+    pub async fn create_service(&self, project: &str, service: &str) -> Result<(), ProjectError> {
+        names::validate_service_name(service).map_err(|e| ProjectError::BadRequest(e.to_string()))?;
+        let lock = self.lock(project);
+        let _guard = lock.lock().await;
+        let current = self.get(project).ok_or_else(|| ProjectError::project_not_found(project))?;
+        if current.has_service(service) {
+            return Err(ProjectError::Conflict(format!("service {service} already exists in project {project}")));
+        }
+        let keptn_context = uuid::Uuid::new_v4().to_string();
+        let data = json!({ "project": project, "service": service });
+        self.emitter.emit(self.event(event::SERVICE_CREATE_STARTED, &keptn_context, data)).await;
+        let mut record = (*current).clone();
+        record.add_service(service, &unix_nanos_string(self.clock.now()));
+        let result = self.store_record(&record).await;
+        let outcome = if result.is_ok() { Outcome::Succeeded } else { Outcome::Errored };
+        let data = json!({
+            "project": project, "service": service, "status": outcome.status(), "result": outcome.result()
+        });
+        self.emitter.emit(self.event(event::SERVICE_CREATE_FINISHED, &keptn_context, data)).await;
+        result?;
+        self.projects.insert(project.to_owned(), Arc::new(record));
+        tracing::info!(project, service, "service created");
+        Ok(())
+    }
+
+    /// Removes a service from every stage, with its files on every stage branch.
+    pub async fn delete_service(&self, project: &str, service: &str) -> Result<(), ProjectError> {
+        let lock = self.lock(project);
+        let _guard = lock.lock().await;
+        let current = self.get(project).ok_or_else(|| ProjectError::project_not_found(project))?;
+        if !current.has_service(service) {
+            return Err(ProjectError::NotFound(format!("Service not found: {service}")));
+        }
+        let keptn_context = uuid::Uuid::new_v4().to_string();
+        let data = json!({ "project": project, "service": service });
+        self.emitter.emit(self.event(event::SERVICE_DELETE_STARTED, &keptn_context, data)).await;
+        let mut record = (*current).clone();
+        record.remove_service(service);
+        let result = async {
+            // The record goes first: a service without a record entry is unreachable even if a
+            // stage branch still holds its files.
+            self.store_record(&record).await?;
+            for stage in &current.stages {
+                self.repos
+                    .delete_service_files(project, &stage.name, service, self.upstream(project))
+                    .await
+                    .map_err(ProjectError::from_resource)?;
+            }
+            Ok::<_, ProjectError>(())
+        }
+        .await;
+        if !matches!(result, Err(ProjectError::Unavailable(_))) {
+            self.projects.insert(project.to_owned(), Arc::new(record));
+        }
+        let outcome = if result.is_ok() { Outcome::Succeeded } else { Outcome::Errored };
+        let data = json!({
+            "project": project, "service": service, "status": outcome.status(), "result": outcome.result()
+        });
+        self.emitter.emit(self.event(event::SERVICE_DELETE_FINISHED, &keptn_context, data)).await;
+        result?;
+        tracing::info!(project, service, "service deleted");
+        Ok(())
+    }
+
+    /// Checks that `scope` exists in `project`, with Keptn's not-found messages.
+    pub fn check_scope(&self, project: &str, scope: &Scope) -> Result<(), ProjectError> {
+        let record = self.get(project).ok_or_else(|| ProjectError::project_not_found(project))?;
+        let (stage, service) = match scope {
+            Scope::Project => return Ok(()),
+            Scope::Stage(stage) => (stage, None),
+            Scope::Service { stage, service } => (stage, Some(service)),
+        };
+        let stage_record =
+            record.stage(stage).ok_or_else(|| ProjectError::NotFound(format!("Stage not found: {stage}")))?;
+        if let Some(service) = service {
+            stage_record.service(service).ok_or_else(|| ProjectError::NotFound(format!("Service not found: {service}")))?;
+        }
+        Ok(())
+    }
+
+    /// Names of the services of `stage`, which stage-level listings leave out.
+    pub fn service_names(&self, project: &str, stage: &str) -> Vec<String> {
+        self.get(project)
+            .and_then(|record| record.stage(stage).map(|s| s.services.iter().map(|svc| svc.name.clone()).collect()))
+            .unwrap_or_default()
+    }
+}
+
+/// Decodes and validates a base64 shipyard; returns the YAML text and the parsed file.
+fn decode_shipyard(encoded: &str) -> Result<(String, Shipyard), ProjectError> {
+    if encoded.trim().is_empty() {
+        return Err(ProjectError::BadRequest("Could not validate payload: shipyard must not be empty".into()));
+    }
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .map_err(|_| ProjectError::BadRequest("could not decode shipyard content: it is not valid base64".into()))?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| ProjectError::BadRequest("could not decode shipyard content: it is not UTF-8".into()))?;
+    let parsed = shipyard::parse(&text)
+        .map_err(|e| ProjectError::BadRequest(format!("provided shipyard file is not valid: {e}")))?;
+    Ok((text, parsed))
+}

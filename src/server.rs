@@ -1,0 +1,171 @@
+//! Start-up: choose backends from the configuration, rebuild state, and serve HTTP until shut down.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
+use std::sync::Arc;
+
+use actix_web::{web, HttpServer};
+use anyhow::Context as _;
+
+use crate::bus::{nats::NatsBus, Bus, EventEmitter, InProcessBus};
+use crate::config::Config;
+use crate::http::{self, auth::ApiToken, AppState};
+use crate::model::clock::{Clock, SystemClock};
+use crate::projects::ProjectManager;
+use crate::resources::GitRepos;
+use crate::store::{mongo::MongoEventStore, redis::RedisSnapshotStore, sqlite::SqliteStore, EventStore, SnapshotStore, Storage};
+
+/// File in the data dir that holds a generated API token.
+const TOKEN_FILE: &str = "api-token";
+/// File in the data dir of the embedded database.
+const SQLITE_FILE: &str = "keelson.sqlite";
+/// Directory in the data dir of the project repositories.
+const GIT_DIR: &str = "git";
+
+/// The parts of a running control plane.
+pub struct ControlPlane {
+    pub state: web::Data<AppState>,
+    pub storage: Storage,
+    /// Present when running on the embedded bus, so that tests and embedded services can subscribe.
+    pub in_process_bus: Option<InProcessBus>,
+    /// Whether the token came from the data dir (as opposed to the configuration).
+    pub token_from_data_dir: bool,
+}
+
+/// Connects the configured backends (or opens the embedded ones) and loads stored state.
+pub async fn build(config: &Config) -> anyhow::Result<ControlPlane> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
+    let (token, token_from_data_dir) = match &config.api_token {
+        Some(token) => (token.clone(), false),
+        None => (load_or_generate_token(&config.data_dir)?, true),
+    };
+
+    let needs_sqlite = config.redis_url.is_none() || config.mongodb_url.is_none();
+    let sqlite = if needs_sqlite {
+        let path = config.data_dir.join(SQLITE_FILE);
+        Some(SqliteStore::open(&path).await.with_context(|| format!("cannot open {}", path.display()))?)
+    } else {
+        None
+    };
+    let snapshots: Arc<dyn SnapshotStore> = match &config.redis_url {
+        Some(url) => Arc::new(
+            RedisSnapshotStore::connect(url.as_str())
+                .await
+                .with_context(|| format!("cannot connect to redis at {}", redacted(url)))?,
+        ),
+        None => Arc::new(sqlite.clone().expect("sqlite opened when redis is not configured")),
+    };
+    let events: Arc<dyn EventStore> = match &config.mongodb_url {
+        Some(url) => Arc::new(
+            MongoEventStore::connect(url)
+                .await
+                .with_context(|| "cannot connect to mongodb (KEELSON_MONGODB_URL)".to_owned())?,
+        ),
+        None => Arc::new(sqlite.clone().expect("sqlite opened when mongodb is not configured")),
+    };
+    let (bus, in_process_bus): (Arc<dyn Bus>, Option<InProcessBus>) = match &config.nats_url {
+        Some(url) => (
+            Arc::new(
+                NatsBus::connect(url.as_str())
+                    .await
+                    .with_context(|| format!("cannot connect to nats at {}", redacted(url)))?,
+            ),
+            None,
+        ),
+        None => {
+            let bus = InProcessBus::default();
+            (Arc::new(bus.clone()), Some(bus))
+        }
+    };
+
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let git_root = config.data_dir.join(GIT_DIR);
+    let projects = Arc::new(ProjectManager::new(
+        Arc::clone(&snapshots),
+        GitRepos::new(git_root.clone()),
+        EventEmitter::new(bus, Arc::clone(&events)),
+        clock,
+        config.git_remote_url_denylist.clone(),
+    ));
+    let loaded = projects.load(&git_root).await.context("cannot load projects")?;
+    tracing::info!(projects = loaded, "state loaded");
+
+    let state = web::Data::new(AppState {
+        projects,
+        token: ApiToken::new(token),
+        auth_limiter: Default::default(),
+        metrics: http::metrics::recorder(),
+        max_request_body_bytes: config.max_request_body_bytes,
+    });
+    Ok(ControlPlane { state, storage: Storage { snapshots, events }, in_process_bus, token_from_data_dir })
+}
+
+/// A URL with any password replaced, for messages.
+fn redacted(url: &url::Url) -> String {
+    let mut url = url.clone();
+    if url.password().is_some() {
+        let _ = url.set_password(Some("***"));
+    }
+    url.to_string()
+}
+
+fn load_or_generate_token(data_dir: &Path) -> anyhow::Result<String> {
+    let path = data_dir.join(TOKEN_FILE);
+    if let Ok(token) = std::fs::read_to_string(&path) {
+        let token = token.trim().to_owned();
+        if !token.is_empty() {
+            return Ok(token);
+        }
+    }
+    let token: String = {
+        use rand::Rng as _;
+        let bytes: [u8; 24] = rand::rng().random();
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    };
+    write_private_file(&path, &token).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(token)
+}
+
+fn write_private_file(path: &Path, content: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(content.as_bytes())?;
+    file.sync_all()
+}
+
+/// A server bound and running.
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    pub handle: actix_web::dev::ServerHandle,
+    pub control_plane: ControlPlane,
+    /// Completes when the server has stopped.
+    pub stopped: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// Builds the control plane and serves it on `listener` (bind port 0 in tests).
+pub async fn start(config: &Config, listener: TcpListener) -> anyhow::Result<RunningServer> {
+    let control_plane = build(config).await?;
+    let addr = listener.local_addr()?;
+    let state = control_plane.state.clone();
+    let server = HttpServer::new(move || http::app(state.clone()))
+        .workers(worker_count())
+        .shutdown_timeout(10)
+        .listen(listener)?
+        .run();
+    let handle = server.handle();
+    let stopped = tokio::spawn(server);
+    Ok(RunningServer { addr, handle, control_plane, stopped })
+}
+
+/// One HTTP worker per core: handlers never block, so more workers would only add contention.
+fn worker_count() -> usize {
+    std::thread::available_parallelism().map(usize::from).unwrap_or(1)
+}

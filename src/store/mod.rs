@@ -1,0 +1,76 @@
+//! Durable state behind two traits, each with a production backend and an embedded default:
+//!
+//! | trait | production | embedded |
+//! |---|---|---|
+//! | [`SnapshotStore`]: actor snapshots and records (projects, credentials, …) | Redis ([`redis::RedisSnapshotStore`]) | SQLite ([`sqlite::SqliteStore`]) |
+//! | [`EventStore`]: the event history behind the datastore API | MongoDB ([`mongo::MongoEventStore`]) | the same SQLite file |
+
+pub mod mongo;
+pub mod redis;
+pub mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use thiserror::Error;
+
+use crate::model::event::CloudEvent;
+
+/// A storage failure.
+#[derive(Debug, Error)]
+pub enum Error {
+    /// The backend could not be reached or refused the operation; the caller may retry later.
+    #[error("{backend} is unavailable: {message}")]
+    Unavailable { backend: &'static str, message: String },
+    /// Stored data could not be decoded.
+    #[error("stored data under '{key}' is corrupt: {message}")]
+    Corrupt { key: String, message: String },
+}
+
+impl Error {
+    pub fn unavailable(backend: &'static str, error: impl std::fmt::Display) -> Self {
+        Error::Unavailable { backend, message: error.to_string() }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// A key-value store for snapshots and records. Keys are `/`-separated paths such as `project/sockshop`.
+#[async_trait]
+pub trait SnapshotStore: Send + Sync + 'static {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>>;
+    async fn put(&self, key: &str, value: Vec<u8>) -> Result<()>;
+    /// Deletes `key`; deleting a missing key is not an error.
+    async fn delete(&self, key: &str) -> Result<()>;
+    /// Every entry whose key starts with `prefix`, sorted by key.
+    async fn scan_prefix(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>>;
+}
+
+/// Which events to read back.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventQuery {
+    pub project: Option<String>,
+    pub event_type: Option<String>,
+    pub keptn_context: Option<String>,
+    /// At most this many events, newest first.
+    pub limit: usize,
+}
+
+/// The event history.
+#[async_trait]
+pub trait EventStore: Send + Sync + 'static {
+    /// Stores `event` unless an event with the same `id` is stored already; returns whether it was new.
+    async fn insert(&self, event: &CloudEvent) -> Result<bool>;
+    /// Events matching `query`, newest first.
+    async fn find(&self, query: &EventQuery) -> Result<Vec<CloudEvent>>;
+}
+
+/// The stores a running Keelson uses.
+#[derive(Clone)]
+pub struct Storage {
+    pub snapshots: Arc<dyn SnapshotStore>,
+    pub events: Arc<dyn EventStore>,
+}
+
+/// Name of the collection (MongoDB) or project column value (SQLite) for events without a project.
+pub const UNMAPPED_EVENTS: &str = "keptnUnmappedEvents";

@@ -1,0 +1,181 @@
+//! The embedded backend: one SQLite file holding snapshots and the event history.
+//!
+//! rusqlite is blocking, so every call runs on tokio's blocking pool; one connection behind a std mutex
+//! serialises writers, which SQLite does anyway.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::{Error, EventQuery, EventStore, Result, SnapshotStore, UNMAPPED_EVENTS};
+use crate::model::event::CloudEvent;
+
+const BACKEND: &str = "embedded store (sqlite)";
+
+const SCHEMA: &str = "
+PRAGMA journal_mode = WAL;
+PRAGMA synchronous = NORMAL;
+CREATE TABLE IF NOT EXISTS snapshots (key TEXT PRIMARY KEY, value BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS events (
+    id TEXT PRIMARY KEY,
+    project TEXT NOT NULL,
+    type TEXT NOT NULL,
+    shkeptncontext TEXT NOT NULL,
+    triggeredid TEXT,
+    stage TEXT,
+    service TEXT,
+    source TEXT NOT NULL,
+    time TEXT NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_project_time ON events (project, time);
+CREATE INDEX IF NOT EXISTS events_context ON events (shkeptncontext);
+CREATE INDEX IF NOT EXISTS events_triggeredid ON events (triggeredid);
+CREATE INDEX IF NOT EXISTS events_type ON events (type);
+";
+
+/// SQLite-backed [`SnapshotStore`] and [`EventStore`].
+#[derive(Clone)]
+pub struct SqliteStore {
+    /// The single connection; held only inside `spawn_blocking`, never across an await.
+    connection: Arc<Mutex<Connection>>,
+}
+
+impl SqliteStore {
+    /// Opens (or creates) the database file at `path`.
+    pub async fn open(path: &Path) -> Result<Self> {
+        let path = path.to_owned();
+        let connection = tokio::task::spawn_blocking(move || -> Result<Connection> {
+            let connection = Connection::open(&path).map_err(|e| Error::unavailable(BACKEND, e))?;
+            connection.execute_batch(SCHEMA).map_err(|e| Error::unavailable(BACKEND, e))?;
+            Ok(connection)
+        })
+        .await
+        .map_err(|e| Error::unavailable(BACKEND, e))??;
+        Ok(Self { connection: Arc::new(Mutex::new(connection)) })
+    }
+
+    /// Runs `work` with the connection on the blocking pool.
+    async fn with_connection<T, F>(&self, work: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let connection = Arc::clone(&self.connection);
+        tokio::task::spawn_blocking(move || {
+            let connection = connection.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            work(&connection)
+        })
+        .await
+        .map_err(|e| Error::unavailable(BACKEND, e))?
+        .map_err(|e| Error::unavailable(BACKEND, e))
+    }
+}
+
+#[async_trait]
+impl SnapshotStore for SqliteStore {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        let key = key.to_owned();
+        self.with_connection(move |c| {
+            c.query_row("SELECT value FROM snapshots WHERE key = ?1", [key], |row| row.get(0)).optional()
+        })
+        .await
+    }
+
+    async fn put(&self, key: &str, value: Vec<u8>) -> Result<()> {
+        let key = key.to_owned();
+        self.with_connection(move |c| {
+            c.execute(
+                "INSERT INTO snapshots (key, value) VALUES (?1, ?2)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                params![key, value],
+            )
+            .map(drop)
+        })
+        .await
+    }
+
+    async fn delete(&self, key: &str) -> Result<()> {
+        let key = key.to_owned();
+        self.with_connection(move |c| c.execute("DELETE FROM snapshots WHERE key = ?1", [key]).map(drop)).await
+    }
+
+    async fn scan_prefix(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
+        let prefix = prefix.to_owned();
+        self.with_connection(move |c| {
+            // Range scan instead of LIKE, so `%` and `_` in keys need no escaping.
+            let mut upper = prefix.clone();
+            upper.push(char::MAX);
+            let mut statement =
+                c.prepare_cached("SELECT key, value FROM snapshots WHERE key >= ?1 AND key < ?2 ORDER BY key")?;
+            let rows = statement.query_map(params![prefix, upper], |row| Ok((row.get(0)?, row.get(1)?)))?;
+            rows.collect()
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl EventStore for SqliteStore {
+    async fn insert(&self, event: &CloudEvent) -> Result<bool> {
+        let body = serde_json::to_string(event)
+            .map_err(|e| Error::Corrupt { key: event.id.clone(), message: e.to_string() })?;
+        let project = event.project().unwrap_or(UNMAPPED_EVENTS).to_owned();
+        let stage = event.data.get("stage").and_then(|v| v.as_str()).map(str::to_owned);
+        let service = event.data.get("service").and_then(|v| v.as_str()).map(str::to_owned);
+        let time = event.time.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)).unwrap_or_default();
+        let event = event.clone();
+        self.with_connection(move |c| {
+            let inserted = c.execute(
+                "INSERT OR IGNORE INTO events
+                 (id, project, type, shkeptncontext, triggeredid, stage, service, source, time, body)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                params![
+                    event.id,
+                    project,
+                    event.event_type,
+                    event.shkeptncontext,
+                    event.triggeredid,
+                    stage,
+                    service,
+                    event.source,
+                    time,
+                    body
+                ],
+            )?;
+            Ok(inserted == 1)
+        })
+        .await
+    }
+
+    async fn find(&self, query: &EventQuery) -> Result<Vec<CloudEvent>> {
+        let query = query.clone();
+        let bodies: Vec<String> = self
+            .with_connection(move |c| {
+                let mut statement = c.prepare_cached(
+                    "SELECT body FROM events
+                     WHERE (?1 IS NULL OR project = ?1)
+                       AND (?2 IS NULL OR type = ?2)
+                       AND (?3 IS NULL OR shkeptncontext = ?3)
+                     ORDER BY time DESC, rowid DESC
+                     LIMIT ?4",
+                )?;
+                let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
+                let rows = statement.query_map(
+                    params![query.project, query.event_type, query.keptn_context, limit],
+                    |row| row.get(0),
+                )?;
+                rows.collect()
+            })
+            .await?;
+        bodies
+            .iter()
+            .map(|body| {
+                serde_json::from_str(body)
+                    .map_err(|e| Error::Corrupt { key: "events".into(), message: e.to_string() })
+            })
+            .collect()
+    }
+}
