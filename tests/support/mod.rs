@@ -1,0 +1,149 @@
+//! Shared test harness: real backing servers on free loopback ports, an in-process Keelson, and a git
+//! smart-HTTP server for upstream tests.
+#![allow(dead_code)]
+
+pub mod git_http;
+pub mod servers;
+
+use std::time::Duration;
+
+use keelson::config::Config;
+use keelson::server::RunningServer;
+use serde_json::Value;
+
+/// A Keelson started in this process on a free port, with its own data dir.
+pub struct TestKeelson {
+    pub base: String,
+    pub token: String,
+    pub server: RunningServer,
+    pub data_dir: tempfile::TempDir,
+    pub client: reqwest::Client,
+}
+
+/// The shipyard most tests use: three stages, chained delivery.
+pub const SHIPYARD: &str = "apiVersion: spec.keptn.sh/0.2.2
+kind: Shipyard
+metadata:
+  name: shipyard-sockshop
+spec:
+  stages:
+    - name: dev
+      sequences:
+        - name: delivery
+          tasks:
+            - name: deployment
+    - name: staging
+      sequences:
+        - name: delivery
+          triggeredOn:
+            - event: dev.delivery.finished
+          tasks:
+            - name: deployment
+    - name: production
+      sequences:
+        - name: delivery
+          triggeredOn:
+            - event: staging.delivery.finished
+          tasks:
+            - name: approval
+";
+
+pub fn b64(text: impl AsRef<[u8]>) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(text)
+}
+
+pub fn unb64(text: &str) -> Vec<u8> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.decode(text).expect("valid base64")
+}
+
+/// A config for tests: loopback, a fresh data dir, a known token.
+pub fn test_config(data_dir: &std::path::Path) -> Config {
+    Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: data_dir.to_owned(),
+        api_token: Some("test-token".to_owned()),
+        ..Config::default()
+    }
+}
+
+impl TestKeelson {
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Self {
+        let data_dir = tempfile::tempdir().unwrap();
+        let mut config = test_config(data_dir.path());
+        adjust(&mut config);
+        Self::start_in(data_dir, config).await
+    }
+
+    /// Starts on an existing data dir (to test restarts).
+    pub async fn start_in(data_dir: tempfile::TempDir, config: Config) -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let server = tokio::time::timeout(Duration::from_secs(30), keelson::server::start(&config, listener))
+            .await
+            .expect("keelson start-up hung")
+            .expect("keelson starts");
+        let base = format!("http://{}", server.addr);
+        let token = config.api_token.clone().unwrap_or_default();
+        Self { base, token, server, data_dir, client: reqwest::Client::new() }
+    }
+
+    pub async fn stop(self) -> tempfile::TempDir {
+        self.server.handle.stop(true).await;
+        self.data_dir
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub fn get(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client.get(self.url(path)).header("x-token", &self.token)
+    }
+
+    pub fn post(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client.post(self.url(path)).header("x-token", &self.token)
+    }
+
+    pub fn put(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client.put(self.url(path)).header("x-token", &self.token)
+    }
+
+    pub fn delete(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client.delete(self.url(path)).header("x-token", &self.token)
+    }
+
+    /// Creates a project with `shipyard`; returns the status and body.
+    pub async fn create_project(&self, name: &str, shipyard: &str) -> (u16, Value) {
+        let body = serde_json::json!({ "name": name, "shipyard": b64(shipyard) });
+        send(self.post("/api/controlPlane/v1/project").json(&body)).await
+    }
+
+    pub async fn create_service(&self, project: &str, service: &str) -> (u16, Value) {
+        let body = serde_json::json!({ "serviceName": service });
+        send(self.post(&format!("/api/controlPlane/v1/project/{project}/service")).json(&body)).await
+    }
+}
+
+/// Sends a request with a deadline; returns status and JSON body (`Null` when empty or not JSON).
+pub async fn send(request: reqwest::RequestBuilder) -> (u16, Value) {
+    let response = tokio::time::timeout(Duration::from_secs(60), request.send())
+        .await
+        .expect("request to keelson hung")
+        .expect("request to keelson failed");
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap_or_default();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// Asserts a Keptn error body: `{code: status, message}` with a non-empty message.
+#[track_caller]
+pub fn assert_error(status: u16, body: &Value, expected: u16) {
+    assert_eq!(status, expected, "unexpected status, body {body}");
+    assert_eq!(body["code"], expected, "error body must carry the status as code: {body}");
+    assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "error body needs a message: {body}");
+}

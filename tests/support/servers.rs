@@ -1,0 +1,87 @@
+//! Real backing servers (redis-server, nats-server, SecantusDB) started per test on free loopback ports.
+//!
+//! Binaries come from `PATH`; `KEELSON_TEST_SECANTUS_PYTHON` names the Python that has `secantusdb`
+//! installed (the README's test command sets it).
+
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A child server process, killed when dropped.
+pub struct ChildServer {
+    child: Child,
+    pub port: u16,
+    pub url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for ChildServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl ChildServer {
+    /// Stops the server (to test outages); [`ChildServer::restart`] brings it back on the same port.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn wait_for_port(port: u16, child: &mut Child, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("{what} exited early with {status}; is it installed? (see README: scripts/test)");
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    panic!("{what} did not listen on port {port} within 30s");
+}
+
+fn spawn(what: &str, command: &mut Command, port: u16, url: String, dir: tempfile::TempDir) -> ChildServer {
+    let mut child = command
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|error| panic!("cannot start {what}: {error}; run the README's test command to install it"));
+    wait_for_port(port, &mut child, what);
+    ChildServer { child, port, url, _dir: dir }
+}
+
+pub fn redis() -> ChildServer {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut command = Command::new("redis-server");
+    command
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .arg("--dir")
+        .arg(dir.path());
+    spawn("redis-server", &mut command, port, format!("redis://127.0.0.1:{port}"), dir)
+}
+
+pub fn nats() -> ChildServer {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut command = Command::new("nats-server");
+    command.args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"]).arg(dir.path());
+    spawn("nats-server", &mut command, port, format!("nats://127.0.0.1:{port}"), dir)
+}
+
+pub fn secantus() -> ChildServer {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let python = std::env::var("KEELSON_TEST_SECANTUS_PYTHON").unwrap_or_else(|_| "python3".to_owned());
+    let mut command = Command::new(python);
+    command.args(["-m", "secantus", "--host", "127.0.0.1", "--port", &port.to_string(), "--storage-path", ":memory:"]);
+    spawn("secantusdb", &mut command, port, format!("mongodb://127.0.0.1:{port}/keelson_test"), dir)
+}
