@@ -99,6 +99,17 @@ impl GitHttpServer {
         branches
     }
 
+    /// Gives an empty repository a first commit on `master`, as a pre-initialised upstream has.
+    pub fn commit_directly_init(&self, name: &str) {
+        let work = tempfile::tempdir().unwrap();
+        let checkout = work.path();
+        git(checkout, &["init", "--quiet", "--initial-branch=master"]);
+        std::fs::write(checkout.join("README.md"), "existing").unwrap();
+        git(checkout, &["add", "."]);
+        git(checkout, &["-c", "user.name=other", "-c", "user.email=other@localhost", "commit", "--quiet", "-m", "init"]);
+        git(checkout, &["push", "--quiet", self.repo_path(name).to_str().unwrap(), "master"]);
+    }
+
     /// Commits `content` to `path` on `branch` directly in the server's repository, as another
     /// user of the upstream would.
     pub fn commit_directly(&self, name: &str, branch: &str, path: &str, content: &str) {

@@ -1,0 +1,104 @@
+//! Projects with a git upstream served by `git http-backend` on 127.0.0.1.
+
+mod support;
+
+use serde_json::json;
+use support::git_http::GitHttpServer;
+use support::{assert_error, b64, send, unb64, TestKeelson, SHIPYARD};
+
+const USER: &str = "keelson-user";
+const TOKEN: &str = "upstream-token-123";
+
+fn credentials(url: &str, token: &str) -> serde_json::Value {
+    json!({ "remoteURL": url, "user": USER, "https": { "token": token, "insecureSkipTLS": false } })
+}
+
+async fn create_with_upstream(keelson: &TestKeelson, name: &str, url: &str, token: &str) -> (u16, serde_json::Value) {
+    let body = json!({ "name": name, "shipyard": b64(SHIPYARD), "gitCredentials": credentials(url, token) });
+    send(keelson.post("/api/controlPlane/v1/project").json(&body)).await
+}
+
+#[actix_rt::test]
+async fn project_is_pushed_and_every_write_reaches_the_upstream() {
+    let git = GitHttpServer::start(USER, TOKEN);
+    let url = git.create_repo("sockshop");
+    let keelson = TestKeelson::start().await;
+
+    let (status, body) = create_with_upstream(&keelson, "sockshop", &url, TOKEN).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(git.branches("sockshop"), ["dev", "master", "production", "staging"]);
+    assert_eq!(git.read_file("sockshop", "master", "shipyard.yaml").as_deref(), Some(SHIPYARD));
+
+    let (_, project) = send(keelson.get("/api/controlPlane/v1/project/sockshop")).await;
+    assert_eq!(project["gitCredentials"]["remoteURL"], url);
+    assert_eq!(project["gitCredentials"]["user"], USER);
+    assert!(!project.to_string().contains(TOKEN), "the token never leaves keelson: {project}");
+
+    assert_eq!(keelson.create_service("sockshop", "carts").await.0, 200);
+    let body = json!({ "resources": [{ "resourceURI": "slo.yaml", "resourceContent": b64("objectives: []") }] });
+    let (status, written) =
+        send(keelson.post("/api/resource-service/v1/project/sockshop/stage/dev/service/carts/resource").json(&body)).await;
+    assert_eq!(status, 201, "{written}");
+    assert_eq!(written["metadata"]["upstreamURL"], url);
+    assert_eq!(git.read_file("sockshop", "dev", "carts/slo.yaml").as_deref(), Some("objectives: []"));
+
+    // Someone else changes the upstream: reads see it, and the next write builds on it.
+    git.commit_directly("sockshop", "dev", "carts/sli.yaml", "indicators: {}");
+    let (status, read) =
+        send(keelson.get("/api/resource-service/v1/project/sockshop/stage/dev/service/carts/resource/sli.yaml")).await;
+    assert_eq!(status, 200, "{read}");
+    assert_eq!(unb64(read["resourceContent"].as_str().unwrap()), b"indicators: {}");
+
+    git.commit_directly("sockshop", "dev", "carts/other.yaml", "x: 1");
+    let body = json!({ "resources": [{ "resourceURI": "slo.yaml", "resourceContent": b64("objectives: [1]") }] });
+    let (status, _) =
+        send(keelson.put("/api/resource-service/v1/project/sockshop/stage/dev/service/carts/resource").json(&body)).await;
+    assert_eq!(status, 200);
+    assert_eq!(git.read_file("sockshop", "dev", "carts/slo.yaml").as_deref(), Some("objectives: [1]"));
+    assert_eq!(git.read_file("sockshop", "dev", "carts/other.yaml").as_deref(), Some("x: 1"), "upstream change kept");
+}
+
+#[actix_rt::test]
+async fn upstream_failures_map_to_keptn_codes_and_create_nothing() {
+    let git = GitHttpServer::start(USER, TOKEN);
+    let keelson = TestKeelson::start().await;
+
+    let url = git.create_repo("wrongtoken");
+    let (status, body) = create_with_upstream(&keelson, "wrongtoken", &url, "not-the-token").await;
+    assert_error(status, &body, 424);
+    assert!(!body.to_string().contains("not-the-token"), "no secret in the error: {body}");
+
+    let (status, body) = create_with_upstream(&keelson, "missing", &git.url("does-not-exist"), TOKEN).await;
+    assert_error(status, &body, 404);
+
+    let url = git.create_repo("taken");
+    git.commit_directly_init("taken");
+    let (status, body) = create_with_upstream(&keelson, "taken", &url, TOKEN).await;
+    assert_error(status, &body, 409);
+
+    let (_, list) = send(keelson.get("/api/controlPlane/v1/project")).await;
+    assert_eq!(list["projects"], json!([]));
+    assert!(git.branches("wrongtoken").is_empty(), "nothing pushed with a wrong token");
+}
+
+#[actix_rt::test]
+async fn update_project_connects_an_upstream_later() {
+    let git = GitHttpServer::start(USER, TOKEN);
+    let url = git.create_repo("later");
+    let keelson = TestKeelson::start().await;
+    assert_eq!(keelson.create_project("later", SHIPYARD).await.0, 201);
+
+    let body = json!({ "name": "later", "gitCredentials": credentials(&url, "wrong") });
+    let (status, response) = send(keelson.put("/api/controlPlane/v1/project").json(&body)).await;
+    assert_error(status, &response, 424);
+    let (_, project) = send(keelson.get("/api/controlPlane/v1/project/later")).await;
+    assert!(project.get("gitCredentials").is_none(), "a failed update changes nothing");
+
+    let body = json!({ "name": "later", "gitCredentials": credentials(&url, TOKEN) });
+    let (status, response) = send(keelson.put("/api/controlPlane/v1/project").json(&body)).await;
+    assert_eq!(status, 201, "{response}");
+    assert_eq!(git.branches("later"), ["dev", "master", "production", "staging"]);
+    assert_eq!(git.read_file("later", "master", "shipyard.yaml").as_deref(), Some(SHIPYARD));
+    let (_, project) = send(keelson.get("/api/controlPlane/v1/project/later")).await;
+    assert_eq!(project["gitCredentials"]["remoteURL"], url);
+}
