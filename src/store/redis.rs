@@ -11,6 +11,8 @@ const BACKEND: &str = "redis";
 const KEY_PREFIX: &str = "keelson:";
 /// How many keys one `SCAN` step asks for.
 const SCAN_BATCH: usize = 500;
+/// How long connecting and each command may take before the server counts as unavailable.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 #[derive(Clone)]
 pub struct RedisSnapshotStore {
@@ -18,19 +20,26 @@ pub struct RedisSnapshotStore {
 }
 
 impl RedisSnapshotStore {
-    /// Connects and checks the server answers `PING`.
+    /// Connects and checks the server answers `PING`; fails within [`CONNECT_TIMEOUT`] when it does not.
     pub async fn connect(url: &str) -> Result<Self> {
         let client = redis::Client::open(url).map_err(|e| Error::unavailable(BACKEND, e))?;
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(std::time::Duration::from_secs(5))
-            .set_response_timeout(std::time::Duration::from_secs(5))
-            .set_number_of_retries(2);
-        let mut connection = ConnectionManager::new_with_config(client, config)
+        // A plain connection first: the connection manager retries forever, which would hide a
+        // misconfigured URL behind a hang at start.
+        let timed_out = |_| Error::unavailable(BACKEND, "no answer within 5s");
+        let mut probe = tokio::time::timeout(CONNECT_TIMEOUT, client.get_multiplexed_async_connection())
             .await
+            .map_err(timed_out)?
             .map_err(|e| Error::unavailable(BACKEND, e))?;
-        redis::cmd("PING")
-            .query_async::<String>(&mut connection)
+        tokio::time::timeout(CONNECT_TIMEOUT, redis::cmd("PING").query_async::<String>(&mut probe))
             .await
+            .map_err(timed_out)?
+            .map_err(|e| Error::unavailable(BACKEND, e))?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(CONNECT_TIMEOUT)
+            .set_response_timeout(CONNECT_TIMEOUT);
+        let connection = tokio::time::timeout(CONNECT_TIMEOUT, ConnectionManager::new_with_config(client, config))
+            .await
+            .map_err(timed_out)?
             .map_err(|e| Error::unavailable(BACKEND, e))?;
         Ok(Self { connection })
     }

@@ -1,0 +1,206 @@
+//! The `keelson` binary: configuration errors, the generated token, and a run on Redis, NATS and a
+//! MongoDB-compatible server.
+
+mod support;
+
+use std::io::{BufRead as _, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt as _;
+use serde_json::json;
+use support::servers::{self, free_port};
+use support::{b64, SHIPYARD};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_keelson");
+
+/// Runs the binary with `vars` set; expects it to fail and returns its stderr.
+fn expect_start_failure(vars: &[(&str, &str)]) -> String {
+    let data_dir = tempfile::tempdir().unwrap();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let mut command = Command::new(BINARY);
+    command.env_clear().env("KEELSON_DATA_DIR", data_dir.path()).env("KEELSON_LISTEN", &listen);
+    for (key, value) in vars {
+        command.env(key, value);
+    }
+    let started_at = Instant::now();
+    let output = command.output().unwrap();
+    assert!(!output.status.success(), "keelson must fail with {vars:?}");
+    assert!(started_at.elapsed() < Duration::from_secs(30), "failure must come quickly");
+    let stderr = String::from_utf8_lossy(&output.stderr).trim().to_owned();
+    assert_eq!(stderr.lines().count(), 1, "one clear line, got: {stderr}");
+    assert!(stderr.starts_with("keelson: "), "{stderr}");
+    stderr
+}
+
+#[test]
+fn bad_configuration_exits_with_one_line() {
+    let line = expect_start_failure(&[("KEELSON_TASK_STARTED_TIMEOUT", "ten minutes")]);
+    assert!(line.contains("KEELSON_TASK_STARTED_TIMEOUT"), "{line}");
+    let line = expect_start_failure(&[("KEELSON_REDIS_URL", "not a url")]);
+    assert!(line.contains("KEELSON_REDIS_URL"), "{line}");
+    let line = expect_start_failure(&[("KEELSON_NATS_URL", "http://127.0.0.1:4222")]);
+    assert!(line.contains("KEELSON_NATS_URL"), "{line}");
+    let line = expect_start_failure(&[("KEELSON_LISTEN", "everywhere")]);
+    assert!(line.contains("KEELSON_LISTEN"), "{line}");
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("bad.toml");
+    std::fs::write(&config, "listen = [").unwrap();
+    let line = expect_start_failure(&[("KEELSON_CONFIG", config.to_str().unwrap())]);
+    assert!(line.contains("bad.toml"), "{line}");
+}
+
+#[test]
+fn unreachable_servers_stop_the_start() {
+    let port = free_port();
+    let line = expect_start_failure(&[("KEELSON_REDIS_URL", &format!("redis://127.0.0.1:{port}"))]);
+    assert!(line.contains("redis"), "{line}");
+    let line = expect_start_failure(&[("KEELSON_NATS_URL", &format!("nats://127.0.0.1:{port}"))]);
+    assert!(line.contains("nats"), "{line}");
+    let line = expect_start_failure(&[("KEELSON_MONGODB_URL", &format!("mongodb://127.0.0.1:{port}/db"))]);
+    assert!(line.contains("mongodb"), "{line}");
+}
+
+/// A running `keelson` process, killed on drop.
+struct Process {
+    child: Child,
+    base: String,
+    stdout_lines: Vec<String>,
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn spawn_keelson(data_dir: &std::path::Path, vars: &[(&str, String)]) -> Process {
+    let port = free_port();
+    let mut command = Command::new(BINARY);
+    command
+        .env_clear()
+        .env("KEELSON_DATA_DIR", data_dir)
+        .env("KEELSON_LISTEN", format!("127.0.0.1:{port}"))
+        .env("KEELSON_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    for (key, value) in vars {
+        command.env(key, value);
+    }
+    let mut child = command.spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut stdout_lines = Vec::new();
+    for line in BufReader::new(stdout).lines() {
+        let line = line.unwrap();
+        let listening = line.starts_with("Keelson is listening");
+        stdout_lines.push(line);
+        if listening {
+            break;
+        }
+    }
+    assert!(
+        stdout_lines.iter().any(|l| l.starts_with("Keelson is listening")),
+        "keelson did not start: {stdout_lines:?}"
+    );
+    Process { child, base: format!("http://127.0.0.1:{port}"), stdout_lines }
+}
+
+#[tokio::test]
+async fn embedded_run_generates_a_private_token_once() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let first = spawn_keelson(data_dir.path(), &[]);
+    let token_path = data_dir.path().join("api-token");
+    let token = std::fs::read_to_string(&token_path).unwrap();
+    assert!(token.len() >= 32);
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&token_path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "token file must be private");
+    }
+    assert!(first.stdout_lines.iter().any(|line| line.contains(&token)), "token printed at start");
+    let client = reqwest::Client::new();
+    let health = client.get(format!("{}/health", first.base)).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    let auth = client.post(format!("{}/api/v1/auth", first.base)).header("x-token", &token).send().await.unwrap();
+    assert_eq!(auth.status(), 200);
+    drop(first);
+
+    let second = spawn_keelson(data_dir.path(), &[]);
+    assert_eq!(std::fs::read_to_string(&token_path).unwrap(), token, "the token is generated once");
+    drop(second);
+}
+
+#[tokio::test]
+async fn runs_on_redis_nats_and_mongodb() {
+    let redis = servers::redis();
+    let nats = servers::nats();
+    let mongo = servers::secantus();
+    let vars = [
+        ("KEELSON_REDIS_URL", redis.url.clone()),
+        ("KEELSON_NATS_URL", nats.url.clone()),
+        ("KEELSON_MONGODB_URL", mongo.url.clone()),
+        ("KEELSON_API_TOKEN", "backend-token".to_owned()),
+    ];
+    let subscriber = async_nats::connect(&nats.url).await.unwrap();
+    let mut lifecycle = subscriber.subscribe("sh.keptn.event.project.>").await.unwrap();
+    subscriber.flush().await.unwrap();
+
+    let data_dir = tempfile::tempdir().unwrap();
+    let process = spawn_keelson(data_dir.path(), &vars);
+    assert!(!process.stdout_lines.iter().any(|line| line.contains("backend-token")), "a configured token is not printed");
+    let client = reqwest::Client::new();
+    let response = client
+        .post(format!("{}/api/controlPlane/v1/project", process.base))
+        .header("x-token", "backend-token")
+        .json(&json!({ "name": "sockshop", "shipyard": b64(SHIPYARD) }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+
+    // Lifecycle events arrive on NATS under their type as subject.
+    let mut subjects = Vec::new();
+    for _ in 0..2 {
+        let message = tokio::time::timeout(Duration::from_secs(10), lifecycle.next())
+            .await
+            .expect("lifecycle event on nats within 10s")
+            .unwrap();
+        let event: serde_json::Value = serde_json::from_slice(&message.payload).unwrap();
+        assert_eq!(event["type"], message.subject.as_str());
+        assert_eq!(event["data"]["project"], "sockshop");
+        subjects.push(message.subject.to_string());
+    }
+    assert_eq!(subjects, ["sh.keptn.event.project.create.started", "sh.keptn.event.project.create.finished"]);
+
+    // The record is in Redis and the events in the MongoDB-compatible history.
+    let redis_client = redis::Client::open(redis.url.as_str()).unwrap();
+    let mut connection = redis_client.get_multiplexed_async_connection().await.unwrap();
+    let record: Option<Vec<u8>> =
+        redis::cmd("GET").arg("keelson:project/sockshop").query_async(&mut connection).await.unwrap();
+    assert!(record.is_some(), "project record stored in redis");
+    use keelson::store::EventStore as _;
+    let history = keelson::store::mongo::MongoEventStore::connect(&mongo.url).await.unwrap();
+    let stored = history
+        .find(&keelson::store::EventQuery { project: Some("sockshop".into()), limit: 10, ..Default::default() })
+        .await
+        .unwrap();
+    let mut stored_types: Vec<String> = stored.into_iter().map(|event| event.event_type).collect();
+    stored_types.sort();
+    assert_eq!(stored_types, ["sh.keptn.event.project.create.finished", "sh.keptn.event.project.create.started"]);
+    assert!(!data_dir.path().join("keelson.sqlite").exists(), "no embedded database with all servers configured");
+
+    // A restart reads the project back from Redis.
+    drop(process);
+    let process = spawn_keelson(data_dir.path(), &vars);
+    let project: serde_json::Value = client
+        .get(format!("{}/api/controlPlane/v1/project/sockshop", process.base))
+        .header("x-token", "backend-token")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(project["projectName"], "sockshop");
+}
