@@ -87,10 +87,7 @@ impl Default for Config {
 
 impl Config {
     /// Loads the file at `path` (if any), then applies `KEELSON_*` variables from `env`.
-    pub fn load(
-        path: Option<&Path>,
-        env: impl Fn(&str) -> Option<String>,
-    ) -> Result<Config, ConfigError> {
+    pub fn load(path: Option<&Path>, env: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let file = match path {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
@@ -110,10 +107,7 @@ impl Config {
         Self::load(path, |key| std::env::var(key).ok())
     }
 
-    fn from_file_and_env(
-        file: FileConfig,
-        env: impl Fn(&str) -> Option<String>,
-    ) -> Result<Config, ConfigError> {
+    fn from_file_and_env(file: FileConfig, env: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         // An empty variable counts as unset, so `KEELSON_NATS_URL=` falls back to the embedded bus.
         let env = |key: &str| env(key).filter(|value| !value.trim().is_empty());
         let mut config = Config::default();
@@ -185,11 +179,7 @@ impl Config {
     }
 }
 
-fn parse_url(
-    setting: &'static str,
-    value: Option<String>,
-    schemes: &[&str],
-) -> Result<Option<url::Url>, ConfigError> {
+fn parse_url(setting: &'static str, value: Option<String>, schemes: &[&str]) -> Result<Option<url::Url>, ConfigError> {
     let Some(value) = value else { return Ok(None) };
     let url = url::Url::parse(&value).map_err(|error| ConfigError::Invalid {
         setting,
@@ -223,8 +213,7 @@ mod tests {
     use std::collections::HashMap;
 
     fn load(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let vars: HashMap<String, String> =
-            vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        let vars: HashMap<String, String> = vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
         Config::load(None, |key| vars.get(key).cloned())
     }
 
@@ -273,15 +262,32 @@ mod tests {
     }
 
     #[test]
+    fn shipped_default_file_matches_built_in_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/default.toml");
+        let from_file = Config::load(Some(&path), |_| None).unwrap();
+        let built_in = Config::default();
+        assert_eq!(from_file.listen, built_in.listen);
+        assert_eq!(from_file.data_dir, built_in.data_dir);
+        assert_eq!(from_file.api_token, built_in.api_token);
+        assert!(from_file.nats_url.is_none() && from_file.redis_url.is_none() && from_file.mongodb_url.is_none());
+        assert_eq!(from_file.task_started_timeout, built_in.task_started_timeout);
+        assert_eq!(from_file.task_finished_timeout, built_in.task_finished_timeout);
+        assert_eq!(from_file.max_request_body_bytes, built_in.max_request_body_bytes);
+        assert!(from_file.git_remote_url_denylist.is_empty());
+        assert_eq!(from_file.log, built_in.log);
+    }
+
+    #[test]
     fn file_settings_are_read_and_env_wins() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("keelson.toml");
-        std::fs::write(&path, "listen = \"127.0.0.1:7000\"\ntask_started_timeout = \"5m\"\nmax_request_body_bytes = 1024\n")
-            .unwrap();
-        let config = Config::load(Some(&path), |key| {
-            (key == "KEELSON_LISTEN").then(|| "127.0.0.1:7001".to_owned())
-        })
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:7000\"\ntask_started_timeout = \"5m\"\nmax_request_body_bytes = 1024\n",
+        )
         .unwrap();
+        let config =
+            Config::load(Some(&path), |key| (key == "KEELSON_LISTEN").then(|| "127.0.0.1:7001".to_owned())).unwrap();
         assert_eq!(config.listen.port(), 7001);
         assert_eq!(config.task_started_timeout, Duration::from_secs(300));
         assert_eq!(config.max_request_body_bytes, 1024);

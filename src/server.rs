@@ -13,7 +13,9 @@ use crate::http::{self, auth::ApiToken, AppState};
 use crate::model::clock::{Clock, SystemClock};
 use crate::projects::ProjectManager;
 use crate::resources::GitRepos;
-use crate::store::{mongo::MongoEventStore, redis::RedisSnapshotStore, sqlite::SqliteStore, EventStore, SnapshotStore, Storage};
+use crate::store::{
+    mongo::MongoEventStore, redis::RedisSnapshotStore, sqlite::SqliteStore, EventStore, SnapshotStore, Storage,
+};
 
 /// File in the data dir that holds a generated API token.
 const TOKEN_FILE: &str = "api-token";

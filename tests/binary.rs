@@ -148,7 +148,10 @@ async fn runs_on_redis_nats_and_mongodb() {
 
     let data_dir = tempfile::tempdir().unwrap();
     let process = spawn_keelson(data_dir.path(), &vars);
-    assert!(!process.stdout_lines.iter().any(|line| line.contains("backend-token")), "a configured token is not printed");
+    assert!(
+        !process.stdout_lines.iter().any(|line| line.contains("backend-token")),
+        "a configured token is not printed"
+    );
     let client = reqwest::Client::new();
     let response = client
         .post(format!("{}/api/controlPlane/v1/project", process.base))

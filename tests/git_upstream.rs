@@ -37,7 +37,8 @@ async fn project_is_pushed_and_every_write_reaches_the_upstream() {
     assert_eq!(keelson.create_service("sockshop", "carts").await.0, 200);
     let body = json!({ "resources": [{ "resourceURI": "slo.yaml", "resourceContent": b64("objectives: []") }] });
     let (status, written) =
-        send(keelson.post("/api/resource-service/v1/project/sockshop/stage/dev/service/carts/resource").json(&body)).await;
+        send(keelson.post("/api/resource-service/v1/project/sockshop/stage/dev/service/carts/resource").json(&body))
+            .await;
     assert_eq!(status, 201, "{written}");
     assert_eq!(written["metadata"]["upstreamURL"], url);
     assert_eq!(git.read_file("sockshop", "dev", "carts/slo.yaml").as_deref(), Some("objectives: []"));
@@ -52,7 +53,8 @@ async fn project_is_pushed_and_every_write_reaches_the_upstream() {
     git.commit_directly("sockshop", "dev", "carts/other.yaml", "x: 1");
     let body = json!({ "resources": [{ "resourceURI": "slo.yaml", "resourceContent": b64("objectives: [1]") }] });
     let (status, _) =
-        send(keelson.put("/api/resource-service/v1/project/sockshop/stage/dev/service/carts/resource").json(&body)).await;
+        send(keelson.put("/api/resource-service/v1/project/sockshop/stage/dev/service/carts/resource").json(&body))
+            .await;
     assert_eq!(status, 200);
     assert_eq!(git.read_file("sockshop", "dev", "carts/slo.yaml").as_deref(), Some("objectives: [1]"));
     assert_eq!(git.read_file("sockshop", "dev", "carts/other.yaml").as_deref(), Some("x: 1"), "upstream change kept");

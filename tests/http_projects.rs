@@ -36,8 +36,7 @@ async fn auth_endpoint_checks_the_token_and_throttles_failures() {
 
     let mut statuses = Vec::new();
     for _ in 0..4 {
-        let response =
-            keelson.client.post(keelson.url("/api/v1/auth")).header("x-token", "nope").send().await.unwrap();
+        let response = keelson.client.post(keelson.url("/api/v1/auth")).header("x-token", "nope").send().await.unwrap();
         statuses.push(response.status().as_u16());
     }
     // Two attempts of burst, then throttled.
@@ -61,7 +60,8 @@ async fn project_lifecycle_with_stages_and_services() {
     assert_eq!(project["shipyardVersion"], "spec.keptn.sh/0.2.2");
     assert_eq!(project["shipyard"], SHIPYARD);
     assert_eq!(project["isUpstreamAutoProvisioned"], false);
-    let stages: Vec<&str> = project["stages"].as_array().unwrap().iter().map(|s| s["stageName"].as_str().unwrap()).collect();
+    let stages: Vec<&str> =
+        project["stages"].as_array().unwrap().iter().map(|s| s["stageName"].as_str().unwrap()).collect();
     assert_eq!(stages, ["dev", "staging", "production"]);
     assert_eq!(project["stages"][1]["parentStages"], json!(["dev"]));
     assert!(project["creationDate"].as_str().unwrap().parse::<u128>().is_ok());
@@ -77,7 +77,8 @@ async fn project_lifecycle_with_stages_and_services() {
     assert_eq!(stages["totalCount"], 3);
     assert_eq!(stages["nextPageKey"], "0");
     assert!(stages.get("pageSize").is_none());
-    let names: Vec<&str> = stages["stages"].as_array().unwrap().iter().map(|s| s["stageName"].as_str().unwrap()).collect();
+    let names: Vec<&str> =
+        stages["stages"].as_array().unwrap().iter().map(|s| s["stageName"].as_str().unwrap()).collect();
     assert_eq!(names, ["dev", "production", "staging"], "stages are sorted by name");
 
     let (status, stage) = send(keelson.get("/api/controlPlane/v1/project/sockshop/stage/staging")).await;
@@ -123,7 +124,8 @@ async fn project_list_is_sorted_and_paged_keptn_style() {
     }
     let (status, page) = send(keelson.get("/api/controlPlane/v1/project?pageSize=2")).await;
     assert_eq!(status, 200);
-    let names: Vec<&str> = page["projects"].as_array().unwrap().iter().map(|p| p["projectName"].as_str().unwrap()).collect();
+    let names: Vec<&str> =
+        page["projects"].as_array().unwrap().iter().map(|p| p["projectName"].as_str().unwrap()).collect();
     assert_eq!(names, ["alpha", "bravo"]);
     assert_eq!(page["nextPageKey"], "2");
     assert_eq!(page["totalCount"], 3);
@@ -140,7 +142,8 @@ async fn update_project_replaces_shipyard_but_keeps_stages() {
     assert_eq!(keelson.create_project("sockshop", SHIPYARD).await.0, 201);
     assert_eq!(keelson.create_service("sockshop", "carts").await.0, 200);
 
-    let reordered = "apiVersion: spec.keptn.sh/0.2.3\nspec:\n  stages:\n  - name: production\n  - name: dev\n  - name: staging\n";
+    let reordered =
+        "apiVersion: spec.keptn.sh/0.2.3\nspec:\n  stages:\n  - name: production\n  - name: dev\n  - name: staging\n";
     let body = json!({ "name": "sockshop", "shipyard": b64(reordered) });
     let (status, _) = send(keelson.put("/api/controlPlane/v1/project").json(&body)).await;
     assert_eq!(status, 201);
@@ -175,13 +178,37 @@ async fn bad_project_input_is_refused_with_keptn_codes_and_leaves_nothing_behind
         ("empty name", json!({ "name": "", "shipyard": valid }), 400),
         ("missing shipyard", json!({ "name": "p1" }), 400),
         ("bad base64", json!({ "name": "p2", "shipyard": "%%%not-base64" }), 400),
-        ("old version", json!({ "name": "p3", "shipyard": b64("apiVersion: spec.keptn.sh/0.1.7\nspec:\n  stages:\n  - name: dev\n") }), 400),
-        ("no stages", json!({ "name": "p4", "shipyard": b64("apiVersion: spec.keptn.sh/0.2.0\nspec:\n  stages: []\n") }), 400),
-        ("bad stage name", json!({ "name": "p5", "shipyard": b64("apiVersion: spec.keptn.sh/0.2.0\nspec:\n  stages:\n  - name: Dev_1\n") }), 400),
-        ("unknown shipyard field", json!({ "name": "p6", "shipyard": b64("apiVersion: spec.keptn.sh/0.2.0\nspec:\n  stages:\n  - name: dev\n    sequencez: []\n") }), 400),
+        (
+            "old version",
+            json!({ "name": "p3", "shipyard": b64("apiVersion: spec.keptn.sh/0.1.7\nspec:\n  stages:\n  - name: dev\n") }),
+            400,
+        ),
+        (
+            "no stages",
+            json!({ "name": "p4", "shipyard": b64("apiVersion: spec.keptn.sh/0.2.0\nspec:\n  stages: []\n") }),
+            400,
+        ),
+        (
+            "bad stage name",
+            json!({ "name": "p5", "shipyard": b64("apiVersion: spec.keptn.sh/0.2.0\nspec:\n  stages:\n  - name: Dev_1\n") }),
+            400,
+        ),
+        (
+            "unknown shipyard field",
+            json!({ "name": "p6", "shipyard": b64("apiVersion: spec.keptn.sh/0.2.0\nspec:\n  stages:\n  - name: dev\n    sequencez: []\n") }),
+            400,
+        ),
         ("unknown body field", json!({ "name": "p7", "shipyard": valid, "owner": "me" }), 400),
-        ("git remote with bad scheme", json!({ "name": "p8", "shipyard": valid, "gitCredentials": { "remoteURL": "file:///tmp/x" } }), 422),
-        ("https and ssh together", json!({ "name": "p9", "shipyard": valid, "gitCredentials": { "remoteURL": "https://127.0.0.1/x.git", "https": { "token": "t" }, "ssh": { "privateKey": "aGk=" } } }), 400),
+        (
+            "git remote with bad scheme",
+            json!({ "name": "p8", "shipyard": valid, "gitCredentials": { "remoteURL": "file:///tmp/x" } }),
+            422,
+        ),
+        (
+            "https and ssh together",
+            json!({ "name": "p9", "shipyard": valid, "gitCredentials": { "remoteURL": "https://127.0.0.1/x.git", "https": { "token": "t" }, "ssh": { "privateKey": "aGk=" } } }),
+            400,
+        ),
     ];
     for (case, body, expected) in cases {
         let (status, response) = send(keelson.post("/api/controlPlane/v1/project").json(&body)).await;
@@ -189,7 +216,10 @@ async fn bad_project_input_is_refused_with_keptn_codes_and_leaves_nothing_behind
         assert_error(status, &response, expected);
     }
     let (status, body) = send(
-        keelson.post("/api/controlPlane/v1/project").header("content-type", "application/json").body("{\"name\": \"p\","),
+        keelson
+            .post("/api/controlPlane/v1/project")
+            .header("content-type", "application/json")
+            .body("{\"name\": \"p\","),
     )
     .await;
     assert_error(status, &body, 400);
@@ -320,7 +350,8 @@ async fn projects_survive_a_restart() {
     assert_eq!(keelson.create_service("sockshop", "carts").await.0, 200);
     let body = json!({ "resources": [{ "resourceURI": "slo.yaml", "resourceContent": b64("objectives: []") }] });
     let (status, _) =
-        send(keelson.post("/api/resource-service/v1/project/sockshop/stage/dev/service/carts/resource").json(&body)).await;
+        send(keelson.post("/api/resource-service/v1/project/sockshop/stage/dev/service/carts/resource").json(&body))
+            .await;
     assert_eq!(status, 201);
     let config = support::test_config(keelson.data_dir.path());
     let data_dir = keelson.stop().await;

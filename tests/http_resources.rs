@@ -27,7 +27,8 @@ async fn resources_at_every_scope_round_trip() {
     assert_eq!(listing["resources"][0]["resourceURI"], "/shipyard.yaml");
     assert_eq!(listing["nextPageKey"], "0");
 
-    let (status, written) = send(keelson.post(&format!("{RS}/stage/dev/resource")).json(&resources(&[("stage.txt", "stage level")]))).await;
+    let (status, written) =
+        send(keelson.post(&format!("{RS}/stage/dev/resource")).json(&resources(&[("stage.txt", "stage level")]))).await;
     assert_eq!(status, 201, "{written}");
     let commit = written["commitID"].as_str().unwrap().to_owned();
     assert_eq!(commit.len(), 40);
@@ -51,10 +52,12 @@ async fn resources_at_every_scope_round_trip() {
 
     // Stage listings leave service directories out; service listings show only that service.
     let (_, stage_listing) = send(keelson.get(&format!("{RS}/stage/dev/resource"))).await;
-    let uris: Vec<&str> = stage_listing["resources"].as_array().unwrap().iter().map(|r| r["resourceURI"].as_str().unwrap()).collect();
+    let uris: Vec<&str> =
+        stage_listing["resources"].as_array().unwrap().iter().map(|r| r["resourceURI"].as_str().unwrap()).collect();
     assert_eq!(uris, ["/stage.txt"]);
     let (_, service_listing) = send(keelson.get(&format!("{RS}/stage/dev/service/carts/resource"))).await;
-    let uris: Vec<&str> = service_listing["resources"].as_array().unwrap().iter().map(|r| r["resourceURI"].as_str().unwrap()).collect();
+    let uris: Vec<&str> =
+        service_listing["resources"].as_array().unwrap().iter().map(|r| r["resourceURI"].as_str().unwrap()).collect();
     assert_eq!(uris, ["/helm/values.yaml", "/slo.yaml"]);
     let (_, page) = send(keelson.get(&format!("{RS}/stage/dev/service/carts/resource?pageSize=1"))).await;
     assert_eq!(page["resources"].as_array().unwrap().len(), 1);
@@ -68,7 +71,9 @@ async fn resources_at_every_scope_round_trip() {
     let (_, before) = send(keelson.get(&format!("{RS}/stage/dev/service/carts/resource/slo.yaml"))).await;
     let old_commit = before["metadata"]["version"].as_str().unwrap().to_owned();
     let (status, updated) = send(
-        keelson.put(&format!("{RS}/stage/dev/service/carts/resource/slo.yaml")).json(&json!({ "resourceContent": b64("objectives: [1]") })),
+        keelson
+            .put(&format!("{RS}/stage/dev/service/carts/resource/slo.yaml"))
+            .json(&json!({ "resourceContent": b64("objectives: [1]") })),
     )
     .await;
     assert_eq!(status, 200);
@@ -80,9 +85,12 @@ async fn resources_at_every_scope_round_trip() {
     assert_eq!(status, 200);
     assert_eq!(unb64(pinned["resourceContent"].as_str().unwrap()), b"objectives: []");
     assert_eq!(pinned["metadata"]["version"], old_commit);
-    let (status, body) = send(keelson.get(&format!("{RS}/stage/dev/service/carts/resource/slo.yaml?gitCommitID=zzz"))).await;
+    let (status, body) =
+        send(keelson.get(&format!("{RS}/stage/dev/service/carts/resource/slo.yaml?gitCommitID=zzz"))).await;
     assert_error(status, &body, 400);
-    let (status, body) = send(keelson.get(&format!("{RS}/stage/dev/service/carts/resource/slo.yaml?gitCommitID={}", "0".repeat(40)))).await;
+    let (status, body) =
+        send(keelson.get(&format!("{RS}/stage/dev/service/carts/resource/slo.yaml?gitCommitID={}", "0".repeat(40))))
+            .await;
     assert_error(status, &body, 404);
 
     // PUT on the collection upserts several files.
@@ -114,7 +122,8 @@ async fn duplicate_slashes_are_merged_like_keptns_gateway() {
 async fn deleting_a_service_removes_its_files() {
     let keelson = keelson_with_service().await;
     let (status, _) =
-        send(keelson.post(&format!("{RS}/stage/dev/service/carts/resource")).json(&resources(&[("slo.yaml", "x")]))).await;
+        send(keelson.post(&format!("{RS}/stage/dev/service/carts/resource")).json(&resources(&[("slo.yaml", "x")])))
+            .await;
     assert_eq!(status, 201);
     assert_eq!(send(keelson.delete("/api/controlPlane/v1/project/sockshop/service/carts")).await.0, 200);
     assert_eq!(keelson.create_service("sockshop", "carts").await.0, 200);
@@ -156,6 +165,7 @@ async fn bad_resource_requests_are_refused() {
 
     // Nothing of the refused writes landed.
     let (_, listing) = send(keelson.get(&service_path)).await;
-    let uris: Vec<&str> = listing["resources"].as_array().unwrap().iter().map(|r| r["resourceURI"].as_str().unwrap()).collect();
+    let uris: Vec<&str> =
+        listing["resources"].as_array().unwrap().iter().map(|r| r["resourceURI"].as_str().unwrap()).collect();
     assert_eq!(uris, ["/helm/values.yaml"]);
 }

@@ -52,7 +52,13 @@ mod event_suite {
         if let Some(project) = project {
             data["project"] = json!(project);
         }
-        CloudEvent::emitted(event_type, id.into(), context.into(), Utc.with_ymd_and_hms(2024, 5, 1, 10, 0, second).unwrap(), data)
+        CloudEvent::emitted(
+            event_type,
+            id.into(),
+            context.into(),
+            Utc.with_ymd_and_hms(2024, 5, 1, 10, 0, second).unwrap(),
+            data,
+        )
     }
 
     pub async fn insert_is_idempotent_by_id(store: Arc<dyn EventStore>) {
@@ -61,7 +67,10 @@ mod event_suite {
         let mut changed = first.clone();
         changed.data["score"] = json!(9);
         assert!(!store.insert(&changed).await.unwrap(), "same id is not stored again");
-        let stored = store.find(&EventQuery { project: Some("sockshop".into()), limit: 10, ..Default::default() }).await.unwrap();
+        let stored = store
+            .find(&EventQuery { project: Some("sockshop".into()), limit: 10, ..Default::default() })
+            .await
+            .unwrap();
         assert_eq!(stored, vec![first], "the first version is kept, unchanged");
     }
 
@@ -73,20 +82,34 @@ mod event_suite {
         store.insert(&event("e", None, "sh.keptn.log.error", "c4", 5)).await.unwrap();
 
         let ids = |events: Vec<CloudEvent>| events.into_iter().map(|e| e.id).collect::<Vec<_>>();
-        let all_p1 = store.find(&EventQuery { project: Some("p1".into()), limit: 10, ..Default::default() }).await.unwrap();
+        let all_p1 =
+            store.find(&EventQuery { project: Some("p1".into()), limit: 10, ..Default::default() }).await.unwrap();
         assert_eq!(ids(all_p1), ["b", "c", "a"]);
         let started = store
-            .find(&EventQuery { project: Some("p1".into()), event_type: Some("sh.keptn.event.x.started".into()), limit: 10, ..Default::default() })
+            .find(&EventQuery {
+                project: Some("p1".into()),
+                event_type: Some("sh.keptn.event.x.started".into()),
+                limit: 10,
+                ..Default::default()
+            })
             .await
             .unwrap();
         assert_eq!(ids(started), ["c", "a"]);
-        let by_context = store.find(&EventQuery { keptn_context: Some("c1".into()), limit: 10, ..Default::default() }).await.unwrap();
+        let by_context = store
+            .find(&EventQuery { keptn_context: Some("c1".into()), limit: 10, ..Default::default() })
+            .await
+            .unwrap();
         assert_eq!(ids(by_context), ["b", "a"], "a context is found without naming its project");
-        let limited = store.find(&EventQuery { project: Some("p1".into()), limit: 1, ..Default::default() }).await.unwrap();
+        let limited =
+            store.find(&EventQuery { project: Some("p1".into()), limit: 1, ..Default::default() }).await.unwrap();
         assert_eq!(ids(limited), ["b"]);
-        let unmapped = store.find(&EventQuery { keptn_context: Some("c4".into()), limit: 10, ..Default::default() }).await.unwrap();
+        let unmapped = store
+            .find(&EventQuery { keptn_context: Some("c4".into()), limit: 10, ..Default::default() })
+            .await
+            .unwrap();
         assert_eq!(ids(unmapped), ["e"], "events without a project are kept too");
-        let restored = store.find(&EventQuery { project: Some("p2".into()), limit: 10, ..Default::default() }).await.unwrap();
+        let restored =
+            store.find(&EventQuery { project: Some("p2".into()), limit: 10, ..Default::default() }).await.unwrap();
         assert_eq!(restored[0].data["score"], json!(1.5), "data round-trips");
         assert_eq!(restored[0].time, Some(Utc.with_ymd_and_hms(2024, 5, 1, 10, 0, 4).unwrap()));
     }

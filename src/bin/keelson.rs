@@ -33,15 +33,15 @@ fn fail(message: &str) -> ! {
 }
 
 fn init_tracing(filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter =
+        tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
 }
 
 async fn run(config: Config) -> anyhow::Result<()> {
     use anyhow::Context as _;
-    let listener = std::net::TcpListener::bind(config.listen)
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let listener =
+        std::net::TcpListener::bind(config.listen).with_context(|| format!("cannot listen on {}", config.listen))?;
     let server = keelson::server::start(&config, listener).await?;
     if server.control_plane.token_from_data_dir {
         // Printed on stdout, never logged: the operator needs it for `keptn auth`.

@@ -18,7 +18,11 @@ enum Command {
 fn main() {
     match Cli::parse().command {
         Command::Version => {
-            println!("Keptn CLI version: {} (Keelson {})", keelson::http::api_v1::KEPTN_COMPATIBLE_VERSION, env!("CARGO_PKG_VERSION"));
+            println!(
+                "Keptn CLI version: {} (Keelson {})",
+                keelson::http::api_v1::KEPTN_COMPATIBLE_VERSION,
+                env!("CARGO_PKG_VERSION")
+            );
         }
     }
 }

@@ -106,7 +106,10 @@ async fn create_service(
     Ok(HttpResponse::Ok().json(MessageBody { message: String::new() }))
 }
 
-async fn delete_service(state: web::Data<AppState>, path: web::Path<(String, String)>) -> Result<HttpResponse, ApiError> {
+async fn delete_service(
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
     let (project, service) = path.into_inner();
     state.projects.delete_service(&project, &service).await?;
     Ok(HttpResponse::Ok().json(MessageBody { message: String::new() }))
@@ -165,8 +168,7 @@ async fn get_service(
     let (project_name, stage, service) = path.into_inner();
     let record = project(&state, &project_name)?;
     let stage = record.stage(&stage).ok_or_else(|| stage_not_found(&stage))?;
-    let service = stage
-        .service(&service)
-        .ok_or_else(|| ApiError::not_found(format!("Service not found: {service}")))?;
+    let service =
+        stage.service(&service).ok_or_else(|| ApiError::not_found(format!("Service not found: {service}")))?;
     Ok(HttpResponse::Ok().json(service.expand()))
 }

@@ -66,9 +66,7 @@ pub fn json_error(error: actix_web::error::JsonPayloadError, _request: &HttpRequ
         E::Payload(actix_web::error::PayloadError::Overflow) => {
             ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "request body is too large")
         }
-        E::ContentType => {
-            ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "request body must be application/json")
-        }
+        E::ContentType => ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "request body must be application/json"),
         other => ApiError::bad_request(format!("Invalid request format: {other}")),
     };
     api_error.into()

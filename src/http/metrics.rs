@@ -44,10 +44,9 @@ pub async fn track_requests(
     let method = request.method().as_str().to_owned();
     let response = next.call(request).await;
     let (route, status) = match &response {
-        Ok(response) => (
-            response.request().match_pattern().unwrap_or_else(|| "unmatched".to_owned()),
-            response.status().as_u16(),
-        ),
+        Ok(response) => {
+            (response.request().match_pattern().unwrap_or_else(|| "unmatched".to_owned()), response.status().as_u16())
+        }
         Err(error) => ("unmatched".to_owned(), error.as_response_error().status_code().as_u16()),
     };
     let elapsed = started_at.elapsed().as_secs_f64();

@@ -10,11 +10,8 @@ use crate::model::paging::PageQuery;
 use crate::projects::ProjectError;
 use crate::resources::Scope;
 
-const SCOPES: [&str; 3] = [
-    "/project/{project}",
-    "/project/{project}/stage/{stage}",
-    "/project/{project}/stage/{stage}/service/{service}",
-];
+const SCOPES: [&str; 3] =
+    ["/project/{project}", "/project/{project}/stage/{stage}", "/project/{project}/stage/{stage}/service/{service}"];
 
 pub fn routes(config: &mut web::ServiceConfig) {
     for scope in SCOPES {
@@ -103,7 +100,10 @@ async fn list(
     let resources = page
         .items
         .into_iter()
-        .map(|resource_uri| ListedResource { resource_uri, metadata: metadata(&state, &project, listing.commit.clone()) })
+        .map(|resource_uri| ListedResource {
+            resource_uri,
+            metadata: metadata(&state, &project, listing.commit.clone()),
+        })
         .collect();
     Ok(HttpResponse::Ok().json(ResourceList {
         resources,

@@ -54,13 +54,7 @@ pub struct CloudEvent {
 
 impl CloudEvent {
     /// An event emitted by the control plane. Ids and time are inputs so that callers decide them.
-    pub fn emitted(
-        event_type: &str,
-        id: String,
-        keptn_context: String,
-        time: DateTime<Utc>,
-        data: Value,
-    ) -> Self {
+    pub fn emitted(event_type: &str, id: String, keptn_context: String, time: DateTime<Utc>, data: Value) -> Self {
         Self {
             contenttype: Some("application/json".to_owned()),
             datacontenttype: Some("application/json".to_owned()),

@@ -106,11 +106,7 @@ impl GitCredentials {
     /// The checks Keptn runs on credentials before it touches a remote.
     pub fn validate(&self) -> Result<(), String> {
         let url = self.remote_url.as_str();
-        if !(url.is_empty()
-            || url.starts_with("http://")
-            || url.starts_with("https://")
-            || url.starts_with("ssh://"))
-        {
+        if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://") || url.starts_with("ssh://")) {
             return Err(format!("Invalid RemoteURL: {url}: it must start with http://, https:// or ssh://"));
         }
         if self.https.is_some() && self.ssh.is_some() {

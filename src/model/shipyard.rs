@@ -109,8 +109,7 @@ pub enum ShipyardError {
 
 /// Parses and validates a shipyard from YAML text.
 pub fn parse(yaml: &str) -> Result<Shipyard, ShipyardError> {
-    let shipyard: Shipyard =
-        serde_yaml_ng::from_str(yaml).map_err(|error| ShipyardError::Syntax(error.to_string()))?;
+    let shipyard: Shipyard = serde_yaml_ng::from_str(yaml).map_err(|error| ShipyardError::Syntax(error.to_string()))?;
     validate(&shipyard)?;
     Ok(shipyard)
 }
@@ -145,10 +144,7 @@ fn validate_sequence(stage: &Stage, sequence: &Sequence) -> Result<(), ShipyardE
     }
     for task in &sequence.tasks {
         if task.name.is_empty() {
-            return Err(ShipyardError::EmptyTaskName {
-                stage: stage.name.clone(),
-                sequence: sequence.name.clone(),
-            });
+            return Err(ShipyardError::EmptyTaskName { stage: stage.name.clone(), sequence: sequence.name.clone() });
         }
         if task.name.contains('.') {
             return Err(ShipyardError::DottedName(task.name.clone()));

@@ -60,9 +60,9 @@ impl ProjectError {
             ResourceError::Upstream(UpstreamError::NotFound) => {
                 ProjectError::NotFound(UpstreamError::NotFound.to_string())
             }
-            ResourceError::Upstream(UpstreamError::NotEmpty) => ProjectError::Conflict(
-                "Project already exists with an already initialized GIT repository".into(),
-            ),
+            ResourceError::Upstream(UpstreamError::NotEmpty) => {
+                ProjectError::Conflict("Project already exists with an already initialized GIT repository".into())
+            }
             ResourceError::Upstream(UpstreamError::Auth) => ProjectError::FailedDependency("Invalid git token".into()),
             ResourceError::Upstream(error) => ProjectError::FailedDependency(error.to_string()),
             error @ (ResourceError::Git(_) | ResourceError::Io(_) | ResourceError::Join(_)) => {

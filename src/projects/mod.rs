@@ -292,10 +292,7 @@ impl ProjectManager {
         }
         let mut record = (*current).clone();
         if let Some(credentials) = &credentials {
-            self.repos
-                .set_upstream(&request.name, credentials.clone())
-                .await
-                .map_err(ProjectError::from_resource)?;
+            self.repos.set_upstream(&request.name, credentials.clone()).await.map_err(ProjectError::from_resource)?;
             self.store_credentials(&request.name, credentials).await?;
             self.credentials.insert(request.name.clone(), credentials.clone());
             record.git_remote = Some(credentials.secure());
@@ -423,7 +420,9 @@ impl ProjectManager {
         let stage_record =
             record.stage(stage).ok_or_else(|| ProjectError::NotFound(format!("Stage not found: {stage}")))?;
         if let Some(service) = service {
-            stage_record.service(service).ok_or_else(|| ProjectError::NotFound(format!("Service not found: {service}")))?;
+            stage_record
+                .service(service)
+                .ok_or_else(|| ProjectError::NotFound(format!("Service not found: {service}")))?;
         }
         Ok(())
     }

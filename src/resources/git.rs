@@ -170,7 +170,11 @@ impl GitRepos {
 
     /// Connects an existing project to a (new) upstream: pushes every branch the upstream lacks or is
     /// behind on, after taking over what the upstream already has.
-    pub async fn set_upstream(self: &Arc<Self>, project: &str, credentials: GitCredentials) -> Result<(), ResourceError> {
+    pub async fn set_upstream(
+        self: &Arc<Self>,
+        project: &str,
+        credentials: GitCredentials,
+    ) -> Result<(), ResourceError> {
         self.run(project, move |repos, project| {
             let repo = repos.open(project)?;
             let remote_heads = upstream::remote_heads(&repo, &credentials)?;
@@ -378,10 +382,7 @@ fn init_repository(
     files: &[(String, Vec<u8>)],
     upstream: Option<&GitCredentials>,
 ) -> Result<String, ResourceError> {
-    let repo = Repository::init_opts(
-        path,
-        git2::RepositoryInitOptions::new().bare(true).initial_head(DEFAULT_BRANCH),
-    )?;
+    let repo = Repository::init_opts(path, git2::RepositoryInitOptions::new().bare(true).initial_head(DEFAULT_BRANCH))?;
     if let Some(credentials) = upstream {
         if !upstream::remote_heads(&repo, credentials)?.is_empty() {
             return Err(UpstreamError::NotEmpty.into());

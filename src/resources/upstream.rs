@@ -49,7 +49,11 @@ fn callbacks<'a>(credentials: &'a GitCredentials, asked: &'a Cell<u32>) -> Remot
     });
     let skip_tls = credentials.https.as_ref().is_some_and(|https| https.insecure_skip_tls);
     callbacks.certificate_check(move |_cert, _host| {
-        Ok(if skip_tls { git2::CertificateCheckStatus::CertificateOk } else { git2::CertificateCheckStatus::CertificatePassthrough })
+        Ok(if skip_tls {
+            git2::CertificateCheckStatus::CertificateOk
+        } else {
+            git2::CertificateCheckStatus::CertificatePassthrough
+        })
     });
     callbacks
 }
@@ -75,7 +79,10 @@ pub fn classify(error: &git2::Error) -> UpstreamError {
         || message.contains("authentication")
     {
         UpstreamError::Auth
-    } else if message.contains("404") || message.contains("not found") || message.contains("does not appear to be a git repository") {
+    } else if message.contains("404")
+        || message.contains("not found")
+        || message.contains("does not appear to be a git repository")
+    {
         UpstreamError::NotFound
     } else {
         UpstreamError::Unreachable(error.message().to_owned())
@@ -107,9 +114,7 @@ pub fn pull(repo: &Repository, credentials: &GitCredentials) -> Result<(), Upstr
     let mut remote = repo.remote_anonymous(&credentials.remote_url).map_err(|e| classify(&e))?;
     let mut options = FetchOptions::new();
     options.remote_callbacks(callbacks(credentials, &asked)).proxy_options(proxy_options(credentials));
-    remote
-        .fetch(&["+refs/heads/*:refs/remotes/upstream/*"], Some(&mut options), None)
-        .map_err(|e| classify(&e))?;
+    remote.fetch(&["+refs/heads/*:refs/remotes/upstream/*"], Some(&mut options), None).map_err(|e| classify(&e))?;
     let references = repo.references_glob("refs/remotes/upstream/*").map_err(|e| classify(&e))?;
     for reference in references {
         let reference = reference.map_err(|e| classify(&e))?;

@@ -104,8 +104,7 @@ impl SnapshotStore for RedisSnapshotStore {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        let values: Vec<Option<Vec<u8>>> =
-            connection.mget(&keys).await.map_err(|e| Error::unavailable(BACKEND, e))?;
+        let values: Vec<Option<Vec<u8>>> = connection.mget(&keys).await.map_err(|e| Error::unavailable(BACKEND, e))?;
         Ok(keys
             .into_iter()
             .zip(values)

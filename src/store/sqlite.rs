@@ -163,18 +163,17 @@ impl EventStore for SqliteStore {
                      LIMIT ?4",
                 )?;
                 let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
-                let rows = statement.query_map(
-                    params![query.project, query.event_type, query.keptn_context, limit],
-                    |row| row.get(0),
-                )?;
+                let rows = statement
+                    .query_map(params![query.project, query.event_type, query.keptn_context, limit], |row| {
+                        row.get(0)
+                    })?;
                 rows.collect()
             })
             .await?;
         bodies
             .iter()
             .map(|body| {
-                serde_json::from_str(body)
-                    .map_err(|e| Error::Corrupt { key: "events".into(), message: e.to_string() })
+                serde_json::from_str(body).map_err(|e| Error::Corrupt { key: "events".into(), message: e.to_string() })
             })
             .collect()
     }

@@ -93,8 +93,7 @@ impl GitHttpServer {
             .args(["for-each-ref", "--format=%(refname:short)", "refs/heads"])
             .output()
             .unwrap();
-        let mut branches: Vec<String> =
-            String::from_utf8_lossy(&output.stdout).lines().map(str::to_owned).collect();
+        let mut branches: Vec<String> = String::from_utf8_lossy(&output.stdout).lines().map(str::to_owned).collect();
         branches.sort();
         branches
     }
@@ -106,7 +105,10 @@ impl GitHttpServer {
         git(checkout, &["init", "--quiet", "--initial-branch=master"]);
         std::fs::write(checkout.join("README.md"), "existing").unwrap();
         git(checkout, &["add", "."]);
-        git(checkout, &["-c", "user.name=other", "-c", "user.email=other@localhost", "commit", "--quiet", "-m", "init"]);
+        git(
+            checkout,
+            &["-c", "user.name=other", "-c", "user.email=other@localhost", "commit", "--quiet", "-m", "init"],
+        );
         git(checkout, &["push", "--quiet", self.repo_path(name).to_str().unwrap(), "master"]);
     }
 
@@ -122,7 +124,10 @@ impl GitHttpServer {
         }
         std::fs::write(checkout.join(path), content).unwrap();
         git(&checkout, &["add", "."]);
-        git(&checkout, &["-c", "user.name=other", "-c", "user.email=other@localhost", "commit", "--quiet", "-m", "direct"]);
+        git(
+            &checkout,
+            &["-c", "user.name=other", "-c", "user.email=other@localhost", "commit", "--quiet", "-m", "direct"],
+        );
         git(&checkout, &["push", "--quiet", "origin", branch]);
     }
 }
@@ -177,9 +182,11 @@ async fn cgi(request: HttpRequest, body: web::Bytes, credentials: web::Data<Cred
 }
 
 fn parse_cgi(output: &[u8]) -> HttpResponse {
-    let split = output.windows(4).position(|w| w == b"\r\n\r\n").map(|i| (i, 4)).or_else(|| {
-        output.windows(2).position(|w| w == b"\n\n").map(|i| (i, 2))
-    });
+    let split = output
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|i| (i, 4))
+        .or_else(|| output.windows(2).position(|w| w == b"\n\n").map(|i| (i, 2)));
     let Some((end, separator)) = split else { return HttpResponse::InternalServerError().finish() };
     let head = String::from_utf8_lossy(&output[..end]);
     let mut response = HttpResponse::Ok();

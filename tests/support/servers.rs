@@ -49,11 +49,10 @@ fn wait_for_port(port: u16, child: &mut Child, what: &str) {
 }
 
 fn spawn(what: &str, command: &mut Command, port: u16, url: String, dir: tempfile::TempDir) -> ChildServer {
-    let mut child = command
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|error| panic!("cannot start {what}: {error}; run the README's test command to install it"));
+    let mut child =
+        command.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap_or_else(|error| {
+            panic!("cannot start {what}: {error}; run the README's test command to install it")
+        });
     wait_for_port(port, &mut child, what);
     ChildServer { child, port, url, _dir: dir }
 }
