@@ -36,7 +36,7 @@ pub struct ControlPlane {
 
 /// Connects the configured backends (or opens the embedded ones) and loads stored state.
 pub async fn build(config: &Config) -> anyhow::Result<ControlPlane> {
-    std::fs::create_dir_all(&config.data_dir)
+    create_private_dir(&config.data_dir)
         .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
     let (token, token_from_data_dir) = match &config.api_token {
         Some(token) => (token.clone(), false),
@@ -85,12 +85,12 @@ pub async fn build(config: &Config) -> anyhow::Result<ControlPlane> {
     let git_root = config.data_dir.join(GIT_DIR);
     let projects = Arc::new(ProjectManager::new(
         Arc::clone(&snapshots),
-        GitRepos::new(git_root.clone()),
+        GitRepos::new(git_root),
         EventEmitter::new(bus, Arc::clone(&events)),
         clock,
         config.git_remote_url_denylist.clone(),
     ));
-    let loaded = projects.load(&git_root).await.context("cannot load projects")?;
+    let loaded = projects.load().await.context("cannot load projects")?;
     tracing::info!(projects = loaded, "state loaded");
 
     let state = web::Data::new(AppState {
@@ -127,6 +127,18 @@ fn load_or_generate_token(data_dir: &Path) -> anyhow::Result<String> {
     };
     write_private_file(&path, &token).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(token)
+}
+
+/// Creates `path` readable by its owner only (it holds the token, the database and credentials).
+fn create_private_dir(path: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt as _;
+        builder.mode(0o700);
+    }
+    builder.create(path)
 }
 
 fn write_private_file(path: &Path, content: &str) -> std::io::Result<()> {

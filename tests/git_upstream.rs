@@ -84,6 +84,25 @@ async fn upstream_failures_map_to_keptn_codes_and_create_nothing() {
 }
 
 #[actix_rt::test]
+async fn an_upstream_with_foreign_history_is_refused_without_losing_anything() {
+    let git = GitHttpServer::start(USER, TOKEN);
+    let url = git.create_repo("foreign");
+    git.commit_directly_init("foreign");
+    let keelson = TestKeelson::start().await;
+    assert_eq!(keelson.create_project("foreign", SHIPYARD).await.0, 201);
+
+    let body = json!({ "name": "foreign", "gitCredentials": credentials(&url, TOKEN) });
+    let (status, response) = send(keelson.put("/api/controlPlane/v1/project").json(&body)).await;
+    assert_error(status, &response, 409);
+    let (status, shipyard) = send(keelson.get("/api/resource-service/v1/project/foreign/resource/shipyard.yaml")).await;
+    assert_eq!(status, 200);
+    assert_eq!(unb64(shipyard["resourceContent"].as_str().unwrap()), SHIPYARD.as_bytes());
+    assert_eq!(git.read_file("foreign", "master", "README.md").as_deref(), Some("existing"), "upstream untouched");
+    let (_, project) = send(keelson.get("/api/controlPlane/v1/project/foreign")).await;
+    assert!(project.get("gitCredentials").is_none());
+}
+
+#[actix_rt::test]
 async fn update_project_connects_an_upstream_later() {
     let git = GitHttpServer::start(USER, TOKEN);
     let url = git.create_repo("later");

@@ -41,7 +41,12 @@ async fn auth_endpoint_checks_the_token_and_throttles_failures() {
     }
     // Two attempts of burst, then throttled.
     assert_eq!(statuses, [401, 401, 429, 429]);
-    // A valid token still works and resets the bucket.
+    // Other routes share the budget, answering with the gateway's JSON 429.
+    let (status, body) =
+        send(keelson.client.get(keelson.url("/api/v1/metadata")).header("x-token", "still-wrong")).await;
+    assert_error(status, &body, 429);
+    // A valid token still works everywhere and resets the bucket.
+    assert_eq!(send(keelson.get("/api/v1/metadata")).await.0, 200);
     assert_eq!(keelson.post("/api/v1/auth").send().await.unwrap().status(), 200);
     let response = keelson.client.post(keelson.url("/api/v1/auth")).header("x-token", "nope").send().await.unwrap();
     assert_eq!(response.status(), 401);
@@ -364,6 +369,36 @@ async fn projects_survive_a_restart() {
         send(keelson.get("/api/resource-service/v1/project/sockshop/stage/dev/service/carts/resource/slo.yaml")).await;
     assert_eq!(status, 200);
     assert_eq!(support::unb64(resource["resourceContent"].as_str().unwrap()), b"objectives: []");
+}
+
+#[actix_rt::test]
+async fn json_bodies_need_no_content_type_header() {
+    let keelson = TestKeelson::start().await;
+    let body = json!({ "name": "plain", "shipyard": b64(SHIPYARD) }).to_string();
+    let (status, response) = send(keelson.post("/api/controlPlane/v1/project").body(body)).await;
+    assert_eq!(status, 201, "{response}");
+}
+
+#[actix_rt::test]
+async fn repositories_without_a_record_are_moved_aside_at_start() {
+    let keelson = TestKeelson::start().await;
+    let config = support::test_config(keelson.data_dir.path());
+    let data_dir = keelson.stop().await;
+    // A repository whose record is gone, e.g. because the record store was reset.
+    let ghost = data_dir.path().join("git/ghost.git");
+    git2::Repository::init_bare(&ghost).unwrap();
+    std::fs::write(ghost.join("marker"), "keep me").unwrap();
+
+    let keelson = TestKeelson::start_in(data_dir, config).await;
+    assert!(!keelson.data_dir.path().join("git/ghost.git").exists());
+    let lost_and_found: Vec<_> = std::fs::read_dir(keelson.data_dir.path().join("git/lost+found"))
+        .unwrap()
+        .flatten()
+        .map(|entry| entry.path())
+        .collect();
+    assert_eq!(lost_and_found.len(), 1);
+    assert_eq!(std::fs::read_to_string(lost_and_found[0].join("marker")).unwrap(), "keep me", "nothing is deleted");
+    assert_eq!(keelson.create_project("ghost", SHIPYARD).await.0, 201, "the name is free again");
 }
 
 #[actix_rt::test]

@@ -80,7 +80,17 @@ pub async fn require_token(
         let state = request.app_data::<web::Data<AppState>>().expect("app state is registered");
         match check(&state.token, request.request()) {
             TokenCheck::Valid => {}
-            failed => return Err(unauthorized(failed).into()),
+            failed => {
+                // Wrong tokens count against the same budget as on the auth endpoint, so no route
+                // allows unlimited guessing.
+                let client = request.peer_addr().map(|addr| addr.ip());
+                if matches!(failed, TokenCheck::Wrong)
+                    && client.is_some_and(|client| !state.auth_limiter.allow(client, Instant::now()))
+                {
+                    return Err(ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too many requests").into());
+                }
+                return Err(unauthorized(failed).into());
+            }
         }
     }
     next.call(request).await
@@ -131,6 +141,10 @@ impl AuthLimiter {
     pub fn allow(&self, client: IpAddr, now: Instant) -> bool {
         if self.buckets.len() >= MAX_TRACKED_CLIENTS {
             self.buckets.retain(|_, (_, last)| now.duration_since(*last) < IDLE_AFTER);
+            if self.buckets.len() >= MAX_TRACKED_CLIENTS {
+                // Too many distinct clients failing at once: forget them all rather than grow.
+                self.buckets.clear();
+            }
         }
         let mut bucket = self.buckets.entry(client).or_insert((BURST, now));
         let (tokens, last) = bucket.value_mut();

@@ -32,7 +32,13 @@ pub fn configure(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceCon
         let body_limit = state.max_request_body_bytes;
         config
             .app_data(state)
-            .app_data(web::JsonConfig::default().limit(body_limit).error_handler(error::json_error))
+            // Keptn's gin services read JSON whatever the content type says; so do we.
+            .app_data(
+                web::JsonConfig::default()
+                    .limit(body_limit)
+                    .content_type_required(false)
+                    .error_handler(error::json_error),
+            )
             .app_data(web::PayloadConfig::default().limit(body_limit))
             .app_data(web::QueryConfig::default().error_handler(error::query_error))
             .route("/health", web::get().to(health))

@@ -38,13 +38,21 @@ fn scope_of(state: &AppState, request: &HttpRequest) -> Result<(String, Scope), 
     Ok((project, scope))
 }
 
-/// The resource URI of the path: one escaped segment (`a%2Fb.yaml`) or a plain multi-segment tail.
-fn resource_uri(request: &HttpRequest) -> Result<String, ApiError> {
-    let raw = request.match_info().get("uri").unwrap_or_default();
-    percent_encoding::percent_decode_str(raw)
-        .decode_utf8()
-        .map(|uri| uri.into_owned())
-        .map_err(|_| ApiError::bad_request("invalid resource uri: it is not UTF-8"))
+/// The resource URI of the path as given, and decoded: one escaped segment (`a%2Fb.yaml`), a
+/// double-escaped one (`a%252Fb.yaml`, as Keptn's Bridge sends it) or a plain multi-segment tail.
+fn resource_uri(request: &HttpRequest) -> Result<(String, String), ApiError> {
+    let raw = request.match_info().get("uri").unwrap_or_default().to_owned();
+    let decode = |text: &str| {
+        percent_encoding::percent_decode_str(text)
+            .decode_utf8()
+            .map(|uri| uri.into_owned())
+            .map_err(|_| ApiError::bad_request("invalid resource uri: it is not UTF-8"))
+    };
+    let mut decoded = decode(&raw)?;
+    if decoded.contains("%2F") || decoded.contains("%2f") {
+        decoded = decode(&decoded)?;
+    }
+    Ok((raw, decoded))
 }
 
 #[derive(Serialize)]
@@ -56,7 +64,7 @@ struct Metadata {
 }
 
 fn metadata(state: &AppState, project: &str, commit: String) -> Metadata {
-    Metadata { upstream_url: state.projects.upstream(project).map(|c| c.remote_url), version: commit }
+    Metadata { upstream_url: state.projects.repos().upstream_url(project), version: commit }
 }
 
 #[derive(Serialize)]
@@ -90,12 +98,7 @@ async fn list(
         Scope::Stage(stage) => state.projects.service_names(&project, stage),
         _ => Vec::new(),
     };
-    let listing = state
-        .projects
-        .repos()
-        .list(&project, scope, excluded, state.projects.upstream(&project))
-        .await
-        .map_err(ProjectError::from_resource)?;
+    let listing = state.projects.repos().list(&project, scope, excluded).await.map_err(ProjectError::from_resource)?;
     let page = query.paginate(listing.uris).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let resources = page
         .items
@@ -134,17 +137,14 @@ async fn read(
     query: web::Query<ReadQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let (project, scope) = scope_of(&state, &request)?;
-    let uri = resource_uri(&request)?;
+    let (raw_uri, uri) = resource_uri(&request)?;
     // Keptn clients sometimes send the literal `""` for "no commit".
     let commit = query.into_inner().git_commit_id.filter(|id| !id.is_empty() && id != "\"\"");
-    let (content, commit) = state
-        .projects
-        .repos()
-        .read(&project, scope, uri.clone(), commit, state.projects.upstream(&project))
-        .await
-        .map_err(ProjectError::from_resource)?;
+    let (content, commit) =
+        state.projects.repos().read(&project, scope, uri, commit).await.map_err(ProjectError::from_resource)?;
     Ok(HttpResponse::Ok().json(ResourceBody {
-        resource_uri: uri,
+        // Keptn answers with the URI as given in the path, still escaped.
+        resource_uri: raw_uri,
         resource_content: base64::engine::general_purpose::STANDARD.encode(content),
         metadata: metadata(&state, &project, commit),
     }))
@@ -195,12 +195,7 @@ async fn write(
     if files.is_empty() {
         return Err(ApiError::bad_request("no resources given"));
     }
-    let commit = state
-        .projects
-        .repos()
-        .write(&project, scope, files, state.projects.upstream(&project))
-        .await
-        .map_err(ProjectError::from_resource)?;
+    let commit = state.projects.repos().write(&project, scope, files).await.map_err(ProjectError::from_resource)?;
     Ok(WriteResult { metadata: metadata(state, &project, commit.clone()), commit_id: commit })
 }
 
@@ -234,19 +229,14 @@ async fn update_one(
     request: HttpRequest,
     body: web::Json<NewContent>,
 ) -> Result<HttpResponse, ApiError> {
-    let uri = resource_uri(&request)?;
+    let (_, uri) = resource_uri(&request)?;
     let content = decode_content(&body.resource_content)?;
     Ok(HttpResponse::Ok().json(write(&state, &request, vec![(uri, content)]).await?))
 }
 
 async fn delete(state: web::Data<AppState>, request: HttpRequest) -> Result<HttpResponse, ApiError> {
     let (project, scope) = scope_of(&state, &request)?;
-    let uri = resource_uri(&request)?;
-    let commit = state
-        .projects
-        .repos()
-        .delete(&project, scope, uri, state.projects.upstream(&project))
-        .await
-        .map_err(ProjectError::from_resource)?;
+    let (_, uri) = resource_uri(&request)?;
+    let commit = state.projects.repos().delete(&project, scope, uri).await.map_err(ProjectError::from_resource)?;
     Ok(HttpResponse::Ok().json(WriteResult { metadata: metadata(&state, &project, commit.clone()), commit_id: commit }))
 }

@@ -90,7 +90,7 @@ impl GitCredentials {
     /// The view of these credentials that is safe to return from the API.
     pub fn secure(&self) -> GitCredentialsSecure {
         GitCredentialsSecure {
-            remote_url: self.remote_url.clone(),
+            remote_url: without_password(&self.remote_url),
             user: self.user.clone(),
             https: self.https.as_ref().map(|https| HttpsSecure {
                 insecure_skip_tls: https.insecure_skip_tls,
@@ -119,6 +119,18 @@ impl GitCredentials {
             decode_base64(&ssh.private_key).map_err(|_| "ssh private key is not base64 encoded".to_owned())?;
         }
         Ok(())
+    }
+}
+
+/// `url` without user-info, so that it can be shown: tokens are often given as the user name.
+fn without_password(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() || !parsed.username().is_empty() => {
+            let _ = parsed.set_password(None);
+            let _ = parsed.set_username("");
+            parsed.to_string()
+        }
+        _ => url.to_owned(),
     }
 }
 
@@ -351,6 +363,11 @@ mod tests {
         let json = serde_json::to_string(&credentials.secure()).unwrap();
         assert!(!json.contains("s3cret"));
         assert!(json.contains("remoteURL"));
+        let in_url = GitCredentials { remote_url: "https://me:pa55@host.invalid/r.git".into(), ..Default::default() };
+        assert_eq!(in_url.secure().remote_url, "https://host.invalid/r.git");
+        let token_as_user =
+            GitCredentials { remote_url: "https://ghp_x@host.invalid/r.git".into(), ..Default::default() };
+        assert_eq!(token_as_user.secure().remote_url, "https://host.invalid/r.git");
     }
 
     #[test]

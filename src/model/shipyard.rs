@@ -13,6 +13,8 @@ use super::names::{validate_stage_name, NameError};
 
 /// The `apiVersion` prefix every shipyard carries.
 pub const API_VERSION_PREFIX: &str = "spec.keptn.sh/";
+/// Stage names that would collide with the repository's project branch.
+pub const RESERVED_STAGE_NAMES: &[&str] = &["master"];
 /// Name of the sequence every stage has even when its shipyard does not define it.
 pub const BUILTIN_EVALUATION_SEQUENCE: &str = "evaluation";
 
@@ -95,6 +97,8 @@ pub enum ShipyardError {
     NoStages,
     #[error("invalid stage name: {0}")]
     StageName(#[from] NameError),
+    #[error("stage name '{0}' is reserved")]
+    ReservedStage(String),
     #[error("stage '{0}' is defined more than once")]
     DuplicateStage(String),
     #[error("sequence in stage '{stage}' has an empty name")]
@@ -125,6 +129,9 @@ pub fn validate(shipyard: &Shipyard) -> Result<(), ShipyardError> {
     let mut seen = BTreeSet::new();
     for stage in &shipyard.spec.stages {
         validate_stage_name(&stage.name)?;
+        if RESERVED_STAGE_NAMES.contains(&stage.name.as_str()) {
+            return Err(ShipyardError::ReservedStage(stage.name.clone()));
+        }
         if !seen.insert(stage.name.as_str()) {
             return Err(ShipyardError::DuplicateStage(stage.name.clone()));
         }
@@ -347,6 +354,10 @@ spec:
             rejects("apiVersion: spec.keptn.sh/0.2.0\nspec:\n  stages:\n  - name: ''\n"),
             ShipyardError::StageName(_)
         ));
+        assert_eq!(
+            rejects("apiVersion: spec.keptn.sh/0.2.0\nspec:\n  stages:\n  - name: master\n"),
+            ShipyardError::ReservedStage("master".into())
+        );
         assert_eq!(
             rejects("apiVersion: spec.keptn.sh/0.2.0\nspec:\n  stages:\n  - name: dev\n  - name: dev\n"),
             ShipyardError::DuplicateStage("dev".into())

@@ -63,6 +63,7 @@ impl ProjectError {
             ResourceError::Upstream(UpstreamError::NotEmpty) => {
                 ProjectError::Conflict("Project already exists with an already initialized GIT repository".into())
             }
+            ResourceError::Upstream(error @ UpstreamError::Diverged(_)) => ProjectError::Conflict(error.to_string()),
             ResourceError::Upstream(UpstreamError::Auth) => ProjectError::FailedDependency("Invalid git token".into()),
             ResourceError::Upstream(error) => ProjectError::FailedDependency(error.to_string()),
             error @ (ResourceError::Git(_) | ResourceError::Io(_) | ResourceError::Join(_)) => {

@@ -60,8 +60,6 @@ pub struct ProjectManager {
     clock: Arc<dyn Clock>,
     /// Read cache of the stored records; written only while the project's lock is held.
     projects: DashMap<String, Arc<ProjectRecord>>,
-    /// Upstream credentials by project, kept out of the records so that no view can leak them.
-    credentials: DashMap<String, GitCredentials>,
     /// One async lock per project name: lifecycle changes of a project run one at a time.
     locks: DashMap<String, Arc<tokio::sync::Mutex<()>>>,
     remote_url_denylist: Vec<regex::Regex>,
@@ -75,46 +73,55 @@ impl ProjectManager {
         clock: Arc<dyn Clock>,
         remote_url_denylist: Vec<regex::Regex>,
     ) -> Self {
-        Self {
-            snapshots,
-            repos,
-            emitter,
-            clock,
-            projects: DashMap::new(),
-            credentials: DashMap::new(),
-            locks: DashMap::new(),
-            remote_url_denylist,
-        }
+        Self { snapshots, repos, emitter, clock, projects: DashMap::new(), locks: DashMap::new(), remote_url_denylist }
     }
 
-    /// Loads every stored project and removes repositories no record refers to.
-    pub async fn load(&self, git_root: &std::path::Path) -> Result<usize, ProjectError> {
+    /// Loads every stored project, restores upstreams, drops credentials without a project and moves
+    /// repositories without a record to `lost+found`.
+    pub async fn load(&self) -> Result<usize, ProjectError> {
         for (key, value) in self.snapshots.scan_prefix(RECORD_PREFIX).await? {
             let record: ProjectRecord = serde_json::from_slice(&value)
                 .map_err(|e| ProjectError::Internal(format!("stored project '{key}' is corrupt: {e}")))?;
             self.projects.insert(record.name.clone(), Arc::new(record));
         }
         for (key, value) in self.snapshots.scan_prefix(CREDENTIALS_PREFIX).await? {
+            let project = &key[CREDENTIALS_PREFIX.len()..];
+            if !self.projects.contains_key(project) {
+                tracing::warn!(project, "dropping upstream credentials of a project that does not exist");
+                self.snapshots.delete(&key).await?;
+                continue;
+            }
             let credentials: GitCredentials = serde_json::from_slice(&value)
-                .map_err(|e| ProjectError::Internal(format!("stored credentials '{key}' are corrupt: {e}")))?;
-            self.credentials.insert(key[CREDENTIALS_PREFIX.len()..].to_owned(), credentials);
+                .map_err(|e| ProjectError::Internal(format!("stored credentials of '{project}' are corrupt: {e}")))?;
+            self.repos.restore_upstream(project, Some(credentials)).await.map_err(ProjectError::from_resource)?;
         }
-        self.remove_orphan_repositories(git_root).await;
+        self.sweep_repositories().await;
         Ok(self.projects.len())
     }
 
-    async fn remove_orphan_repositories(&self, git_root: &std::path::Path) {
-        let Ok(entries) = std::fs::read_dir(git_root) else { return };
+    /// Removes leftovers of interrupted creates and deletes, and moves repositories that no record refers
+    /// to into `lost+found` — never deleting them, since a lost record should not cost the files.
+    async fn sweep_repositories(&self) {
+        let git_root = self.repos.root().to_owned();
+        let Ok(entries) = std::fs::read_dir(&git_root) else { return };
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
-            let orphan = match name.strip_suffix(".git") {
-                Some(project) if !name.starts_with('.') => !self.projects.contains_key(project),
-                // Staging and half-deleted directories of an interrupted create or delete.
-                _ => name.starts_with('.') && name.contains(".git."),
-            };
-            if orphan {
-                tracing::warn!(directory = %name, "removing repository without a project record");
+            if name.starts_with('.') && name.contains(".git.") {
+                tracing::warn!(directory = %name, "removing leftover of an interrupted create or delete");
                 let _ = tokio::fs::remove_dir_all(entry.path()).await;
+                continue;
+            }
+            let Some(project) = name.strip_suffix(".git") else { continue };
+            if self.projects.contains_key(project) {
+                continue;
+            }
+            let lost_and_found = git_root.join(crate::resources::git::LOST_AND_FOUND);
+            let target = lost_and_found.join(format!("{project}.{}.git", uuid::Uuid::new_v4()));
+            tracing::warn!(repository = %name, target = %target.display(), "moving repository without a project record");
+            if let Err(error) =
+                std::fs::create_dir_all(&lost_and_found).and_then(|()| std::fs::rename(entry.path(), &target))
+            {
+                tracing::error!(repository = %name, %error, "could not move repository without a project record");
             }
         }
     }
@@ -132,11 +139,6 @@ impl ProjectManager {
         let mut projects: Vec<_> = self.projects.iter().map(|entry| Arc::clone(entry.value())).collect();
         projects.sort_by(|a, b| a.name.cmp(&b.name));
         projects
-    }
-
-    /// The project's upstream credentials, if it has an upstream.
-    pub fn upstream(&self, project: &str) -> Option<GitCredentials> {
-        self.credentials.get(project).map(|entry| entry.value().clone()).filter(|c| !c.remote_url.is_empty())
     }
 
     pub fn repos(&self) -> &Arc<GitRepos> {
@@ -190,15 +192,16 @@ impl ProjectManager {
 
         let lock = self.lock(&request.name);
         let _guard = lock.lock().await;
-        if self.projects.contains_key(&request.name) {
-            return Err(ProjectError::Conflict(format!("project {} already exists", request.name)));
-        }
         let keptn_context = uuid::Uuid::new_v4().to_string();
         self.emitter
             .emit(self.event(event::PROJECT_CREATE_STARTED, &keptn_context, json!({ "project": request.name })))
             .await;
 
-        let result = self.create_locked(&request, &shipyard_text, &shipyard, credentials).await;
+        let result = if self.projects.contains_key(&request.name) {
+            Err(ProjectError::Conflict(format!("project {} already exists", request.name)))
+        } else {
+            self.create_locked(&request, &shipyard_text, &shipyard, credentials).await
+        };
         let data = match &result {
             Ok(record) => json!({
                 "project": request.name,
@@ -249,21 +252,21 @@ impl ProjectManager {
         let mut record =
             ProjectRecord::new(&request.name, unix_nanos_string(self.clock.now()), shipyard_text.to_owned(), shipyard);
         record.git_remote = credentials.as_ref().map(GitCredentials::secure);
+        let credentials_key = format!("{CREDENTIALS_PREFIX}{}", request.name);
         let stored = async {
-            if let Some(credentials) = &credentials {
-                self.store_credentials(&request.name, credentials).await?;
+            match &credentials {
+                Some(credentials) => self.store_credentials(&request.name, credentials).await?,
+                // Clear credentials a crash may have left behind for this name.
+                None => self.snapshots.delete(&credentials_key).await?,
             }
             self.store_record(&record).await
         }
         .await;
         if let Err(error) = stored {
             // Undo everything so that a retry starts from nothing.
-            let _ = self.snapshots.delete(&format!("{CREDENTIALS_PREFIX}{}", request.name)).await;
+            let _ = self.snapshots.delete(&credentials_key).await;
             let _ = self.repos.delete_project(&request.name).await;
             return Err(error);
-        }
-        if let Some(credentials) = credentials {
-            self.credentials.insert(request.name.clone(), credentials);
         }
         Ok(record)
     }
@@ -290,56 +293,80 @@ impl ProjectManager {
                 return Err(ProjectError::BadRequest("stage name cannot be changed or removed".into()));
             }
         }
-        let mut record = (*current).clone();
+        let previous_upstream = self.repos.upstream(&request.name);
+        let result = self.update_locked(&current, credentials, shipyard).await;
+        match result {
+            Ok(record) => {
+                self.projects.insert(record.name.clone(), Arc::new(record));
+                tracing::info!(project = %request.name, "project updated");
+                Ok(())
+            }
+            Err(error) => {
+                // Whatever was pushed stays in the new upstream; the project keeps using the old one.
+                let _ = self.repos.restore_upstream(&request.name, previous_upstream).await;
+                Err(error)
+            }
+        }
+    }
+
+    async fn update_locked(
+        &self,
+        current: &ProjectRecord,
+        credentials: Option<GitCredentials>,
+        shipyard: Option<(String, Shipyard)>,
+    ) -> Result<ProjectRecord, ProjectError> {
+        let mut record = current.clone();
         if let Some(credentials) = &credentials {
-            self.repos.set_upstream(&request.name, credentials.clone()).await.map_err(ProjectError::from_resource)?;
-            self.store_credentials(&request.name, credentials).await?;
-            self.credentials.insert(request.name.clone(), credentials.clone());
+            self.repos.set_upstream(&record.name, credentials.clone()).await.map_err(ProjectError::from_resource)?;
             record.git_remote = Some(credentials.secure());
         }
         if let Some((text, parsed)) = shipyard {
             self.repos
-                .write(
-                    &request.name,
-                    Scope::Project,
-                    vec![(SHIPYARD_FILE.to_owned(), text.as_bytes().to_vec())],
-                    self.upstream(&request.name),
-                )
+                .write(&record.name, Scope::Project, vec![(SHIPYARD_FILE.to_owned(), text.as_bytes().to_vec())])
                 .await
                 .map_err(ProjectError::from_resource)?;
             record.replace_shipyard(text, &parsed);
         }
+        if let Some(credentials) = &credentials {
+            self.store_credentials(&record.name, credentials).await?;
+        }
         self.store_record(&record).await?;
-        self.projects.insert(record.name.clone(), Arc::new(record));
-        tracing::info!(project = %request.name, "project updated");
-        Ok(())
+        Ok(record)
     }
 
     /// Deletes a project's record, credentials and repository; returns Keptn's explanatory message.
     pub async fn delete(&self, project: &str) -> Result<String, ProjectError> {
+        if self.get(project).is_none() {
+            return Err(ProjectError::project_not_found(project));
+        }
         let lock = self.lock(project);
         let _guard = lock.lock().await;
         let record = self.get(project).ok_or_else(|| ProjectError::project_not_found(project))?;
         self.snapshots.delete(&format!("{RECORD_PREFIX}{project}")).await?;
         self.projects.remove(project);
-        let had_upstream = self.credentials.remove(project).is_some();
-        let cleanup = async {
-            self.snapshots.delete(&format!("{CREDENTIALS_PREFIX}{project}")).await?;
-            self.repos.delete_project(project).await.map_err(ProjectError::from_resource)
+        let had_upstream = record.git_remote.is_some();
+        if let Err(error) = self.snapshots.delete(&format!("{CREDENTIALS_PREFIX}{project}")).await {
+            // Harmless: the next start drops credentials without a project.
+            tracing::warn!(project, %error, "could not delete upstream credentials");
         }
-        .await;
+        let cleanup = self.repos.delete_project(project).await.map_err(ProjectError::from_resource);
         let outcome = if cleanup.is_ok() { Outcome::Succeeded } else { Outcome::Errored };
-        if let Err(error) = &cleanup {
-            // The record is gone; leftovers are removed by the next start's orphan sweep.
-            tracing::warn!(project, %error, "project deleted but cleanup failed");
-        }
         let data = json!({ "project": project, "status": outcome.status(), "result": outcome.result() });
         let keptn_context = uuid::Uuid::new_v4().to_string();
         self.emitter.emit(self.event(event::PROJECT_DELETE_FINISHED, &keptn_context, data)).await;
+        if let Err(error) = cleanup {
+            // The record is gone; the next start moves the repository to lost+found.
+            tracing::error!(project, %error, "project record deleted but its repository could not be removed");
+            return Err(ProjectError::Internal(format!(
+                "project {project} was deleted but its repository could not be removed: {error}"
+            )));
+        }
         tracing::info!(project, stages = record.stages.len(), "project deleted");
         let mut message = format!("Project {project} deleted.");
         if had_upstream {
-            message.push_str("\nThe Git upstream repository of the project was not changed; delete it there if it is no longer needed.");
+            message.push_str(
+                "\nThe Git upstream repository of the project was not changed; delete it there if it is no longer needed.",
+            );
         }
         Ok(message)
     }
@@ -347,6 +374,9 @@ impl ProjectManager {
     /// Adds a service to every stage of a project.
     pub async fn create_service(&self, project: &str, service: &str) -> Result<(), ProjectError> {
         names::validate_service_name(service).map_err(|e| ProjectError::BadRequest(e.to_string()))?;
+        if self.get(project).is_none() {
+            return Err(ProjectError::project_not_found(project));
+        }
         let lock = self.lock(project);
         let _guard = lock.lock().await;
         let current = self.get(project).ok_or_else(|| ProjectError::project_not_found(project))?;
@@ -372,11 +402,14 @@ impl ProjectManager {
 
     /// Removes a service from every stage, with its files on every stage branch.
     pub async fn delete_service(&self, project: &str, service: &str) -> Result<(), ProjectError> {
+        if !self.get(project).is_some_and(|record| record.has_service(service)) {
+            return Err(self.missing(project, service));
+        }
         let lock = self.lock(project);
         let _guard = lock.lock().await;
         let current = self.get(project).ok_or_else(|| ProjectError::project_not_found(project))?;
         if !current.has_service(service) {
-            return Err(ProjectError::NotFound(format!("Service not found: {service}")));
+            return Err(self.missing(project, service));
         }
         let keptn_context = uuid::Uuid::new_v4().to_string();
         let data = json!({ "project": project, "service": service });
@@ -384,29 +417,33 @@ impl ProjectManager {
         let mut record = (*current).clone();
         record.remove_service(service);
         let result = async {
-            // The record goes first: a service without a record entry is unreachable even if a
-            // stage branch still holds its files.
-            self.store_record(&record).await?;
+            // Files first: if a stage fails, the service is still listed and the delete can be retried.
             for stage in &current.stages {
                 self.repos
-                    .delete_service_files(project, &stage.name, service, self.upstream(project))
+                    .delete_service_files(project, &stage.name, service)
                     .await
                     .map_err(ProjectError::from_resource)?;
             }
-            Ok::<_, ProjectError>(())
+            self.store_record(&record).await
         }
         .await;
-        if !matches!(result, Err(ProjectError::Unavailable(_))) {
-            self.projects.insert(project.to_owned(), Arc::new(record));
-        }
         let outcome = if result.is_ok() { Outcome::Succeeded } else { Outcome::Errored };
         let data = json!({
             "project": project, "service": service, "status": outcome.status(), "result": outcome.result()
         });
         self.emitter.emit(self.event(event::SERVICE_DELETE_FINISHED, &keptn_context, data)).await;
         result?;
+        self.projects.insert(project.to_owned(), Arc::new(record));
         tracing::info!(project, service, "service deleted");
         Ok(())
+    }
+
+    fn missing(&self, project: &str, service: &str) -> ProjectError {
+        if self.get(project).is_none() {
+            ProjectError::project_not_found(project)
+        } else {
+            ProjectError::NotFound(format!("Service not found: {service}"))
+        }
     }
 
     /// Checks that `scope` exists in `project`, with Keptn's not-found messages.

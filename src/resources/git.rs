@@ -4,7 +4,7 @@
 //! tokio's blocking pool. A per-project mutex makes each project's repository single-writer.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use dashmap::DashMap;
 use git2::{ObjectType, Oid, Repository, Signature, Tree};
@@ -76,38 +76,93 @@ pub struct Listing {
     pub commit: String,
 }
 
+/// Directory under the git root where repositories without a project record are moved at start.
+pub const LOST_AND_FOUND: &str = "lost+found";
+/// How long connecting to an upstream may take.
+const UPSTREAM_CONNECT_TIMEOUT_MS: i32 = 10_000;
+/// How long an upstream may stay silent during a fetch or push.
+const UPSTREAM_IO_TIMEOUT_MS: i32 = 30_000;
+
 /// All project repositories.
 pub struct GitRepos {
     root: PathBuf,
-    /// One lock per project: git2 repositories are single-writer. Held only on blocking-pool threads.
-    locks: DashMap<String, Arc<Mutex<()>>>,
+    /// One lock per project: git2 repositories are single-writer. It is an async lock taken *before*
+    /// work goes to the blocking pool, so that queued requests wait without holding a pool thread.
+    locks: DashMap<String, Arc<tokio::sync::Mutex<()>>>,
+    /// Upstream credentials per project; changed only while the project's lock is held, and read by
+    /// every operation inside it, so that a write never goes to a stale upstream.
+    upstreams: DashMap<String, GitCredentials>,
 }
 
 impl GitRepos {
     pub fn new(root: PathBuf) -> Arc<Self> {
-        Arc::new(Self { root, locks: DashMap::new() })
+        static TIMEOUTS: std::sync::Once = std::sync::Once::new();
+        TIMEOUTS.call_once(|| {
+            // SAFETY: libgit2 global options are set once, before any repository operation runs.
+            unsafe {
+                let _ = git2::opts::set_server_connect_timeout_in_milliseconds(UPSTREAM_CONNECT_TIMEOUT_MS);
+                let _ = git2::opts::set_server_timeout_in_milliseconds(UPSTREAM_IO_TIMEOUT_MS);
+            }
+        });
+        Arc::new(Self { root, locks: DashMap::new(), upstreams: DashMap::new() })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The project's upstream credentials (for rollbacks; never for display).
+    pub(crate) fn upstream(&self, project: &str) -> Option<GitCredentials> {
+        self.upstreams.get(project).map(|entry| entry.value().clone())
+    }
+
+    /// The upstream URL to show for `project` (user-info removed), if it has an upstream.
+    pub fn upstream_url(&self, project: &str) -> Option<String> {
+        self.upstreams.get(project).map(|credentials| credentials.secure().remote_url)
+    }
+
+    /// Sets or clears `project`'s upstream under its lock (start-up and rollbacks).
+    pub async fn restore_upstream(
+        self: &Arc<Self>,
+        project: &str,
+        credentials: Option<GitCredentials>,
+    ) -> Result<(), ResourceError> {
+        self.run(project, move |repos, project, _| {
+            repos.replace_upstream(project, credentials);
+            Ok(())
+        })
+        .await
+    }
+
+    fn replace_upstream(&self, project: &str, credentials: Option<GitCredentials>) {
+        match credentials.filter(|c| !c.remote_url.is_empty()) {
+            Some(credentials) => self.upstreams.insert(project.to_owned(), credentials),
+            None => self.upstreams.remove(project).map(|(_, credentials)| credentials),
+        };
     }
 
     fn path(&self, project: &str) -> PathBuf {
         self.root.join(format!("{project}.git"))
     }
 
-    fn lock(&self, project: &str) -> Arc<Mutex<()>> {
+    fn lock(&self, project: &str) -> Arc<tokio::sync::Mutex<()>> {
         Arc::clone(self.locks.entry(project.to_owned()).or_default().value())
     }
 
-    /// Runs `work` on the blocking pool while holding the project's lock.
+    /// Runs `work` on the blocking pool while holding the project's lock; `work` receives the
+    /// project's upstream as it is under the lock.
     async fn run<T, F>(self: &Arc<Self>, project: &str, work: F) -> Result<T, ResourceError>
     where
         T: Send + 'static,
-        F: FnOnce(&GitRepos, &str) -> Result<T, ResourceError> + Send + 'static,
+        F: FnOnce(&GitRepos, &str, Option<GitCredentials>) -> Result<T, ResourceError> + Send + 'static,
     {
+        let guard = self.lock(project).lock_owned().await;
         let repos = Arc::clone(self);
         let project = project.to_owned();
         tokio::task::spawn_blocking(move || {
-            let lock = repos.lock(&project);
-            let _guard = lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            work(&repos, &project)
+            let _guard = guard;
+            let upstream = repos.upstreams.get(&project).map(|entry| entry.value().clone());
+            work(&repos, &project, upstream)
         })
         .await
         .map_err(|e| ResourceError::Join(e.to_string()))?
@@ -130,7 +185,7 @@ impl GitRepos {
         files: Vec<(String, Vec<u8>)>,
         upstream: Option<GitCredentials>,
     ) -> Result<String, ResourceError> {
-        self.run(project, move |repos, project| {
+        self.run(project, move |repos, project, _| {
             let final_path = repos.path(project);
             if final_path.exists() {
                 return Err(ResourceError::AlreadyExists);
@@ -141,6 +196,7 @@ impl GitRepos {
             match result {
                 Ok(commit) => {
                     std::fs::rename(&staging, &final_path)?;
+                    repos.replace_upstream(project, upstream);
                     Ok(commit)
                 }
                 Err(error) => {
@@ -154,7 +210,8 @@ impl GitRepos {
 
     /// Removes the project's repository; the upstream, if any, is left as it is.
     pub async fn delete_project(self: &Arc<Self>, project: &str) -> Result<(), ResourceError> {
-        self.run(project, |repos, project| {
+        self.run(project, |repos, project, _| {
+            repos.replace_upstream(project, None);
             let path = repos.path(project);
             if !path.exists() {
                 return Err(ResourceError::ProjectNotFound);
@@ -168,22 +225,25 @@ impl GitRepos {
         .await
     }
 
-    /// Connects an existing project to a (new) upstream: pushes every branch the upstream lacks or is
-    /// behind on, after taking over what the upstream already has.
+    /// Connects an existing project to a (new) upstream and makes it the project's upstream.
+    ///
+    /// The upstream may be empty or hold history the project already contains; anything else is
+    /// refused, because taking it over would discard the project's files.
     pub async fn set_upstream(
         self: &Arc<Self>,
         project: &str,
         credentials: GitCredentials,
     ) -> Result<(), ResourceError> {
-        self.run(project, move |repos, project| {
+        self.run(project, move |repos, project, _| {
             let repo = repos.open(project)?;
-            let remote_heads = upstream::remote_heads(&repo, &credentials)?;
-            if !remote_heads.is_empty() {
-                upstream::pull(&repo, &credentials)?;
+            if !upstream::remote_heads(&repo, &credentials)?.is_empty() {
+                upstream::fetch(&repo, &credentials)?;
+                check_upstream_is_contained(&repo)?;
             }
             let branches = local_branches(&repo)?;
             let names: Vec<&str> = branches.iter().map(String::as_str).collect();
             upstream::push(&repo, &credentials, &names)?;
+            repos.replace_upstream(project, Some(credentials));
             Ok(())
         })
         .await
@@ -195,9 +255,8 @@ impl GitRepos {
         project: &str,
         scope: Scope,
         excluded: Vec<String>,
-        upstream: Option<GitCredentials>,
     ) -> Result<Listing, ResourceError> {
-        self.run(project, move |repos, project| {
+        self.run(project, move |repos, project, upstream| {
             let repo = repos.open(project)?;
             if let Some(credentials) = &upstream {
                 upstream::pull(&repo, credentials)?;
@@ -221,9 +280,8 @@ impl GitRepos {
         scope: Scope,
         resource_uri: String,
         commit_id: Option<String>,
-        upstream: Option<GitCredentials>,
     ) -> Result<(Vec<u8>, String), ResourceError> {
-        self.run(project, move |repos, project| {
+        self.run(project, move |repos, project, upstream| {
             let components = uri::parse(&resource_uri)?;
             let repo = repos.open(project)?;
             if let Some(credentials) = &upstream {
@@ -248,13 +306,12 @@ impl GitRepos {
         project: &str,
         scope: Scope,
         files: Vec<(String, Vec<u8>)>,
-        upstream: Option<GitCredentials>,
     ) -> Result<String, ResourceError> {
         for (resource_uri, _) in &files {
             uri::parse(resource_uri)?;
         }
         let message = format!("write {} resource(s)", files.len());
-        self.commit_change(project, scope, message, upstream, move |repo, root, prefix| {
+        self.commit_change(project, scope, message, move |repo, root, prefix| {
             let mut tree_id = root.id();
             for (resource_uri, content) in &files {
                 let blob = repo.blob(content)?;
@@ -274,11 +331,10 @@ impl GitRepos {
         project: &str,
         scope: Scope,
         resource_uri: String,
-        upstream: Option<GitCredentials>,
     ) -> Result<String, ResourceError> {
         uri::parse(&resource_uri)?;
         let message = format!("delete {resource_uri}");
-        self.commit_change(project, scope, message, upstream, move |repo, root, prefix| {
+        self.commit_change(project, scope, message, move |repo, root, prefix| {
             let mut path = prefix.to_vec();
             path.extend(uri::parse(&resource_uri)?);
             let entry = root.get_path(Path::new(&path.join("/"))).map_err(not_found)?;
@@ -296,12 +352,11 @@ impl GitRepos {
         project: &str,
         stage: &str,
         service: &str,
-        upstream: Option<GitCredentials>,
     ) -> Result<(), ResourceError> {
         let service = service.to_owned();
         let message = format!("delete service {service}");
         let result = self
-            .commit_change(project, Scope::Stage(stage.to_owned()), message, upstream, move |repo, root, _| {
+            .commit_change(project, Scope::Stage(stage.to_owned()), message, move |repo, root, _| {
                 if root.get_name(&service).is_none() {
                     return Err(ResourceError::ResourceNotFound);
                 }
@@ -321,13 +376,12 @@ impl GitRepos {
         project: &str,
         scope: Scope,
         message: String,
-        upstream: Option<GitCredentials>,
         change: F,
     ) -> Result<String, ResourceError>
     where
         F: Fn(&Repository, &Tree<'_>, &[&str]) -> Result<Oid, ResourceError> + Send + 'static,
     {
-        self.run(project, move |repos, project| {
+        self.run(project, move |repos, project, upstream| {
             let repo = repos.open(project)?;
             let branch = scope.branch();
             let reference = format!("refs/heads/{branch}");
@@ -416,6 +470,24 @@ fn init_repository(
         upstream::push(&repo, credentials, &branches)?;
     }
     Ok(head.to_string())
+}
+
+/// Checks that every upstream branch (fetched to `refs/remotes/upstream/*`) is already contained in
+/// the local branch of the same name.
+fn check_upstream_is_contained(repo: &Repository) -> Result<(), ResourceError> {
+    for reference in repo.references_glob("refs/remotes/upstream/*")? {
+        let reference = reference?;
+        let (Some(name), Some(remote_head)) = (reference.name(), reference.target()) else { continue };
+        let branch = name.trim_start_matches("refs/remotes/upstream/");
+        let contained = match repo.refname_to_id(&format!("refs/heads/{branch}")) {
+            Ok(local_head) => local_head == remote_head || repo.graph_descendant_of(local_head, remote_head)?,
+            Err(_) => false,
+        };
+        if !contained {
+            return Err(UpstreamError::Diverged(branch.to_owned()).into());
+        }
+    }
+    Ok(())
 }
 
 fn local_branches(repo: &Repository) -> Result<Vec<String>, git2::Error> {

@@ -15,6 +15,8 @@ pub enum UpstreamError {
     NotFound,
     #[error("upstream repository is not empty: it is already initialized")]
     NotEmpty,
+    #[error("upstream branch '{0}' has history the project does not contain; use an empty repository")]
+    Diverged(String),
     #[error("upstream rejected the push: {0}")]
     Rejected(String),
     #[error("upstream repository is unreachable: {0}")]
@@ -29,8 +31,14 @@ fn callbacks<'a>(credentials: &'a GitCredentials, asked: &'a Cell<u32>) -> Remot
     let mut callbacks = RemoteCallbacks::new();
     callbacks.credentials(move |_url, username_from_url, allowed| {
         asked.set(asked.get() + 1);
-        if asked.get() > 1 {
+        // A username request may precede the real one (ssh without a user in the URL); more than
+        // that means the credentials were refused.
+        if asked.get() > 2 {
             return Err(git2::Error::from_str("authentication failed"));
+        }
+        if allowed.contains(CredentialType::USERNAME) {
+            let user = credentials.user.as_deref().filter(|u| !u.is_empty()).or(username_from_url).unwrap_or("git");
+            return Cred::username(user);
         }
         if let Some(ssh) = &credentials.ssh {
             if allowed.contains(CredentialType::SSH_KEY) {
@@ -105,16 +113,21 @@ pub fn remote_heads(repo: &Repository, credentials: &GitCredentials) -> Result<V
     Ok(heads)
 }
 
+/// Fetches every upstream branch into `refs/remotes/upstream/*`, leaving local branches alone.
+pub fn fetch(repo: &Repository, credentials: &GitCredentials) -> Result<(), UpstreamError> {
+    let asked = Cell::new(0);
+    let mut remote = repo.remote_anonymous(&credentials.remote_url).map_err(|e| classify(&e))?;
+    let mut options = FetchOptions::new();
+    options.remote_callbacks(callbacks(credentials, &asked)).proxy_options(proxy_options(credentials));
+    remote.fetch(&["+refs/heads/*:refs/remotes/upstream/*"], Some(&mut options), None).map_err(|e| classify(&e))
+}
+
 /// Fetches every upstream branch and moves the local branches onto them.
 ///
 /// Local branches never hold unpushed commits (a write that fails to push is rolled back), so moving
 /// them is a fast-forward in practice and loses nothing.
 pub fn pull(repo: &Repository, credentials: &GitCredentials) -> Result<(), UpstreamError> {
-    let asked = Cell::new(0);
-    let mut remote = repo.remote_anonymous(&credentials.remote_url).map_err(|e| classify(&e))?;
-    let mut options = FetchOptions::new();
-    options.remote_callbacks(callbacks(credentials, &asked)).proxy_options(proxy_options(credentials));
-    remote.fetch(&["+refs/heads/*:refs/remotes/upstream/*"], Some(&mut options), None).map_err(|e| classify(&e))?;
+    fetch(repo, credentials)?;
     let references = repo.references_glob("refs/remotes/upstream/*").map_err(|e| classify(&e))?;
     for reference in references {
         let reference = reference.map_err(|e| classify(&e))?;
