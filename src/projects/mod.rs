@@ -389,11 +389,8 @@ impl ProjectManager {
         let mut record = (*current).clone();
         record.add_service(service, &unix_nanos_string(self.clock.now()));
         let result = self.store_record(&record).await;
-        let outcome = if result.is_ok() { Outcome::Succeeded } else { Outcome::Errored };
-        let data = json!({
-            "project": project, "service": service, "status": outcome.status(), "result": outcome.result()
-        });
-        self.emitter.emit(self.event(event::SERVICE_CREATE_FINISHED, &keptn_context, data)).await;
+        self.emit_service_finished(event::SERVICE_CREATE_FINISHED, &keptn_context, project, service, result.is_ok())
+            .await;
         result?;
         self.projects.insert(project.to_owned(), Arc::new(record));
         tracing::info!(project, service, "service created");
@@ -427,15 +424,28 @@ impl ProjectManager {
             self.store_record(&record).await
         }
         .await;
-        let outcome = if result.is_ok() { Outcome::Succeeded } else { Outcome::Errored };
-        let data = json!({
-            "project": project, "service": service, "status": outcome.status(), "result": outcome.result()
-        });
-        self.emitter.emit(self.event(event::SERVICE_DELETE_FINISHED, &keptn_context, data)).await;
+        self.emit_service_finished(event::SERVICE_DELETE_FINISHED, &keptn_context, project, service, result.is_ok())
+            .await;
         result?;
         self.projects.insert(project.to_owned(), Arc::new(record));
         tracing::info!(project, service, "service deleted");
         Ok(())
+    }
+
+    /// Emits a service lifecycle `.finished` event with the operation's outcome.
+    async fn emit_service_finished(
+        &self,
+        event_type: &str,
+        keptn_context: &str,
+        project: &str,
+        service: &str,
+        succeeded: bool,
+    ) {
+        let outcome = if succeeded { Outcome::Succeeded } else { Outcome::Errored };
+        let data = json!({
+            "project": project, "service": service, "status": outcome.status(), "result": outcome.result()
+        });
+        self.emitter.emit(self.event(event_type, keptn_context, data)).await;
     }
 
     fn missing(&self, project: &str, service: &str) -> ProjectError {
