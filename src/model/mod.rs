@@ -4,7 +4,10 @@
 
 pub mod clock;
 pub mod event;
+pub mod event_type;
 pub mod names;
 pub mod paging;
+pub mod payload;
 pub mod project;
+pub mod sequence;
 pub mod shipyard;
