@@ -2,6 +2,7 @@
 //!
 //! Nothing in this module performs I/O or reads a clock; callers pass time in.
 
+pub mod chaining;
 pub mod clock;
 pub mod event;
 pub mod event_type;
@@ -11,3 +12,4 @@ pub mod payload;
 pub mod project;
 pub mod sequence;
 pub mod shipyard;
+pub mod slots;
