@@ -10,6 +10,7 @@
 //! - [`http`]: the REST API in Keptn's gateway layout, auth, metrics.
 //! - [`server`]: start-up wiring and the HTTP server.
 
+pub mod actors;
 pub mod bus;
 pub mod config;
 pub mod http;

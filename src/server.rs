@@ -7,12 +7,17 @@ use std::sync::Arc;
 use actix_web::{web, HttpServer};
 use anyhow::Context as _;
 
+use crate::actors::router::EventRouter;
+use crate::actors::Runtime;
 use crate::bus::{nats::NatsBus, Bus, EventEmitter, InProcessBus};
 use crate::config::Config;
 use crate::http::{self, auth::ApiToken, AppState};
 use crate::model::clock::{Clock, SystemClock};
+use crate::model::event::CONTROL_PLANE_SOURCE;
+use crate::model::sequence::Timeouts;
 use crate::projects::ProjectManager;
 use crate::resources::GitRepos;
+use crate::store::history::HistoryWriter;
 use crate::store::{
     mongo::MongoEventStore, redis::RedisSnapshotStore, sqlite::SqliteStore, EventStore, SnapshotStore, Storage,
 };
@@ -66,18 +71,17 @@ pub async fn build(config: &Config) -> anyhow::Result<ControlPlane> {
         ),
         None => Arc::new(sqlite.clone().expect("sqlite opened when mongodb is not configured")),
     };
-    let (bus, in_process_bus): (Arc<dyn Bus>, Option<InProcessBus>) = match &config.nats_url {
-        Some(url) => (
-            Arc::new(
-                NatsBus::connect(url.as_str())
-                    .await
-                    .with_context(|| format!("cannot connect to nats at {}", redacted(url)))?,
-            ),
-            None,
-        ),
+    let (bus, in_process_bus, nats_bus): (Arc<dyn Bus>, Option<InProcessBus>, Option<NatsBus>) = match &config.nats_url
+    {
+        Some(url) => {
+            let nats = NatsBus::connect(url.as_str())
+                .await
+                .with_context(|| format!("cannot connect to nats at {}", redacted(url)))?;
+            (Arc::new(nats.clone()), None, Some(nats))
+        }
         None => {
             let bus = InProcessBus::default();
-            (Arc::new(bus.clone()), Some(bus))
+            (Arc::new(bus.clone()), Some(bus), None)
         }
     };
 
@@ -86,21 +90,68 @@ pub async fn build(config: &Config) -> anyhow::Result<ControlPlane> {
     let projects = Arc::new(ProjectManager::new(
         Arc::clone(&snapshots),
         GitRepos::new(git_root),
-        EventEmitter::new(bus, Arc::clone(&events)),
-        clock,
+        EventEmitter::new(Arc::clone(&bus), Arc::clone(&events)),
+        Arc::clone(&clock),
         config.git_remote_url_denylist.clone(),
     ));
     let loaded = projects.load().await.context("cannot load projects")?;
     tracing::info!(projects = loaded, "state loaded");
 
+    let runtime = Runtime::new(
+        Arc::clone(&projects),
+        Arc::clone(&bus),
+        HistoryWriter::start(Arc::clone(&events)),
+        clock,
+        Timeouts { started: config.task_started_timeout, finished: config.task_finished_timeout },
+    );
+    let router = EventRouter::new(runtime);
+    consume_bus(&router, in_process_bus.as_ref(), nats_bus.as_ref()).await?;
+
     let state = web::Data::new(AppState {
         projects,
+        router,
         token: ApiToken::new(token),
         auth_limiter: Default::default(),
         metrics: http::metrics::recorder(),
         max_request_body_bytes: config.max_request_body_bytes,
     });
     Ok(ControlPlane { state, storage: Storage { snapshots, events }, in_process_bus, token_from_data_dir })
+}
+
+/// Feeds every event arriving on the bus to the router, except the control plane's own (which its
+/// actors already handled; looping them back could make the bus wait on itself).
+async fn consume_bus(
+    router: &EventRouter,
+    in_process: Option<&InProcessBus>,
+    nats: Option<&NatsBus>,
+) -> anyhow::Result<()> {
+    if let Some(bus) = in_process {
+        let mut events = bus.subscribe_filtered(Some(Box::new(|event| event.source != CONTROL_PLANE_SOURCE)));
+        let router = router.clone();
+        tokio::spawn(async move {
+            while let Some(event) = events.recv().await {
+                router.route(event).await;
+            }
+        });
+    }
+    if let Some(bus) = nats {
+        use futures_util::StreamExt as _;
+        let mut messages = bus.subscribe_all().await.context("cannot subscribe to sh.keptn.> on nats")?;
+        let router = router.clone();
+        tokio::spawn(async move {
+            while let Some(message) = messages.next().await {
+                match serde_json::from_slice::<crate::model::event::CloudEvent>(&message.payload) {
+                    Ok(event) if event.source == CONTROL_PLANE_SOURCE => {}
+                    Ok(event) => router.route(Arc::new(event)).await,
+                    Err(error) => {
+                        metrics::counter!("keelson_bus_malformed_events_total").increment(1);
+                        tracing::warn!(subject = %message.subject, %error, "malformed event on the bus ignored");
+                    }
+                }
+            }
+        });
+    }
+    Ok(())
 }
 
 /// A URL with any password replaced, for messages.

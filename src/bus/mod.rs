@@ -9,7 +9,6 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use thiserror::Error;
-use tokio::sync::broadcast;
 
 use crate::model::event::CloudEvent;
 
@@ -26,35 +25,57 @@ pub trait Bus: Send + Sync + 'static {
     async fn publish(&self, event: &CloudEvent) -> Result<(), Error>;
 }
 
-/// How many events an in-process subscriber may fall behind before it starts missing some. Large enough
-/// for bursts of a busy control plane; a subscriber that lags further is told how many it missed.
-const IN_PROCESS_CAPACITY: usize = 4096;
+/// How many events an in-process subscriber may have unread before publishers wait for it. Large enough
+/// to absorb bursts; a subscriber that falls further behind slows publishers down instead of losing
+/// events.
+pub const IN_PROCESS_CAPACITY: usize = 16_384;
 
-/// A bus inside the process, for a Keelson running without a NATS server.
-#[derive(Clone)]
-pub struct InProcessBus {
-    sender: broadcast::Sender<Arc<CloudEvent>>,
+type Filter = Box<dyn Fn(&CloudEvent) -> bool + Send + Sync>;
+
+struct Subscriber {
+    sender: tokio::sync::mpsc::Sender<Arc<CloudEvent>>,
+    filter: Option<Filter>,
 }
 
-impl Default for InProcessBus {
-    fn default() -> Self {
-        let (sender, _) = broadcast::channel(IN_PROCESS_CAPACITY);
-        Self { sender }
-    }
+/// A bus inside the process, for a Keelson running without a NATS server. Every subscriber gets every
+/// event it accepts, in publish order; nothing is dropped.
+#[derive(Clone, Default)]
+pub struct InProcessBus {
+    subscribers: Arc<std::sync::RwLock<Vec<Subscriber>>>,
 }
 
 impl InProcessBus {
     /// A receiver of every event published from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<CloudEvent>> {
-        self.sender.subscribe()
+    pub fn subscribe(&self) -> tokio::sync::mpsc::Receiver<Arc<CloudEvent>> {
+        self.subscribe_filtered(None)
+    }
+
+    /// A receiver of the events `filter` accepts.
+    pub fn subscribe_filtered(&self, filter: Option<Filter>) -> tokio::sync::mpsc::Receiver<Arc<CloudEvent>> {
+        let (sender, receiver) = tokio::sync::mpsc::channel(IN_PROCESS_CAPACITY);
+        self.subscribers.write().expect("subscriber list poisoned").push(Subscriber { sender, filter });
+        receiver
     }
 }
 
 #[async_trait]
 impl Bus for InProcessBus {
     async fn publish(&self, event: &CloudEvent) -> Result<(), Error> {
-        // Having no subscriber is fine: nobody is listening for this event type.
-        let _ = self.sender.send(Arc::new(event.clone()));
+        let event = Arc::new(event.clone());
+        // Collect the senders first: the lock is never held across an await.
+        let senders: Vec<_> = {
+            let mut subscribers = self.subscribers.write().expect("subscriber list poisoned");
+            subscribers.retain(|subscriber| !subscriber.sender.is_closed());
+            subscribers
+                .iter()
+                .filter(|subscriber| subscriber.filter.as_ref().is_none_or(|accepts| accepts(&event)))
+                .map(|subscriber| subscriber.sender.clone())
+                .collect()
+        };
+        for sender in senders {
+            // A subscriber that went away in between is simply skipped.
+            let _ = sender.send(Arc::clone(&event)).await;
+        }
         Ok(())
     }
 }
@@ -71,6 +92,10 @@ pub struct EventEmitter {
 impl EventEmitter {
     pub fn new(bus: Arc<dyn Bus>, history: Arc<dyn crate::store::EventStore>) -> Self {
         Self { bus, history }
+    }
+
+    pub fn bus(&self) -> &Arc<dyn Bus> {
+        &self.bus
     }
 
     /// Emits `event`; a failure is logged and counted, never returned, because the change the event

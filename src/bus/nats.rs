@@ -30,6 +30,11 @@ impl NatsBus {
     pub fn client(&self) -> &async_nats::Client {
         &self.client
     }
+
+    /// Every event on `sh.keptn.>`.
+    pub async fn subscribe_all(&self) -> Result<async_nats::Subscriber, Error> {
+        self.client.subscribe("sh.keptn.>").await.map_err(|e| Error::Unavailable(e.to_string()))
+    }
 }
 
 #[async_trait]

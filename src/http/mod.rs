@@ -5,8 +5,10 @@ pub mod api_v1;
 pub mod auth;
 pub mod control_plane;
 pub mod error;
+pub mod events;
 pub mod metrics;
 pub mod resources;
+pub mod sequences;
 
 use std::sync::Arc;
 
@@ -19,6 +21,8 @@ use crate::projects::ProjectManager;
 /// What every handler can reach.
 pub struct AppState {
     pub projects: Arc<ProjectManager>,
+    /// Delivers events to the actors; also the way to the actor runtime.
+    pub router: crate::actors::router::EventRouter,
     pub token: auth::ApiToken,
     pub auth_limiter: auth::AuthLimiter,
     pub metrics: PrometheusHandle,
@@ -49,7 +53,10 @@ pub fn configure(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceCon
                     .route("/v1/auth", web::post().to(auth::auth))
                     .route("/v1/auth", web::get().to(auth::auth))
                     .route("/v1/metadata", web::get().to(api_v1::metadata))
-                    .service(web::scope("/controlPlane/v1").configure(control_plane::routes))
+                    .route("/v1/event", web::post().to(events::post_event))
+                    .service(
+                        web::scope("/controlPlane/v1").configure(control_plane::routes).configure(sequences::routes),
+                    )
                     .service(web::scope("/resource-service/v1").configure(resources::routes)),
             )
             .default_service(web::to(error::not_found));

@@ -6,6 +6,7 @@ pub mod chaining;
 pub mod clock;
 pub mod event;
 pub mod event_type;
+pub mod incoming;
 pub mod names;
 pub mod paging;
 pub mod payload;

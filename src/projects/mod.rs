@@ -60,6 +60,8 @@ pub struct ProjectManager {
     clock: Arc<dyn Clock>,
     /// Read cache of the stored records; written only while the project's lock is held.
     projects: DashMap<String, Arc<ProjectRecord>>,
+    /// Parsed shipyards of the cached records, so that triggering a sequence parses no YAML.
+    shipyards: DashMap<String, Arc<Shipyard>>,
     /// One async lock per project name: lifecycle changes of a project run one at a time.
     locks: DashMap<String, Arc<tokio::sync::Mutex<()>>>,
     remote_url_denylist: Vec<regex::Regex>,
@@ -73,7 +75,16 @@ impl ProjectManager {
         clock: Arc<dyn Clock>,
         remote_url_denylist: Vec<regex::Regex>,
     ) -> Self {
-        Self { snapshots, repos, emitter, clock, projects: DashMap::new(), locks: DashMap::new(), remote_url_denylist }
+        Self {
+            snapshots,
+            repos,
+            emitter,
+            clock,
+            projects: DashMap::new(),
+            shipyards: DashMap::new(),
+            locks: DashMap::new(),
+            remote_url_denylist,
+        }
     }
 
     /// Loads every stored project, restores upstreams, drops credentials without a project and moves
@@ -82,7 +93,7 @@ impl ProjectManager {
         for (key, value) in self.snapshots.scan_prefix(RECORD_PREFIX).await? {
             let record: ProjectRecord = serde_json::from_slice(&value)
                 .map_err(|e| ProjectError::Internal(format!("stored project '{key}' is corrupt: {e}")))?;
-            self.projects.insert(record.name.clone(), Arc::new(record));
+            self.cache(record);
         }
         for (key, value) in self.snapshots.scan_prefix(CREDENTIALS_PREFIX).await? {
             let project = &key[CREDENTIALS_PREFIX.len()..];
@@ -96,6 +107,9 @@ impl ProjectManager {
             self.repos.restore_upstream(project, Some(credentials)).await.map_err(ProjectError::from_resource)?;
         }
         self.sweep_repositories().await;
+        for project in self.list() {
+            self.repos.load_heads(&project.name).await.map_err(ProjectError::from_resource)?;
+        }
         Ok(self.projects.len())
     }
 
@@ -124,6 +138,27 @@ impl ProjectManager {
                 tracing::error!(repository = %name, %error, "could not move repository without a project record");
             }
         }
+    }
+
+    /// Caches `record` and its parsed shipyard.
+    fn cache(&self, record: ProjectRecord) {
+        match shipyard::parse(&record.shipyard) {
+            Ok(parsed) => {
+                self.shipyards.insert(record.name.clone(), Arc::new(parsed));
+            }
+            Err(error) => tracing::error!(project = %record.name, %error, "stored shipyard does not parse"),
+        }
+        self.projects.insert(record.name.clone(), Arc::new(record));
+    }
+
+    fn uncache(&self, project: &str) {
+        self.projects.remove(project);
+        self.shipyards.remove(project);
+    }
+
+    /// The project's parsed shipyard.
+    pub fn shipyard(&self, project: &str) -> Option<Arc<Shipyard>> {
+        self.shipyards.get(project).map(|entry| Arc::clone(entry.value()))
     }
 
     fn lock(&self, project: &str) -> Arc<tokio::sync::Mutex<()>> {
@@ -223,7 +258,7 @@ impl ProjectManager {
         self.emitter.emit(self.event(event::PROJECT_CREATE_FINISHED, &keptn_context, data)).await;
         let record = result?;
         tracing::info!(project = %record.name, stages = record.stages.len(), "project created");
-        self.projects.insert(record.name.clone(), Arc::new(record));
+        self.cache(record);
         Ok(())
     }
 
@@ -297,7 +332,7 @@ impl ProjectManager {
         let result = self.update_locked(&current, credentials, shipyard).await;
         match result {
             Ok(record) => {
-                self.projects.insert(record.name.clone(), Arc::new(record));
+                self.cache(record);
                 tracing::info!(project = %request.name, "project updated");
                 Ok(())
             }
@@ -343,7 +378,7 @@ impl ProjectManager {
         let _guard = lock.lock().await;
         let record = self.get(project).ok_or_else(|| ProjectError::project_not_found(project))?;
         self.snapshots.delete(&format!("{RECORD_PREFIX}{project}")).await?;
-        self.projects.remove(project);
+        self.uncache(project);
         let had_upstream = record.git_remote.is_some();
         if let Err(error) = self.snapshots.delete(&format!("{CREDENTIALS_PREFIX}{project}")).await {
             // Harmless: the next start drops credentials without a project.

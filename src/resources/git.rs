@@ -92,6 +92,9 @@ pub struct GitRepos {
     /// Upstream credentials per project; changed only while the project's lock is held, and read by
     /// every operation inside it, so that a write never goes to a stale upstream.
     upstreams: DashMap<String, GitCredentials>,
+    /// Latest commit of every branch, by project and branch, refreshed after every change and pull, so
+    /// that sequences read a stage's `gitcommitid` without touching the repository.
+    heads: DashMap<(String, String), String>,
 }
 
 impl GitRepos {
@@ -104,7 +107,7 @@ impl GitRepos {
                 let _ = git2::opts::set_server_timeout_in_milliseconds(UPSTREAM_IO_TIMEOUT_MS);
             }
         });
-        Arc::new(Self { root, locks: DashMap::new(), upstreams: DashMap::new() })
+        Arc::new(Self { root, locks: DashMap::new(), upstreams: DashMap::new(), heads: DashMap::new() })
     }
 
     pub fn root(&self) -> &Path {
@@ -114,6 +117,34 @@ impl GitRepos {
     /// The project's upstream credentials (for rollbacks; never for display).
     pub(crate) fn upstream(&self, project: &str) -> Option<GitCredentials> {
         self.upstreams.get(project).map(|entry| entry.value().clone())
+    }
+
+    /// The latest commit of `branch` (a stage, or the default branch) of `project`.
+    pub fn branch_head(&self, project: &str, branch: &str) -> Option<String> {
+        self.heads.get(&(project.to_owned(), branch.to_owned())).map(|head| head.value().clone())
+    }
+
+    /// Reads every branch head of `project` into the cache (at start).
+    pub async fn load_heads(self: &Arc<Self>, project: &str) -> Result<(), ResourceError> {
+        self.run(project, |repos, project, _| {
+            let repo = repos.open(project)?;
+            repos.record_heads(project, &repo)
+        })
+        .await
+    }
+
+    fn record_heads(&self, project: &str, repo: &Repository) -> Result<(), ResourceError> {
+        for branch in repo.branches(Some(git2::BranchType::Local))? {
+            let (branch, _) = branch?;
+            if let (Some(name), Some(target)) = (branch.name()?, branch.get().target()) {
+                self.heads.insert((project.to_owned(), name.to_owned()), target.to_string());
+            }
+        }
+        Ok(())
+    }
+
+    fn forget_heads(&self, project: &str) {
+        self.heads.retain(|(owner, _), _| owner != project);
     }
 
     /// The upstream URL to show for `project` (user-info removed), if it has an upstream.
@@ -197,6 +228,7 @@ impl GitRepos {
                 Ok(commit) => {
                     std::fs::rename(&staging, &final_path)?;
                     repos.replace_upstream(project, upstream);
+                    repos.record_heads(project, &Repository::open_bare(&final_path)?)?;
                     Ok(commit)
                 }
                 Err(error) => {
@@ -212,6 +244,7 @@ impl GitRepos {
     pub async fn delete_project(self: &Arc<Self>, project: &str) -> Result<(), ResourceError> {
         self.run(project, |repos, project, _| {
             repos.replace_upstream(project, None);
+            repos.forget_heads(project);
             let path = repos.path(project);
             if !path.exists() {
                 return Err(ResourceError::ProjectNotFound);
@@ -244,6 +277,7 @@ impl GitRepos {
             let names: Vec<&str> = branches.iter().map(String::as_str).collect();
             upstream::push(&repo, &credentials, &names)?;
             repos.replace_upstream(project, Some(credentials));
+            repos.record_heads(project, &repo)?;
             Ok(())
         })
         .await
@@ -260,6 +294,7 @@ impl GitRepos {
             let repo = repos.open(project)?;
             if let Some(credentials) = &upstream {
                 upstream::pull(&repo, credentials)?;
+                repos.record_heads(project, &repo)?;
             }
             let commit = branch_commit(&repo, scope.branch())?;
             let mut uris = Vec::new();
@@ -286,6 +321,7 @@ impl GitRepos {
             let repo = repos.open(project)?;
             if let Some(credentials) = &upstream {
                 upstream::pull(&repo, credentials)?;
+                repos.record_heads(project, &repo)?;
             }
             let commit = match &commit_id {
                 Some(id) => find_commit(&repo, id)?,
@@ -394,9 +430,15 @@ impl GitRepos {
                 let tree = repo.find_tree(tree_id)?;
                 let signature = signature()?;
                 let commit = repo.commit(Some(&reference), &signature, &signature, &message, &tree, &[&parent])?;
-                let Some(credentials) = &upstream else { return Ok(commit.to_string()) };
+                let Some(credentials) = &upstream else {
+                    repos.record_heads(project, &repo)?;
+                    return Ok(commit.to_string());
+                };
                 match upstream::push(&repo, credentials, &[branch]) {
-                    Ok(()) => return Ok(commit.to_string()),
+                    Ok(()) => {
+                        repos.record_heads(project, &repo)?;
+                        return Ok(commit.to_string());
+                    }
                     Err(error) => {
                         // Roll the local branch back so that it never holds an unpushed commit.
                         repo.reference(&reference, parent.id(), true, "roll back unpushed commit")?;

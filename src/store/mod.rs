@@ -5,6 +5,7 @@
 //! | [`SnapshotStore`]: actor snapshots and records (projects, credentials, …) | Redis ([`redis::RedisSnapshotStore`]) | SQLite ([`sqlite::SqliteStore`]) |
 //! | [`EventStore`]: the event history behind the datastore API | MongoDB ([`mongo::MongoEventStore`]) | the same SQLite file |
 
+pub mod history;
 pub mod mongo;
 pub mod redis;
 pub mod sqlite;
@@ -61,6 +62,13 @@ pub struct EventQuery {
 pub trait EventStore: Send + Sync + 'static {
     /// Stores `event` unless an event with the same `id` is stored already; returns whether it was new.
     async fn insert(&self, event: &CloudEvent) -> Result<bool>;
+    /// Stores every event of `events` not stored yet.
+    async fn insert_many(&self, events: &[std::sync::Arc<CloudEvent>]) -> Result<()> {
+        for event in events {
+            self.insert(event).await?;
+        }
+        Ok(())
+    }
     /// Events matching `query`, newest first.
     async fn find(&self, query: &EventQuery) -> Result<Vec<CloudEvent>>;
 }

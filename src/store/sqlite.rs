@@ -120,32 +120,18 @@ impl SnapshotStore for SqliteStore {
 #[async_trait]
 impl EventStore for SqliteStore {
     async fn insert(&self, event: &CloudEvent) -> Result<bool> {
-        let body = serde_json::to_string(event)
-            .map_err(|e| Error::Corrupt { key: event.id.clone(), message: e.to_string() })?;
-        let project = event.project().unwrap_or(UNMAPPED_EVENTS).to_owned();
-        let stage = event.data.get("stage").and_then(|v| v.as_str()).map(str::to_owned);
-        let service = event.data.get("service").and_then(|v| v.as_str()).map(str::to_owned);
-        let time = event.time.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)).unwrap_or_default();
-        let event = event.clone();
+        let row = EventRow::from_event(event)?;
+        self.with_connection(move |c| row.insert(c)).await
+    }
+
+    async fn insert_many(&self, events: &[std::sync::Arc<CloudEvent>]) -> Result<()> {
+        let rows = events.iter().map(|event| EventRow::from_event(event)).collect::<Result<Vec<_>>>()?;
         self.with_connection(move |c| {
-            let inserted = c.execute(
-                "INSERT OR IGNORE INTO events
-                 (id, project, type, shkeptncontext, triggeredid, stage, service, source, time, body)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                params![
-                    event.id,
-                    project,
-                    event.event_type,
-                    event.shkeptncontext,
-                    event.triggeredid,
-                    stage,
-                    service,
-                    event.source,
-                    time,
-                    body
-                ],
-            )?;
-            Ok(inserted == 1)
+            let transaction = c.unchecked_transaction()?;
+            for row in rows {
+                row.insert(&transaction)?;
+            }
+            transaction.commit()
         })
         .await
     }
@@ -176,5 +162,61 @@ impl EventStore for SqliteStore {
                 serde_json::from_str(body).map_err(|e| Error::Corrupt { key: "events".into(), message: e.to_string() })
             })
             .collect()
+    }
+}
+
+/// One event as stored in the `events` table.
+struct EventRow {
+    id: String,
+    project: String,
+    event_type: String,
+    keptn_context: String,
+    triggered_id: Option<String>,
+    stage: Option<String>,
+    service: Option<String>,
+    source: String,
+    time: String,
+    body: String,
+}
+
+impl EventRow {
+    fn from_event(event: &CloudEvent) -> Result<Self> {
+        let body = serde_json::to_string(event)
+            .map_err(|e| Error::Corrupt { key: event.id.clone(), message: e.to_string() })?;
+        let text = |key: &str| event.data.get(key).and_then(|v| v.as_str()).map(str::to_owned);
+        Ok(Self {
+            id: event.id.clone(),
+            project: event.project().unwrap_or(UNMAPPED_EVENTS).to_owned(),
+            event_type: event.event_type.clone(),
+            keptn_context: event.shkeptncontext.clone(),
+            triggered_id: event.triggeredid.clone(),
+            stage: text("stage"),
+            service: text("service"),
+            source: event.source.clone(),
+            time: event.time.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)).unwrap_or_default(),
+            body,
+        })
+    }
+
+    /// Inserts unless the id is stored already; returns whether it was new.
+    fn insert(&self, connection: &Connection) -> rusqlite::Result<bool> {
+        let mut statement = connection.prepare_cached(
+            "INSERT OR IGNORE INTO events
+             (id, project, type, shkeptncontext, triggeredid, stage, service, source, time, body)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        )?;
+        let inserted = statement.execute(params![
+            self.id,
+            self.project,
+            self.event_type,
+            self.keptn_context,
+            self.triggered_id,
+            self.stage,
+            self.service,
+            self.source,
+            self.time,
+            self.body
+        ])?;
+        Ok(inserted == 1)
     }
 }

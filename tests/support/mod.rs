@@ -129,6 +129,13 @@ impl TestKeelson {
     }
 }
 
+/// Merges the keys of `extra` (an object) into `target` (an object).
+pub fn merge_into(target: &mut Value, extra: Value) {
+    if let (Some(target), Value::Object(extra)) = (target.as_object_mut(), extra) {
+        target.extend(extra);
+    }
+}
+
 /// Sends a request with a deadline; returns status and JSON body (`Null` when empty or not JSON).
 pub async fn send(request: reqwest::RequestBuilder) -> (u16, Value) {
     let response = tokio::time::timeout(Duration::from_secs(60), request.send())

@@ -100,7 +100,8 @@ mod tests {
 
     #[test]
     fn keptn_aggregation_table() {
-        let cases: &[(&[(&str, &str)], (&str, &str))] = &[
+        type Case<'a> = (&'a [(&'a str, &'a str)], (&'a str, &'a str));
+        let cases: &[Case] = &[
             (&[("pass", "succeeded")], ("pass", "succeeded")),
             (&[("warning", "succeeded")], ("warning", "succeeded")),
             (&[("fail", "succeeded")], ("fail", "succeeded")),

@@ -204,7 +204,7 @@ pub enum Input<'a> {
 /// What the hosting actor must do.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
-    Publish(CloudEvent),
+    Publish(Arc<CloudEvent>),
     /// Ask the stage for this service's slot; it answers with [`Input::SlotGranted`].
     RequestSlot,
     /// Give the slot back, or withdraw an outstanding request.
@@ -535,7 +535,7 @@ impl Execution {
         self.phase = if task.name == APPROVAL_TASK { Phase::WaitingForApproval } else { Phase::Running };
         let event = Arc::new(event);
         task.triggered_event = Some(Arc::clone(&event));
-        effects.push(Effect::Publish((*event).clone()));
+        effects.push(Effect::Publish(event));
     }
 
     /// The `.triggered` payload of the open task (spec §2.4): the accumulated payload, the task's
@@ -598,7 +598,7 @@ impl Execution {
             data,
         );
         event.triggeredid = Some(self.scope.triggered_id.clone());
-        effects.push(Effect::Publish(event));
+        effects.push(Effect::Publish(Arc::new(event)));
         effects.push(Effect::Ended { chain });
     }
 

@@ -78,7 +78,10 @@ fn complete_task(execution: &mut Execution, at: i64, data: Value) -> Step {
 }
 
 fn published(effects: &[Effect]) -> Vec<&CloudEvent> {
-    effects.iter().filter_map(|effect| if let Effect::Publish(event) = effect { Some(event) } else { None }).collect()
+    effects
+        .iter()
+        .filter_map(|effect| if let Effect::Publish(event) = effect { Some(event.as_ref()) } else { None })
+        .collect()
 }
 
 fn published_types(effects: &[Effect]) -> Vec<&str> {

@@ -1,0 +1,117 @@
+//! The actor shell around the pure model: a project actor per project, a stage actor per project stage
+//! and a sequence actor per running sequence execution, fed by the [`router::EventRouter`].
+//!
+//! Actors decide no domain question: they hand inputs to the pure state machine in
+//! [`crate::model::sequence`] and perform the effects it returns. Each is started under an actix
+//! `Supervisor`; a panic while applying an input is caught at the actor boundary, the state from before
+//! the input is restored, and the actor restarts from it, so one bad input affects one execution only.
+
+pub mod project;
+pub mod registry;
+pub mod router;
+pub mod sequence;
+pub mod stage;
+
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use actix::{Addr, Arbiter, ArbiterHandle, Supervisor};
+
+use crate::bus::Bus;
+use crate::model::clock::Clock;
+use crate::model::event::CloudEvent;
+use crate::model::sequence::Timeouts;
+use crate::projects::ProjectManager;
+use crate::store::history::HistoryWriter;
+
+pub use registry::Registry;
+
+/// What every actor needs: the stores, the bus, time, and where the other actors are.
+pub struct Runtime {
+    pub projects: Arc<ProjectManager>,
+    pub bus: Arc<dyn Bus>,
+    pub history: HistoryWriter,
+    pub clock: Arc<dyn Clock>,
+    pub timeouts: Timeouts,
+    pub registry: Registry,
+    /// One arbiter (thread) per core; a project's actors all live on the arbiter its name hashes to.
+    arbiters: Vec<Arbiter>,
+}
+
+impl Runtime {
+    pub fn new(
+        projects: Arc<ProjectManager>,
+        bus: Arc<dyn Bus>,
+        history: HistoryWriter,
+        clock: Arc<dyn Clock>,
+        timeouts: Timeouts,
+    ) -> Arc<Self> {
+        let cores = std::thread::available_parallelism().map(usize::from).unwrap_or(1);
+        let arbiters = (0..cores).map(|_| Arbiter::new()).collect();
+        Arc::new(Self { projects, bus, history, clock, timeouts, registry: Registry::default(), arbiters })
+    }
+
+    fn arbiter_for(&self, project: &str) -> ArbiterHandle {
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        project.hash(&mut hasher);
+        self.arbiters[(hasher.finish() as usize) % self.arbiters.len()].handle()
+    }
+
+    /// The project's actor, started on first use; `None` for a project that does not exist.
+    pub fn project_actor(self: &Arc<Self>, project: &str) -> Option<Addr<project::ProjectActor>> {
+        if let Some(address) = self.registry.projects.get(project) {
+            if address.connected() {
+                return Some(address.clone());
+            }
+        }
+        self.projects.get(project)?;
+        let entry = self.registry.projects.entry(project.to_owned());
+        let address = match entry {
+            dashmap::mapref::entry::Entry::Occupied(occupied) if occupied.get().connected() => occupied.get().clone(),
+            entry => {
+                let runtime = Arc::clone(self);
+                let name = project.to_owned();
+                let address = Supervisor::start_in_arbiter(&self.arbiter_for(project), move |ctx| {
+                    ctx.set_mailbox_capacity(project::MAILBOX_CAPACITY);
+                    project::ProjectActor::new(name, runtime)
+                });
+                entry.insert(address.clone());
+                address
+            }
+        };
+        Some(address)
+    }
+
+    /// Stores `event` in the history and publishes it on the bus.
+    pub async fn publish(&self, event: Arc<CloudEvent>) {
+        self.history.record(Arc::clone(&event)).await;
+        if let Err(error) = self.bus.publish(&event).await {
+            metrics::counter!("keelson_event_emit_failures_total", "stage" => "publish").increment(1);
+            tracing::warn!(event_type = %event.event_type, event_id = %event.id, %error, "could not publish event");
+        }
+    }
+
+    /// Stops the arbiters (at shutdown).
+    pub fn stop(&self) {
+        for arbiter in &self.arbiters {
+            arbiter.stop();
+        }
+    }
+}
+
+/// Runs `work`, turning a panic into `None` (logged and counted) so the caller can restore and restart.
+pub(crate) fn guarded<T>(actor: &'static str, work: impl FnOnce() -> T) -> Option<T> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)) {
+        Ok(value) => Some(value),
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            metrics::counter!("keelson_actor_panics_total", "actor" => actor).increment(1);
+            tracing::error!(actor, panic = %message, "actor panicked; restarting it from its last state");
+            None
+        }
+    }
+}

@@ -1,0 +1,349 @@
+//! The actor of one project: starts sequence executions, chains them through `triggeredOn`, and
+//! applies pause/resume/abort to a Keptn context.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use actix::prelude::*;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use super::sequence::{self, Apply, Command, SequenceActor};
+use super::stage::StageActor;
+use super::Runtime;
+use crate::model::chaining;
+use crate::model::event::CloudEvent;
+use crate::model::event_type::{self, EventType};
+use crate::model::sequence::aggregate::{ERRORED, FAIL};
+use crate::model::sequence::{Execution, Scope};
+
+/// Mailbox capacity: the router waits when a project falls this far behind, so one busy project slows
+/// its own producers and not the others.
+pub const MAILBOX_CAPACITY: usize = 1024;
+
+/// Namespace of execution ids: an execution's id is derived from its project and trigger event id, so
+/// a redelivered trigger maps to the same execution.
+const EXECUTION_NAMESPACE: Uuid = Uuid::from_u128(0x6b65_656c_736f_6e00_0000_0000_0000_0001);
+
+/// A `<stage>.<sequence>.triggered` event for this project.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SequenceTriggered(pub Arc<CloudEvent>);
+
+/// An execution ended; with `chain`, its `triggeredOn` followers start.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ExecutionEnded {
+    pub execution: Arc<Execution>,
+    pub chain: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ControlCommand {
+    Pause,
+    Resume,
+    Abort,
+}
+
+/// `POST /sequence/{project}/{context}/control`.
+#[derive(Message)]
+#[rtype(result = "Result<(), ControlError>")]
+pub struct Control {
+    pub keptn_context: String,
+    pub stage: Option<String>,
+    pub command: ControlCommand,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ControlError {
+    #[error("no sequence with keptn context {0} in this project")]
+    UnknownContext(String),
+}
+
+/// Sends a command to one running execution (fault injection and tests).
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub struct SendToExecution {
+    pub execution: String,
+    pub command: Command,
+}
+
+pub struct ProjectActor {
+    name: String,
+    runtime: Arc<Runtime>,
+    stages: HashMap<String, Addr<StageActor>>,
+    /// Executions that have not ended.
+    live: HashMap<String, Addr<SequenceActor>>,
+    /// Execution ids by Keptn context, in start order (ended ones included, for control and views).
+    contexts: HashMap<String, Vec<String>>,
+    /// Paused contexts (`None`) and context stages (`Some(stage)`).
+    paused: HashSet<(String, Option<String>)>,
+}
+
+impl ProjectActor {
+    pub fn new(name: String, runtime: Arc<Runtime>) -> Self {
+        Self {
+            name,
+            runtime,
+            stages: HashMap::new(),
+            live: HashMap::new(),
+            contexts: HashMap::new(),
+            paused: HashSet::new(),
+        }
+    }
+
+    fn stage_actor(&mut self, stage: &str) -> Addr<StageActor> {
+        self.stages
+            .entry(stage.to_owned())
+            .or_insert_with(|| Supervisor::start_in_arbiter(&Arbiter::current(), |_| StageActor::default()))
+            .clone()
+    }
+
+    fn is_paused(&self, keptn_context: &str, stage: &str) -> bool {
+        self.paused.contains(&(keptn_context.to_owned(), None))
+            || self.paused.contains(&(keptn_context.to_owned(), Some(stage.to_owned())))
+    }
+
+    fn start_sequence(&mut self, event: Arc<CloudEvent>, ctx: &mut Context<Self>) {
+        let EventType::Sequence { sequence: sequence_name, kind: event_type::TRIGGERED, .. } =
+            event_type::parse(&event.event_type)
+        else {
+            return;
+        };
+        let text = |key: &str| event.data.get(key).and_then(Value::as_str).unwrap_or_default().to_owned();
+        let (stage, service) = (text("stage"), text("service"));
+        if stage.is_empty() || service.is_empty() || event.id.is_empty() {
+            tracing::warn!(event_id = %event.id, "sequence trigger without stage, service or id dropped");
+            return;
+        }
+        let execution_id =
+            Uuid::new_v5(&EXECUTION_NAMESPACE, format!("{}/{}", self.name, event.id).as_bytes()).to_string();
+        if self.runtime.registry.executions.contains_key(&execution_id) {
+            tracing::debug!(event_id = %event.id, "duplicate sequence trigger ignored");
+            return;
+        }
+        let definition =
+            self.runtime.projects.shipyard(&self.name).ok_or_else(|| "project has no shipyard".to_owned()).and_then(
+                |shipyard| {
+                    let record = self.runtime.projects.get(&self.name);
+                    let known_service =
+                        record.as_ref().and_then(|r| r.stage(&stage)).is_none_or(|s| s.service(&service).is_some());
+                    if !known_service {
+                        return Err(format!(
+                            "Unable to start sequence {sequence_name}: service {service} not found in stage {stage}"
+                        ));
+                    }
+                    chaining::resolve(&shipyard, &stage, sequence_name)
+                },
+            );
+        let definition = match definition {
+            Ok(definition) => definition,
+            Err(message) => {
+                self.reject(&event, &execution_id, &stage, sequence_name, &service, message, ctx);
+                return;
+            }
+        };
+        let gitcommitid = event
+            .gitcommitid
+            .clone()
+            .filter(|id| !id.is_empty())
+            .or_else(|| self.runtime.projects.repos().branch_head(&self.name, &stage));
+        let scope = Scope {
+            project: self.name.clone(),
+            stage: stage.clone(),
+            service,
+            keptn_context: event.shkeptncontext.clone(),
+            triggered_id: event.id.clone(),
+            gitcommitid,
+        };
+        let paused = self.is_paused(&scope.keptn_context, &stage);
+        let now = self.runtime.clock.now();
+        let (execution, effects) =
+            Execution::new(execution_id.clone(), definition, scope, Arc::new(event.data.clone()), now, paused);
+        self.runtime.registry.executions.insert(execution_id.clone(), Arc::new(execution.clone()));
+        self.contexts.entry(execution.scope.keptn_context.clone()).or_default().push(execution_id.clone());
+        let runtime = Arc::clone(&self.runtime);
+        let project = ctx.address();
+        let stage_actor = self.stage_actor(&stage);
+        let address = Supervisor::start_in_arbiter(&Arbiter::current(), move |ctx| {
+            ctx.set_mailbox_capacity(sequence::MAILBOX_CAPACITY);
+            SequenceActor::new(execution, effects, runtime, project, stage_actor)
+        });
+        self.live.insert(execution_id, address);
+        metrics::counter!("keelson_sequences_started_total").increment(1);
+        metrics::gauge!("keelson_sequences_active").increment(1.0);
+    }
+
+    /// Answers a trigger that cannot start with an errored `.finished`, as Keptn does.
+    #[allow(clippy::too_many_arguments)]
+    fn reject(
+        &self,
+        event: &CloudEvent,
+        execution_id: &str,
+        stage: &str,
+        sequence_name: &str,
+        service: &str,
+        message: String,
+        ctx: &mut Context<Self>,
+    ) {
+        tracing::info!(project = %self.name, stage, sequence = sequence_name, %message, "sequence not started");
+        let mut data = json!({
+            "project": self.name, "stage": stage, "service": service,
+            "status": ERRORED, "result": FAIL, "message": message,
+        });
+        if let Some(labels) = event.data.get("labels").filter(|labels| !labels.is_null()) {
+            data["labels"] = labels.clone();
+        }
+        let id = Uuid::new_v5(&Uuid::parse_str(execution_id).unwrap_or(EXECUTION_NAMESPACE), b"finished").to_string();
+        let mut finished = CloudEvent::emitted(
+            &event_type::sequence(stage, sequence_name, event_type::FINISHED),
+            id,
+            event.shkeptncontext.clone(),
+            self.runtime.clock.now(),
+            data,
+        );
+        finished.triggeredid = Some(event.id.clone());
+        let runtime = Arc::clone(&self.runtime);
+        ctx.wait(async move { runtime.publish(Arc::new(finished)).await }.into_actor(self));
+    }
+
+    fn chain(&mut self, execution: &Execution, ctx: &mut Context<Self>) {
+        let Some(shipyard) = self.runtime.projects.shipyard(&self.name) else { return };
+        let targets = chaining::chained(
+            &shipyard,
+            &execution.scope.stage,
+            &execution.definition.name,
+            execution.result(),
+            execution.last_task_name(),
+        );
+        let payload = execution.accumulated_payload();
+        for target in targets {
+            let mut data = payload.clone();
+            data["stage"] = json!(target.stage);
+            let namespace = Uuid::parse_str(&execution.id).unwrap_or(EXECUTION_NAMESPACE);
+            let id = Uuid::new_v5(&namespace, format!("chain/{}/{}", target.stage, target.sequence).as_bytes());
+            let trigger = CloudEvent::emitted(
+                &event_type::sequence(&target.stage, &target.sequence, event_type::TRIGGERED),
+                id.to_string(),
+                execution.scope.keptn_context.clone(),
+                self.runtime.clock.now(),
+                data,
+            );
+            let trigger = Arc::new(trigger);
+            let runtime = Arc::clone(&self.runtime);
+            let published = Arc::clone(&trigger);
+            ctx.wait(async move { runtime.publish(published).await }.into_actor(self));
+            self.start_sequence(trigger, ctx);
+        }
+    }
+
+    fn control(&mut self, control: Control) -> Result<(), ControlError> {
+        let Some(execution_ids) = self.contexts.get(&control.keptn_context) else {
+            return Err(ControlError::UnknownContext(control.keptn_context));
+        };
+        let in_scope: Vec<String> = execution_ids
+            .iter()
+            .filter(|id| {
+                control.stage.is_none()
+                    || self
+                        .runtime
+                        .registry
+                        .executions
+                        .get(*id)
+                        .is_some_and(|execution| Some(&execution.scope.stage) == control.stage.as_ref())
+            })
+            .cloned()
+            .collect();
+        let context = control.keptn_context.clone();
+        let command = match control.command {
+            ControlCommand::Pause => {
+                self.paused.insert((context, control.stage.clone()));
+                Command::Pause
+            }
+            ControlCommand::Resume => {
+                self.resume_flags(&context, control.stage.as_deref());
+                Command::Resume
+            }
+            ControlCommand::Abort => {
+                self.paused.retain(|(paused_context, _)| *paused_context != context);
+                Command::Abort
+            }
+        };
+        for id in in_scope {
+            if let Some(address) = self.live.get(&id) {
+                address.do_send(Apply(command.clone()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Clears pause flags. A context-wide resume clears every flag of the context; resuming one stage of
+    /// a paused context keeps the other stages paused.
+    fn resume_flags(&mut self, context: &str, stage: Option<&str>) {
+        match stage {
+            None => self.paused.retain(|(paused_context, _)| paused_context != context),
+            Some(stage) => {
+                if self.paused.remove(&(context.to_owned(), None)) {
+                    if let Some(shipyard) = self.runtime.projects.shipyard(&self.name) {
+                        for other in shipyard.stage_names().filter(|other| *other != stage) {
+                            self.paused.insert((context.to_owned(), Some(other.to_owned())));
+                        }
+                    }
+                }
+                self.paused.remove(&(context.to_owned(), Some(stage.to_owned())));
+            }
+        }
+    }
+}
+
+impl Actor for ProjectActor {
+    type Context = Context<Self>;
+}
+
+impl Supervised for ProjectActor {
+    fn restarting(&mut self, _ctx: &mut Context<Self>) {
+        tracing::warn!(project = %self.name, "project actor restarting");
+    }
+}
+
+impl Handler<SequenceTriggered> for ProjectActor {
+    type Result = ();
+
+    fn handle(&mut self, message: SequenceTriggered, ctx: &mut Context<Self>) {
+        self.start_sequence(message.0, ctx);
+    }
+}
+
+impl Handler<ExecutionEnded> for ProjectActor {
+    type Result = ();
+
+    fn handle(&mut self, message: ExecutionEnded, ctx: &mut Context<Self>) {
+        // Dropping the address lets the ended execution's actor stop.
+        self.live.remove(&message.execution.id);
+        if message.chain {
+            self.chain(&message.execution, ctx);
+        }
+    }
+}
+
+impl Handler<Control> for ProjectActor {
+    type Result = Result<(), ControlError>;
+
+    fn handle(&mut self, message: Control, _ctx: &mut Context<Self>) -> Self::Result {
+        self.control(message)
+    }
+}
+
+impl Handler<SendToExecution> for ProjectActor {
+    type Result = bool;
+
+    fn handle(&mut self, message: SendToExecution, _ctx: &mut Context<Self>) -> bool {
+        match self.live.get(&message.execution) {
+            Some(address) => {
+                address.do_send(Apply(message.command));
+                true
+            }
+            None => false,
+        }
+    }
+}

@@ -1,0 +1,71 @@
+//! The actor of one project stage: it hands out each service's run slot (see [`SlotTable`]).
+
+use std::collections::HashMap;
+
+use actix::prelude::*;
+use chrono::{DateTime, Utc};
+
+use super::sequence::{Apply, Command, SequenceActor};
+use crate::model::slots::SlotTable;
+
+/// An execution asks for its service's slot.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SlotRequest {
+    pub service: String,
+    pub execution: String,
+    pub triggered_at: DateTime<Utc>,
+    pub requester: Addr<SequenceActor>,
+}
+
+/// An execution gives its slot back or withdraws its request.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SlotRelease {
+    pub service: String,
+    pub execution: String,
+}
+
+#[derive(Default)]
+pub struct StageActor {
+    slots: SlotTable,
+    /// Executions holding or waiting for a slot. Bounded by the live executions of the stage.
+    requesters: HashMap<String, Addr<SequenceActor>>,
+}
+
+impl StageActor {
+    fn grant(&mut self, grant: Option<crate::model::slots::Grant>) {
+        if let Some(grant) = grant {
+            if let Some(requester) = self.requesters.get(&grant.execution) {
+                requester.do_send(Apply(Command::SlotGranted));
+            }
+        }
+    }
+}
+
+impl Actor for StageActor {
+    type Context = Context<Self>;
+}
+
+impl Supervised for StageActor {}
+
+impl Handler<SlotRequest> for StageActor {
+    type Result = ();
+
+    fn handle(&mut self, request: SlotRequest, _ctx: &mut Context<Self>) {
+        self.requesters.insert(request.execution.clone(), request.requester);
+        let grant = self.slots.request(&request.service, &request.execution, request.triggered_at);
+        self.grant(grant);
+    }
+}
+
+impl Handler<SlotRelease> for StageActor {
+    type Result = ();
+
+    fn handle(&mut self, release: SlotRelease, _ctx: &mut Context<Self>) {
+        // Dropping the address lets an ended execution's actor stop once nothing else refers to it.
+        self.requesters.remove(&release.execution);
+        let grant = self.slots.release(&release.service, &release.execution);
+        self.grant(grant);
+    }
+}

@@ -1,0 +1,434 @@
+//! Sequences over HTTP: control, executions, sequence states, open triggered events, evaluation trigger.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use actix_web::{web, HttpResponse};
+use chrono::{DateTime, NaiveDateTime, Utc};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::error::ApiError;
+use super::AppState;
+use crate::actors::project::{Control, ControlCommand, ControlError};
+use crate::model::clock::keptn_time;
+use crate::model::event::CloudEvent;
+use crate::model::event_type;
+use crate::model::paging::PageQuery;
+use crate::model::sequence::{Execution, Phase};
+use crate::projects::ProjectError;
+
+pub fn routes(config: &mut web::ServiceConfig) {
+    config
+        .route("/sequence/{project}/{keptn_context}/control", web::post().to(control))
+        .route("/sequence/{project}", web::get().to(sequence_states))
+        .route("/sequence-execution", web::get().to(sequence_executions))
+        .route("/event/triggered/{event_type}", web::get().to(triggered_events))
+        .route("/project/{project}/stage/{stage}/service/{service}/evaluation", web::post().to(trigger_evaluation));
+}
+
+#[derive(Deserialize)]
+struct ControlBody {
+    #[serde(default)]
+    state: String,
+    #[serde(default)]
+    stage: String,
+}
+
+async fn control(
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+    body: web::Json<ControlBody>,
+) -> Result<HttpResponse, ApiError> {
+    let (project, keptn_context) = path.into_inner();
+    let command = match body.state.as_str() {
+        "pause" => ControlCommand::Pause,
+        "resume" => ControlCommand::Resume,
+        "abort" => ControlCommand::Abort,
+        "" => return Err(ApiError::bad_request("state is required: pause, resume or abort")),
+        other => return Err(ApiError::bad_request(format!("unknown state '{other}': use pause, resume or abort"))),
+    };
+    let runtime = state.router.runtime();
+    let actor =
+        runtime.project_actor(&project).ok_or_else(|| ApiError::from(ProjectError::project_not_found(&project)))?;
+    let stage = Some(body.stage.clone()).filter(|stage| !stage.is_empty());
+    let outcome = actor
+        .send(Control { keptn_context, stage, command })
+        .await
+        .map_err(|_| ApiError::new(actix_web::http::StatusCode::SERVICE_UNAVAILABLE, "project actor unavailable"))?;
+    match outcome {
+        Ok(()) => Ok(HttpResponse::Ok().json(json!({}))),
+        Err(error @ ControlError::UnknownContext(_)) => Err(ApiError::not_found(error.to_string())),
+    }
+}
+
+/// Keptn's "family C" paging: integer offset, no default limit.
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct IntegerPage {
+    page_size: Option<String>,
+    next_page_key: Option<String>,
+}
+
+impl IntegerPage {
+    fn cut<T>(&self, items: Vec<T>) -> Result<(Vec<T>, usize, usize), ApiError> {
+        let parse = |raw: &Option<String>, name: &str| -> Result<usize, ApiError> {
+            match raw.as_deref() {
+                None | Some("") => Ok(0),
+                Some(raw) => raw.parse().map_err(|_| ApiError::bad_request(format!("invalid {name} '{raw}'"))),
+            }
+        };
+        let size = parse(&self.page_size, "pageSize")?;
+        let offset = parse(&self.next_page_key, "nextPageKey")?;
+        let total = items.len();
+        let end = if size == 0 { total } else { offset.saturating_add(size).min(total) };
+        let next = if end < total { end } else { 0 };
+        let page = items.into_iter().skip(offset).take(end.saturating_sub(offset)).collect();
+        Ok((page, next, total))
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ExecutionQuery {
+    #[serde(default)]
+    project: String,
+    stage: Option<String>,
+    service: Option<String>,
+    name: Option<String>,
+    status: Option<String>,
+    keptn_context: Option<String>,
+    #[serde(flatten)]
+    page: IntegerPage,
+}
+
+async fn sequence_executions(
+    state: web::Data<AppState>,
+    query: web::Query<ExecutionQuery>,
+) -> Result<HttpResponse, ApiError> {
+    if query.project.is_empty() {
+        return Err(ApiError::bad_request("project name must not be empty"));
+    }
+    if state.projects.get(&query.project).is_none() {
+        return Err(ProjectError::project_not_found(&query.project).into());
+    }
+    let matches = |wanted: &Option<String>, value: &str| wanted.as_deref().is_none_or(|w| w.is_empty() || w == value);
+    let mut executions: Vec<Arc<Execution>> = state
+        .router
+        .runtime()
+        .registry
+        .executions_of(&query.project)
+        .into_iter()
+        .filter(|e| {
+            matches(&query.stage, &e.scope.stage)
+                && matches(&query.service, &e.scope.service)
+                && matches(&query.name, &e.definition.name)
+                && matches(&query.status, e.state_name())
+                && matches(&query.keptn_context, &e.scope.keptn_context)
+        })
+        .collect();
+    executions.sort_by(|a, b| b.triggered_at.cmp(&a.triggered_at).then_with(|| a.id.cmp(&b.id)));
+    let (page, next, total) = query.page.cut(executions)?;
+    let mut body = json!({
+        "sequenceExecutions": page.iter().map(|e| e.to_wire()).collect::<Vec<_>>(),
+        "totalCount": total,
+        "pageSize": page.len(),
+    });
+    if next > 0 {
+        body["nextPageKey"] = json!(next);
+    }
+    Ok(HttpResponse::Ok().json(body))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StateQuery {
+    name: Option<String>,
+    state: Option<String>,
+    from_time: Option<String>,
+    before_time: Option<String>,
+    keptn_context: Option<String>,
+    #[serde(flatten)]
+    page: IntegerPage,
+}
+
+/// `GET /sequence/{project}`: one state document per Keptn context, newest first.
+async fn sequence_states(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    query: web::Query<StateQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let project = path.into_inner();
+    if state.projects.get(&project).is_none() {
+        return Err(ProjectError::project_not_found(&project).into());
+    }
+    let mut by_context: BTreeMap<String, Vec<Arc<Execution>>> = BTreeMap::new();
+    for execution in state.router.runtime().registry.executions_of(&project) {
+        by_context.entry(execution.scope.keptn_context.clone()).or_default().push(execution);
+    }
+    let contexts: Option<Vec<&str>> =
+        query.keptn_context.as_deref().map(|list| list.split(',').map(str::trim).collect());
+    let mut states: Vec<Value> = by_context
+        .into_values()
+        .map(|mut executions| {
+            executions.sort_by_key(|e| e.triggered_at);
+            sequence_state(&executions)
+        })
+        .filter(|document| {
+            let field = |key: &str| document[key].as_str().unwrap_or_default();
+            query.name.as_deref().is_none_or(|name| field("name") == name)
+                && query.state.as_deref().is_none_or(|wanted| field("state") == wanted)
+                && query.from_time.as_deref().is_none_or(|from| field("time") > from)
+                && query.before_time.as_deref().is_none_or(|before| field("time") < before)
+                && contexts.as_ref().is_none_or(|list| list.contains(&field("shkeptncontext")))
+        })
+        .collect();
+    states.sort_by(|a, b| b["time"].as_str().cmp(&a["time"].as_str()));
+    let (page, next, total) = query.page.cut(states)?;
+    let mut body = json!({ "states": page, "totalCount": total });
+    if next > 0 {
+        body["nextPageKey"] = json!(next);
+    }
+    Ok(HttpResponse::Ok().json(body))
+}
+
+/// The Bridge's view of one context: overall state and one entry per stage.
+fn sequence_state(executions: &[Arc<Execution>]) -> Value {
+    let first = &executions[0];
+    let any_live = executions.iter().any(|e| !e.phase.is_terminal());
+    let outcome_status = |e: &Execution| e.outcome.as_ref().map(|o| o.status.as_str()).unwrap_or_default().to_owned();
+    let overall = if any_live {
+        if executions.iter().any(|e| e.paused && !e.phase.is_terminal()) {
+            "paused"
+        } else if executions.iter().all(|e| e.phase == Phase::Queued) {
+            "waiting"
+        } else {
+            "started"
+        }
+    } else if executions.iter().any(|e| outcome_status(e) == "aborted") {
+        "aborted"
+    } else if executions.iter().any(|e| e.phase == Phase::TimedOut) {
+        "timedOut"
+    } else {
+        "finished"
+    };
+    let stages: Vec<Value> = executions
+        .iter()
+        .map(|execution| {
+            let mut stage = json!({
+                "name": execution.scope.stage,
+                "state": if execution.phase.is_terminal() { outcome_status(execution) } else { execution.state_name().to_owned() },
+            });
+            if let Some(image) = execution.input.pointer("/configurationChange/values/image").and_then(Value::as_str) {
+                stage["image"] = json!(image);
+            }
+            if let Some(event) = execution.open_triggered_event() {
+                stage["latestEvent"] = json!({ "type": event.event_type, "id": event.id, "time": event.time.map(keptn_time) });
+            } else if let Some(task) = execution.previous_tasks.last() {
+                stage["latestEvent"] = json!({ "type": event_type::task(&task.name, event_type::FINISHED), "id": task.triggered_id });
+            }
+            if let Some(evaluation) = execution.previous_tasks.iter().rev().find(|task| task.name == "evaluation") {
+                stage["latestEvaluation"] = json!({
+                    "result": evaluation.result,
+                    "score": evaluation.properties.pointer("/evaluation/score").cloned().unwrap_or(json!(0)),
+                });
+            }
+            if let Some(failed) = execution.previous_tasks.iter().rev().find(|task| task.result == "fail" || task.status == "errored") {
+                stage["latestFailedEvent"] = json!({ "type": event_type::task(&failed.name, event_type::FINISHED), "id": failed.triggered_id });
+            }
+            stage
+        })
+        .collect();
+    let mut document = json!({
+        "name": first.definition.name,
+        "service": first.scope.service,
+        "project": first.scope.project,
+        "time": keptn_time(first.triggered_at),
+        "shkeptncontext": first.scope.keptn_context,
+        "state": overall,
+        "stages": stages,
+    });
+    if let Some(title) = first.input.pointer("/problem/problemTitle").and_then(Value::as_str) {
+        document["problemTitle"] = json!(title);
+    }
+    document
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TriggeredQuery {
+    project: Option<String>,
+    stage: Option<String>,
+    service: Option<String>,
+    #[serde(rename = "eventID")]
+    event_id: Option<String>,
+    #[serde(flatten)]
+    page: PageQuery,
+}
+
+/// `GET /event/triggered/{type}`: task `.triggered` events still waiting for executors — what a remote
+/// execution plane polls, and how open approvals are listed.
+async fn triggered_events(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    query: web::Query<TriggeredQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let event_type = path.into_inner();
+    if let Some(project) = query.project.as_deref().filter(|p| !p.is_empty()) {
+        if state.projects.get(project).is_none() {
+            return Err(ProjectError::project_not_found(project).into());
+        }
+    }
+    let wanted = |filter: &Option<String>, value: Option<&str>| {
+        filter.as_deref().is_none_or(|f| f.is_empty() || Some(f) == value)
+    };
+    let mut events: Vec<Arc<CloudEvent>> = state
+        .router
+        .runtime()
+        .registry
+        .open_tasks
+        .iter()
+        .filter(|entry| entry.value().event.event_type == event_type)
+        .map(|entry| Arc::clone(&entry.value().event))
+        .filter(|event| {
+            wanted(&query.project, event.project())
+                && wanted(&query.stage, event.data.get("stage").and_then(Value::as_str))
+                && wanted(&query.service, event.data.get("service").and_then(Value::as_str))
+                && wanted(&query.event_id, Some(&event.id))
+        })
+        .collect();
+    events.sort_by(|a, b| a.time.cmp(&b.time).then_with(|| a.id.cmp(&b.id)));
+    let page = query.page.paginate(events).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let mut body = json!({
+        "events": page.items.iter().map(|event| &**event).collect::<Vec<_>>(),
+        "nextPageKey": page.next_page_key,
+    });
+    if page.total_count > 0 {
+        body["totalCount"] = json!(page.total_count);
+    }
+    Ok(HttpResponse::Ok().json(body))
+}
+
+#[derive(Deserialize, Default)]
+struct EvaluationBody {
+    #[serde(default)]
+    start: String,
+    #[serde(default)]
+    end: String,
+    #[serde(default)]
+    timeframe: String,
+    #[serde(default)]
+    labels: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    gitcommitid: String,
+}
+
+/// Parses Keptn's evaluation times: `2006-01-02T15:04:05.000Z`, RFC 3339, or `2006-01-02T15:04:05`.
+fn parse_time(text: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|time| time.with_timezone(&Utc))
+        .ok()
+        .or_else(|| NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S").ok().map(|naive| naive.and_utc()))
+}
+
+/// Keptn's rules for the evaluation window (`evaluation` handler).
+fn evaluation_window(body: &EvaluationBody, now: DateTime<Utc>) -> Result<(DateTime<Utc>, DateTime<Utc>), String> {
+    let timeframe = |text: &str| {
+        crate::model::shipyard::parse_go_duration(text)
+            .and_then(|d| chrono::Duration::from_std(d).ok())
+            .ok_or_else(|| format!("invalid timeframe '{text}'"))
+    };
+    if !body.timeframe.is_empty() && !body.end.is_empty() {
+        return Err("timeframe and end time specifications are mutually exclusive".into());
+    }
+    let (start, end) = match (body.start.as_str(), body.end.as_str(), body.timeframe.as_str()) {
+        ("", "", "") => (now - chrono::Duration::minutes(5), now),
+        ("", "", frame) => (now - timeframe(frame)?, now),
+        ("", _, _) => return Err("end time requires a start time".into()),
+        (start, "", "") => return Err(format!("start time {start} requires either an end time or a timeframe")),
+        (start, "", frame) => {
+            let start = parse_time(start).ok_or_else(|| format!("invalid start time '{start}'"))?;
+            (start, start + timeframe(frame)?)
+        }
+        (start, end, _) => {
+            let start = parse_time(start).ok_or_else(|| format!("invalid start time '{start}'"))?;
+            let end = parse_time(end).ok_or_else(|| format!("invalid end time '{end}'"))?;
+            (start, end)
+        }
+    };
+    if end - start < chrono::Duration::minutes(1) {
+        return Err("the evaluation window must be at least one minute long (end must be after start)".into());
+    }
+    Ok((start, end))
+}
+
+async fn trigger_evaluation(
+    state: web::Data<AppState>,
+    path: web::Path<(String, String, String)>,
+    body: Option<web::Json<EvaluationBody>>,
+) -> Result<HttpResponse, ApiError> {
+    let (project, stage, service) = path.into_inner();
+    let body = body.map(web::Json::into_inner).unwrap_or_default();
+    let record =
+        state.projects.get(&project).ok_or_else(|| ApiError::from(ProjectError::project_not_found(&project)))?;
+    let known = record.stage(&stage).is_some_and(|s| s.service(&service).is_some());
+    if !known {
+        return Err(ApiError::bad_request(format!(
+            "service {service} not found in stage {stage} of project {project}"
+        )));
+    }
+    let runtime = state.router.runtime();
+    let now = runtime.clock.now();
+    let (start, end) = evaluation_window(&body, now).map_err(ApiError::bad_request)?;
+    let keptn_context = uuid::Uuid::new_v4().to_string();
+    let mut data = json!({
+        "project": project, "stage": stage, "service": service,
+        "evaluation": { "start": keptn_time(start), "end": keptn_time(end) },
+    });
+    if let Some(labels) = body.labels {
+        data["labels"] = json!(labels);
+    }
+    let mut event = CloudEvent::emitted(
+        &event_type::sequence(&stage, "evaluation", event_type::TRIGGERED),
+        uuid::Uuid::new_v4().to_string(),
+        keptn_context.clone(),
+        now,
+        data,
+    );
+    event.source = crate::model::incoming::DEFAULT_SOURCE.to_owned();
+    if !body.gitcommitid.is_empty() {
+        event.gitcommitid = Some(body.gitcommitid);
+    }
+    runtime
+        .bus
+        .publish(&event)
+        .await
+        .map_err(|e| ApiError::new(actix_web::http::StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+    Ok(HttpResponse::Ok().json(json!({ "keptnContext": keptn_context })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(start: &str, end: &str, timeframe: &str) -> EvaluationBody {
+        EvaluationBody { start: start.into(), end: end.into(), timeframe: timeframe.into(), ..Default::default() }
+    }
+
+    #[test]
+    fn evaluation_windows_follow_keptn() {
+        let now = parse_time("2024-01-01T12:00:00Z").unwrap();
+        assert_eq!(evaluation_window(&body("", "", ""), now).unwrap().0, parse_time("2024-01-01T11:55:00Z").unwrap());
+        assert_eq!(evaluation_window(&body("", "", "1h"), now).unwrap().0, parse_time("2024-01-01T11:00:00Z").unwrap());
+        let (start, end) = evaluation_window(&body("2024-01-01T10:00:00", "", "10m"), now).unwrap();
+        assert_eq!(
+            (start, end),
+            (parse_time("2024-01-01T10:00:00Z").unwrap(), parse_time("2024-01-01T10:10:00Z").unwrap())
+        );
+        assert!(evaluation_window(&body("2024-01-01T10:00:00", "2024-01-01T10:00:30", ""), now).is_err());
+        assert!(evaluation_window(&body("", "2024-01-01T10:00:00Z", ""), now).is_err());
+        assert!(evaluation_window(&body("2024-01-01T10:00:00Z", "", ""), now).is_err());
+        assert!(evaluation_window(&body("x", "", "5m"), now).is_err());
+        assert!(evaluation_window(&body("", "2024-01-01T10:00:00Z", "5m"), now).is_err());
+    }
+}
