@@ -8,6 +8,10 @@
 //! cargo run --release --example loadtest-http-api -- --seconds 10 --concurrency 16
 //! ```
 
+/// mimalloc, as in the `keelson` binary.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

@@ -85,7 +85,7 @@ impl Runtime {
     /// Stores `event` in the history and publishes it on the bus.
     pub async fn publish(&self, event: Arc<CloudEvent>) {
         self.history.record(Arc::clone(&event)).await;
-        if let Err(error) = self.bus.publish(&event).await {
+        if let Err(error) = self.bus.publish_shared(&event).await {
             metrics::counter!("keelson_event_emit_failures_total", "stage" => "publish").increment(1);
             tracing::warn!(event_type = %event.event_type, event_id = %event.id, %error, "could not publish event");
         }

@@ -71,7 +71,6 @@ impl SequenceActor {
     fn step(&mut self, command: Command, ctx: &mut Context<Self>) {
         let now = self.runtime.clock.now();
         let timeouts = self.runtime.timeouts;
-        let before = self.execution.clone();
         let tasks_done = self.execution.previous_tasks.len();
         let outcome = guarded("sequence", || {
             let input = match &command {
@@ -86,8 +85,11 @@ impl SequenceActor {
             self.execution.apply(input, now, timeouts)
         });
         let Some(step) = outcome else {
-            // Back to the state before the input; the supervisor restarts the actor from it.
-            self.execution = before;
+            // Back to the state before the input — the snapshot published after the last step — and
+            // let the supervisor restart the actor from it.
+            if let Some(last) = self.runtime.registry.executions.get(&self.execution.id) {
+                self.execution = (**last).clone();
+            }
             ctx.stop();
             return;
         };

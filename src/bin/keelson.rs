@@ -1,5 +1,9 @@
 //! `keelson`: the control plane server.
 
+/// mimalloc: Keelson allocates many small, short-lived JSON values per event.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::PathBuf;
 
 use clap::Parser;

@@ -23,6 +23,11 @@ pub enum Error {
 pub trait Bus: Send + Sync + 'static {
     /// Sends `event` on the subject equal to its type.
     async fn publish(&self, event: &CloudEvent) -> Result<(), Error>;
+
+    /// Like [`Bus::publish`], for an event already shared (saves a copy on the in-process bus).
+    async fn publish_shared(&self, event: &Arc<CloudEvent>) -> Result<(), Error> {
+        self.publish(event).await
+    }
 }
 
 /// How many events an in-process subscriber may have unread before publishers wait for it. Large enough
@@ -61,20 +66,23 @@ impl InProcessBus {
 #[async_trait]
 impl Bus for InProcessBus {
     async fn publish(&self, event: &CloudEvent) -> Result<(), Error> {
-        let event = Arc::new(event.clone());
+        self.publish_shared(&Arc::new(event.clone())).await
+    }
+
+    async fn publish_shared(&self, event: &Arc<CloudEvent>) -> Result<(), Error> {
         // Collect the senders first: the lock is never held across an await.
         let senders: Vec<_> = {
             let mut subscribers = self.subscribers.write().expect("subscriber list poisoned");
             subscribers.retain(|subscriber| !subscriber.sender.is_closed());
             subscribers
                 .iter()
-                .filter(|subscriber| subscriber.filter.as_ref().is_none_or(|accepts| accepts(&event)))
+                .filter(|subscriber| subscriber.filter.as_ref().is_none_or(|accepts| accepts(event)))
                 .map(|subscriber| subscriber.sender.clone())
                 .collect()
         };
         for sender in senders {
             // A subscriber that went away in between is simply skipped.
-            let _ = sender.send(Arc::clone(&event)).await;
+            let _ = sender.send(Arc::clone(event)).await;
         }
         Ok(())
     }

@@ -12,7 +12,7 @@ use crate::model::event::CloudEvent;
 /// Events waiting to be written before senders wait (backpressure).
 const QUEUE_CAPACITY: usize = 32_768;
 /// Most events written in one batch.
-const BATCH_MAX: usize = 2_048;
+const BATCH_MAX: usize = 16_384;
 /// Pause before retrying a failed batch.
 const RETRY_DELAY: Duration = Duration::from_millis(500);
 

@@ -17,6 +17,10 @@ const BACKEND: &str = "embedded store (sqlite)";
 const SCHEMA: &str = "
 PRAGMA journal_mode = WAL;
 PRAGMA synchronous = FULL;
+PRAGMA busy_timeout = 5000;
+PRAGMA temp_store = MEMORY;
+PRAGMA cache_size = -65536;
+PRAGMA wal_autocheckpoint = 16384;
 CREATE TABLE IF NOT EXISTS snapshots (key TEXT PRIMARY KEY, value BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS events (
     id TEXT PRIMARY KEY,
@@ -28,12 +32,12 @@ CREATE TABLE IF NOT EXISTS events (
     service TEXT,
     source TEXT NOT NULL,
     time TEXT NOT NULL,
-    body TEXT NOT NULL
+    -- The event's JSON, LZ4-compressed: event payloads grow along a sequence and the history is
+    -- write-heavy, so fewer bytes on disk means more events per second.
+    body BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_project_time ON events (project, time);
 CREATE INDEX IF NOT EXISTS events_context ON events (shkeptncontext);
-CREATE INDEX IF NOT EXISTS events_triggeredid ON events (triggeredid);
-CREATE INDEX IF NOT EXISTS events_type ON events (type);
 ";
 
 /// SQLite-backed [`SnapshotStore`] and [`EventStore`].
@@ -138,7 +142,7 @@ impl EventStore for SqliteStore {
 
     async fn find(&self, query: &EventQuery) -> Result<Vec<CloudEvent>> {
         let query = query.clone();
-        let bodies: Vec<String> = self
+        let bodies: Vec<Vec<u8>> = self
             .with_connection(move |c| {
                 let mut statement = c.prepare_cached(
                     "SELECT body FROM events
@@ -159,7 +163,10 @@ impl EventStore for SqliteStore {
         bodies
             .iter()
             .map(|body| {
-                serde_json::from_str(body).map_err(|e| Error::Corrupt { key: "events".into(), message: e.to_string() })
+                let json = lz4_flex::decompress_size_prepended(body)
+                    .map_err(|e| Error::Corrupt { key: "events".into(), message: e.to_string() })?;
+                serde_json::from_slice(&json)
+                    .map_err(|e| Error::Corrupt { key: "events".into(), message: e.to_string() })
             })
             .collect()
     }
@@ -176,12 +183,13 @@ struct EventRow {
     service: Option<String>,
     source: String,
     time: String,
-    body: String,
+    body: Vec<u8>,
 }
 
 impl EventRow {
     fn from_event(event: &CloudEvent) -> Result<Self> {
-        let body = serde_json::to_string(event)
+        let body = serde_json::to_vec(event)
+            .map(|json| lz4_flex::compress_prepend_size(&json))
             .map_err(|e| Error::Corrupt { key: event.id.clone(), message: e.to_string() })?;
         let text = |key: &str| event.data.get(key).and_then(|v| v.as_str()).map(str::to_owned);
         Ok(Self {

@@ -1,0 +1,244 @@
+//! Sequence orchestration load test (embedded mode).
+//!
+//! Starts Keelson on its embedded backends, creates a project whose `dev` stage runs a three-task
+//! `delivery` sequence and `--services` services, then triggers `--sequences` sequences at once (so they
+//! are all in flight: one running per service, the rest queued) and answers every task `.triggered`
+//! event immediately as a fast executor on the in-process bus. It reports completed task transitions per
+//! second and the dispatch latency — from the executor publishing a task's `.finished` to receiving the
+//! next task's `.triggered` — as p50/p99. With `--idle N` it then opens N sequences that wait and reports
+//! the resident memory they take.
+//!
+//! ```sh
+//! cargo run --release --example loadtest-sequences -- --sequences 10000 --services 1000 --idle 100000
+//! ```
+
+/// mimalloc, as in the `keelson` binary.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use keelson::bus::Bus as _;
+use keelson::model::event::CloudEvent;
+use serde_json::json;
+
+const TOKEN: &str = "loadtest-token";
+const SHIPYARD: &str = "apiVersion: spec.keptn.sh/0.2.2
+spec:
+  stages:
+    - name: dev
+      sequences:
+        - name: delivery
+          tasks:
+            - name: deployment
+            - name: test
+            - name: release
+    - name: idle
+      sequences:
+        - name: wait
+          tasks:
+            - name: never-answered
+";
+
+struct Options {
+    sequences: usize,
+    services: usize,
+    idle: usize,
+}
+
+fn options() -> Options {
+    let mut options = Options { sequences: 10_000, services: 1_000, idle: 0 };
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        let value = args.next().and_then(|v| v.parse::<usize>().ok());
+        match (flag.as_str(), value) {
+            ("--sequences", Some(v)) if (1..=1_000_000).contains(&v) => options.sequences = v,
+            ("--services", Some(v)) if (1..=10_000).contains(&v) => options.services = v,
+            ("--idle", Some(v)) if v <= 1_000_000 => options.idle = v,
+            _ => {
+                eprintln!("usage: loadtest-sequences [--sequences N] [--services N] [--idle N]");
+                std::process::exit(2);
+            }
+        }
+    }
+    options
+}
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|line| line.starts_with("VmRSS:"))
+                .and_then(|line| line.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn event(event_type: &str, context: &str, triggered_id: Option<&str>, data: serde_json::Value) -> CloudEvent {
+    let mut event =
+        CloudEvent::emitted(event_type, uuid::Uuid::new_v4().to_string(), context.to_owned(), chrono::Utc::now(), data);
+    event.source = "loadtest-executor".to_owned();
+    event.triggeredid = triggered_id.map(str::to_owned);
+    event
+}
+
+fn percentile(sorted: &[Duration], fraction: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[((sorted.len() as f64 - 1.0) * fraction).round() as usize]
+}
+
+#[actix_rt::main]
+async fn main() {
+    let options = options();
+    let data_dir = tempfile::tempdir().unwrap();
+    let config = keelson::config::Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: data_dir.path().to_owned(),
+        api_token: Some(TOKEN.to_owned()),
+        log: "warn".to_owned(),
+        ..Default::default()
+    };
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let server = keelson::server::start(&config, listener).await.expect("keelson starts");
+    let base = format!("http://{}", server.addr);
+    let client = reqwest::Client::new();
+    let created = client
+        .post(format!("{base}/api/controlPlane/v1/project"))
+        .header("x-token", TOKEN)
+        .json(&json!({ "name": "load", "shipyard": base64::engine::general_purpose::STANDARD.encode(SHIPYARD) }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    for index in 0..options.services {
+        let response = client
+            .post(format!("{base}/api/controlPlane/v1/project/load/service"))
+            .header("x-token", TOKEN)
+            .json(&json!({ "serviceName": format!("svc-{index}") }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+
+    let bus = server.control_plane.in_process_bus.clone().expect("embedded bus");
+    let mut triggered = bus.subscribe_filtered(Some(Box::new(|event: &CloudEvent| {
+        event.event_type.ends_with(".triggered") && event.source == keelson::model::event::CONTROL_PLANE_SOURCE
+    })));
+    let mut finished_sequences = bus.subscribe_filtered(Some(Box::new(|event: &CloudEvent| {
+        event.event_type == "sh.keptn.event.dev.delivery.finished"
+    })));
+
+    // Executor: answers every task .triggered at once and measures dispatch latency.
+    let executor_bus = bus.clone();
+    let latencies = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let executor_latencies = Arc::clone(&latencies);
+    let executor = tokio::spawn(async move {
+        let mut answered_at: HashMap<String, Instant> = HashMap::new();
+        while let Some(event) = triggered.recv().await {
+            if event.event_type == "sh.keptn.event.never-answered.triggered" {
+                continue;
+            }
+            if let Some(at) = answered_at.remove(&event.shkeptncontext) {
+                executor_latencies.lock().unwrap().push(at.elapsed());
+            }
+            let task = event.event_type.trim_start_matches("sh.keptn.event.").trim_end_matches(".triggered").to_owned();
+            let scope = json!({ "project": event.data["project"], "stage": event.data["stage"], "service": event.data["service"] });
+            let started = self::event(
+                &format!("sh.keptn.event.{task}.started"),
+                &event.shkeptncontext,
+                Some(&event.id),
+                scope.clone(),
+            );
+            let mut data = scope;
+            data["result"] = json!("pass");
+            data["status"] = json!("succeeded");
+            let finished =
+                self::event(&format!("sh.keptn.event.{task}.finished"), &event.shkeptncontext, Some(&event.id), data);
+            executor_bus.publish(&started).await.unwrap();
+            if task != "release" {
+                answered_at.insert(event.shkeptncontext.clone(), Instant::now());
+            }
+            executor_bus.publish(&finished).await.unwrap();
+        }
+    });
+
+    let started_at = Instant::now();
+    for index in 0..options.sequences {
+        let service = format!("svc-{}", index % options.services);
+        let trigger = event(
+            "sh.keptn.event.dev.delivery.triggered",
+            &uuid::Uuid::new_v4().to_string(),
+            None,
+            json!({ "project": "load", "stage": "dev", "service": service }),
+        );
+        bus.publish(&trigger).await.unwrap();
+    }
+    let triggered_in = started_at.elapsed();
+    let mut done = 0;
+    while done < options.sequences {
+        match tokio::time::timeout(Duration::from_secs(60), finished_sequences.recv()).await {
+            Ok(Some(_)) => done += 1,
+            _ => panic!("sequences stalled: {done} of {} finished", options.sequences),
+        }
+    }
+    let elapsed = started_at.elapsed();
+    executor.abort();
+    let mut latencies = std::mem::take(&mut *latencies.lock().unwrap());
+    latencies.sort();
+    let tasks = options.sequences * 3;
+    println!(
+        "keelson {} · {} cores · embedded mode (sqlite history, in-process bus)",
+        env!("CARGO_PKG_VERSION"),
+        std::thread::available_parallelism().map(usize::from).unwrap_or(1)
+    );
+    println!(
+        "sequences: {} over {} services (all triggered in {:.2?})",
+        options.sequences, options.services, triggered_in
+    );
+    println!("task transitions: {tasks} in {elapsed:.2?} = {:.0}/s", tasks as f64 / elapsed.as_secs_f64());
+    println!("sequences completed: {:.0}/s", options.sequences as f64 / elapsed.as_secs_f64());
+    println!(
+        "dispatch latency (executor .finished → next .triggered): p50 {:.3} ms, p99 {:.3} ms",
+        percentile(&latencies, 0.50).as_secs_f64() * 1000.0,
+        percentile(&latencies, 0.99).as_secs_f64() * 1000.0
+    );
+
+    if options.idle > 0 {
+        // Let the history writer and allocator settle before measuring.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let before = rss_kib();
+        for _ in 0..options.idle {
+            let trigger = event(
+                "sh.keptn.event.idle.wait.triggered",
+                &uuid::Uuid::new_v4().to_string(),
+                None,
+                json!({ "project": "load", "stage": "idle", "service": "svc-0" }),
+            );
+            bus.publish(&trigger).await.unwrap();
+        }
+        let runtime = server.control_plane.state.router.runtime().clone();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while runtime.registry.executions.len() < options.sequences + options.idle {
+            assert!(Instant::now() < deadline, "idle sequences were not all created");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let after = rss_kib();
+        println!(
+            "idle sequences: {} open, RSS {} MiB → {} MiB = {:.1} KiB per waiting sequence",
+            options.idle,
+            before / 1024,
+            after / 1024,
+            (after.saturating_sub(before)) as f64 / options.idle as f64
+        );
+    }
+    server.handle.stop(false).await;
+}
