@@ -212,6 +212,37 @@ async fn multi_stage_delivery_runs_through_every_stage() {
     assert_eq!(state["stages"].as_array().unwrap().len(), 3);
     assert_eq!(state["stages"][0]["image"], "carts:0.2");
     assert_eq!(state["stages"][0]["latestEvaluation"]["score"], 95);
+
+    let metrics = keelson.client.get(keelson.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let finished_count = metrics
+        .lines()
+        .find(|line| line.starts_with("keelson_sequences{state=\"finished\"}"))
+        .and_then(|line| line.split_whitespace().last()?.parse::<f64>().ok());
+    assert!(finished_count.is_some_and(|count| count >= 3.0), "sequences by state:\n{metrics}");
+    for name in [
+        "keelson_task_duration_seconds_bucket",
+        "keelson_dispatch_latency_seconds_bucket",
+        "keelson_sequences_finished_total",
+    ] {
+        assert!(metrics.contains(name), "{name} missing");
+    }
+}
+
+#[actix_rt::test]
+async fn deleting_a_project_ends_its_sequences() {
+    let keelson = keelson_with_project(|_| {}).await;
+    let mut bus = keelson.server.control_plane.in_process_bus.as_ref().unwrap().subscribe();
+    let context = trigger(&keelson, "dev", "delivery", "carts", json!({})).await;
+    wait_for_triggered(&keelson, "deployment", &context, 1).await;
+    assert_eq!(send(keelson.delete("/api/controlPlane/v1/project/sockshop")).await.0, 200);
+    let finished = next_event(&mut bus, "sh.keptn.event.dev.delivery.finished").await;
+    assert_eq!(finished.data["status"], "aborted");
+    assert_eq!(keelson.create_project("sockshop", DELIVERY_SHIPYARD).await.0, 201);
+    let (status, body) = send(keelson.get("/api/controlPlane/v1/sequence-execution?project=sockshop")).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["sequenceExecutions"], json!([]), "a re-created project starts without history");
+    let (_, open) = send(keelson.get("/api/controlPlane/v1/event/triggered/sh.keptn.event.deployment.triggered")).await;
+    assert!(open["events"].as_array().unwrap().is_empty());
 }
 
 #[actix_rt::test]

@@ -60,6 +60,11 @@ pub enum ControlError {
     UnknownContext(String),
 }
 
+/// The project was deleted: abort what runs and forget its executions.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ProjectDeleted;
+
 /// Sends a command to one running execution (fault injection and tests).
 #[derive(Message)]
 #[rtype(result = "bool")]
@@ -331,6 +336,25 @@ impl Handler<Control> for ProjectActor {
 
     fn handle(&mut self, message: Control, _ctx: &mut Context<Self>) -> Self::Result {
         self.control(message)
+    }
+}
+
+impl Handler<ProjectDeleted> for ProjectActor {
+    type Result = ();
+
+    fn handle(&mut self, _message: ProjectDeleted, ctx: &mut Context<Self>) {
+        for address in self.live.values() {
+            address.do_send(Apply(Command::Abort));
+        }
+        let registry = &self.runtime.registry;
+        registry.executions.retain(|_, execution| execution.scope.project != self.name);
+        registry.open_tasks.retain(|_, open| open.project != self.name);
+        registry.projects.remove(&self.name);
+        self.live.clear();
+        self.contexts.clear();
+        self.paused.clear();
+        self.stages.clear();
+        ctx.stop();
     }
 }
 

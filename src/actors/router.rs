@@ -65,6 +65,8 @@ where
     match address.try_send(message) {
         Ok(()) => {}
         Err(SendError::Full(message)) => {
+            // A full mailbox: count it (mailbox pressure) and wait for room.
+            metrics::counter!("keelson_mailbox_full_total", "actor" => std::any::type_name::<A>().rsplit("::").next().unwrap_or("actor")).increment(1);
             let _ = address.send(message).await;
         }
         Err(SendError::Closed(_)) => tracing::debug!("event for a stopped actor dropped"),

@@ -72,6 +72,7 @@ impl SequenceActor {
         let now = self.runtime.clock.now();
         let timeouts = self.runtime.timeouts;
         let tasks_done = self.execution.previous_tasks.len();
+        let open_since = self.execution.open_triggered_event().and_then(|event| event.time);
         let outcome = guarded("sequence", || {
             let input = match &command {
                 Command::SlotGranted => Input::SlotGranted,
@@ -100,6 +101,11 @@ impl SequenceActor {
             self.completed_at = Some(Instant::now());
             if let Some(task) = self.execution.previous_tasks.last() {
                 metrics::counter!("keelson_tasks_completed_total", "result" => task.result.clone()).increment(1);
+                if let Some(dispatched_at) = open_since {
+                    let duration = (now - dispatched_at).to_std().unwrap_or_default();
+                    metrics::histogram!("keelson_task_duration_seconds", "task" => task.name.clone())
+                        .record(duration.as_secs_f64());
+                }
             }
         }
         self.perform(step.effects, ctx);
@@ -107,7 +113,12 @@ impl SequenceActor {
 
     fn perform(&mut self, effects: Vec<Effect>, ctx: &mut Context<Self>) {
         let runtime = &self.runtime;
-        runtime.registry.executions.insert(self.execution.id.clone(), Arc::new(self.execution.clone()));
+        if runtime.projects.get(&self.execution.scope.project).is_none() {
+            // The project was deleted: its executions leave the read model.
+            runtime.registry.executions.remove(&self.execution.id);
+        } else {
+            runtime.registry.executions.insert(self.execution.id.clone(), Arc::new(self.execution.clone()));
+        }
         self.sync_open_task(ctx);
         let mut to_publish = Vec::new();
         for effect in effects {

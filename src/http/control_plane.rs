@@ -87,6 +87,10 @@ struct MessageBody {
 
 async fn delete_project(state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let message = state.projects.delete(&path).await?;
+    // Running sequences of the project end (aborted) and its executions are forgotten.
+    if let Some(actor) = state.router.runtime().registry.projects.get(path.as_str()).map(|a| a.clone()) {
+        let _ = actor.send(crate::actors::project::ProjectDeleted).await;
+    }
     Ok(HttpResponse::Ok().json(MessageBody { message }))
 }
 

@@ -7,26 +7,27 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use actix_web::{web, HttpResponse};
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 use super::AppState;
 
 pub const HTTP_REQUESTS: &str = "keelson_http_requests_total";
 pub const HTTP_DURATION: &str = "keelson_http_request_duration_seconds";
 
-/// Latency buckets from 100 µs to 10 s: API calls are expected in the sub-millisecond to millisecond range.
-const DURATION_BUCKETS: &[f64] =
-    &[0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+/// Duration buckets from 10 µs to an hour: dispatch latencies and API calls sit in the microsecond to
+/// millisecond range, task durations in seconds to minutes.
+const DURATION_BUCKETS: &[f64] = &[
+    0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+    2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0,
+];
 
 /// The process-wide Prometheus recorder; installed once, shared by every server in the process.
 pub fn recorder() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
-            let recorder = PrometheusBuilder::new()
-                .set_buckets_for_metric(Matcher::Full(HTTP_DURATION.to_owned()), DURATION_BUCKETS)
-                .expect("buckets are not empty")
-                .build_recorder();
+            let recorder =
+                PrometheusBuilder::new().set_buckets(DURATION_BUCKETS).expect("buckets are not empty").build_recorder();
             let handle = recorder.handle();
             // Another recorder may already be installed (an embedding application); then ours only renders.
             let _ = metrics::set_global_recorder(recorder);
@@ -58,5 +59,22 @@ pub async fn track_requests(
 
 /// `GET /metrics`.
 pub async fn render(state: web::Data<AppState>) -> HttpResponse {
+    record_sequence_states(&state);
     HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(state.metrics.render())
+}
+
+/// Sets `keelson_sequences{state}` from the executions' snapshots (counted at scrape time, so the
+/// gauge can never drift from the truth).
+fn record_sequence_states(state: &AppState) {
+    let mut counts: std::collections::BTreeMap<&'static str, f64> =
+        ["triggered", "started", "waitingForApproval", "paused", "finished", "timedOut"]
+            .into_iter()
+            .map(|s| (s, 0.0))
+            .collect();
+    for execution in state.router.runtime().registry.executions.iter() {
+        *counts.entry(execution.value().state_name()).or_default() += 1.0;
+    }
+    for (name, count) in counts {
+        metrics::gauge!("keelson_sequences", "state" => name).set(count);
+    }
 }
