@@ -47,10 +47,12 @@ struct Options {
     sequences: usize,
     services: usize,
     idle: usize,
+    /// Mean time the executor works on a task before answering (0 = at once, saturating Keelson).
+    think_ms: u64,
 }
 
 fn options() -> Options {
-    let mut options = Options { sequences: 10_000, services: 1_000, idle: 0 };
+    let mut options = Options { sequences: 10_000, services: 1_000, idle: 0, think_ms: 0 };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let value = args.next().and_then(|v| v.parse::<usize>().ok());
@@ -58,8 +60,9 @@ fn options() -> Options {
             ("--sequences", Some(v)) if (1..=1_000_000).contains(&v) => options.sequences = v,
             ("--services", Some(v)) if (1..=10_000).contains(&v) => options.services = v,
             ("--idle", Some(v)) if v <= 1_000_000 => options.idle = v,
+            ("--think-ms", Some(v)) if v <= 60_000 => options.think_ms = v as u64,
             _ => {
-                eprintln!("usage: loadtest-sequences [--sequences N] [--services N] [--idle N]");
+                eprintln!("usage: loadtest-sequences [--sequences N] [--services N] [--idle N] [--think-ms N]");
                 std::process::exit(2);
             }
         }
@@ -136,37 +139,59 @@ async fn main() {
         event.event_type == "sh.keptn.event.dev.delivery.finished"
     })));
 
-    // Executor: answers every task .triggered at once and measures dispatch latency.
+    // Executor: answers every task .triggered (at once, or after --think-ms) and measures dispatch
+    // latency from publishing a .finished to receiving the next task's .triggered.
     let executor_bus = bus.clone();
     let latencies = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let answered_at: Arc<std::sync::Mutex<HashMap<String, Instant>>> = Default::default();
     let executor_latencies = Arc::clone(&latencies);
+    let think = Duration::from_millis(options.think_ms);
     let executor = tokio::spawn(async move {
-        let mut answered_at: HashMap<String, Instant> = HashMap::new();
         while let Some(event) = triggered.recv().await {
             if event.event_type == "sh.keptn.event.never-answered.triggered" {
                 continue;
             }
-            if let Some(at) = answered_at.remove(&event.shkeptncontext) {
+            if let Some(at) = answered_at.lock().unwrap().remove(&event.shkeptncontext) {
                 executor_latencies.lock().unwrap().push(at.elapsed());
             }
-            let task = event.event_type.trim_start_matches("sh.keptn.event.").trim_end_matches(".triggered").to_owned();
-            let scope = json!({ "project": event.data["project"], "stage": event.data["stage"], "service": event.data["service"] });
-            let started = self::event(
-                &format!("sh.keptn.event.{task}.started"),
-                &event.shkeptncontext,
-                Some(&event.id),
-                scope.clone(),
-            );
-            let mut data = scope;
-            data["result"] = json!("pass");
-            data["status"] = json!("succeeded");
-            let finished =
-                self::event(&format!("sh.keptn.event.{task}.finished"), &event.shkeptncontext, Some(&event.id), data);
-            executor_bus.publish(&started).await.unwrap();
-            if task != "release" {
-                answered_at.insert(event.shkeptncontext.clone(), Instant::now());
+            let bus = executor_bus.clone();
+            let answered_at = Arc::clone(&answered_at);
+            let answer = async move {
+                if !think.is_zero() {
+                    // Uniform in [0, 2 × think) so that answers spread out instead of arriving in waves.
+                    let jitter =
+                        event.id.bytes().fold(0u64, |hash, byte| hash.wrapping_mul(31).wrapping_add(u64::from(byte)));
+                    tokio::time::sleep(think.mul_f64((jitter % 2000) as f64 / 1000.0)).await;
+                }
+                let task =
+                    event.event_type.trim_start_matches("sh.keptn.event.").trim_end_matches(".triggered").to_owned();
+                let scope = json!({ "project": event.data["project"], "stage": event.data["stage"], "service": event.data["service"] });
+                let started = self::event(
+                    &format!("sh.keptn.event.{task}.started"),
+                    &event.shkeptncontext,
+                    Some(&event.id),
+                    scope.clone(),
+                );
+                let mut data = scope;
+                data["result"] = json!("pass");
+                data["status"] = json!("succeeded");
+                let finished = self::event(
+                    &format!("sh.keptn.event.{task}.finished"),
+                    &event.shkeptncontext,
+                    Some(&event.id),
+                    data,
+                );
+                bus.publish(&started).await.unwrap();
+                if task != "release" {
+                    answered_at.lock().unwrap().insert(event.shkeptncontext.clone(), Instant::now());
+                }
+                bus.publish(&finished).await.unwrap();
+            };
+            if think.is_zero() {
+                answer.await;
+            } else {
+                tokio::spawn(answer);
             }
-            executor_bus.publish(&finished).await.unwrap();
         }
     });
 
