@@ -12,13 +12,15 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod common;
+
+use common::{percentile, TOKEN};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use serde_json::json;
 
-const TOKEN: &str = "loadtest-token";
 const PROJECTS: usize = 50;
 const SHIPYARD: &str = "apiVersion: spec.keptn.sh/0.2.2\nkind: Shipyard\nspec:\n  stages:\n  - name: dev\n  - name: staging\n  - name: production\n";
 
@@ -125,14 +127,6 @@ async fn run(scenario: Scenario, base: Arc<String>, options: &Options) -> Outcom
     outcome
 }
 
-fn percentile(sorted: &[Duration], fraction: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let index = ((sorted.len() as f64 - 1.0) * fraction).round() as usize;
-    sorted[index]
-}
-
 async fn seed(client: &reqwest::Client, base: &str) {
     let shipyard = base64::engine::general_purpose::STANDARD.encode(SHIPYARD);
     for index in 0..PROJECTS {
@@ -167,17 +161,8 @@ async fn seed(client: &reqwest::Client, base: &str) {
 #[actix_rt::main]
 async fn main() {
     let options = options();
-    let data_dir = tempfile::tempdir().unwrap();
-    let config = keelson::config::Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        data_dir: data_dir.path().to_owned(),
-        api_token: Some(TOKEN.to_owned()),
-        log: "warn".to_owned(),
-        ..Default::default()
-    };
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let server = keelson::server::start(&config, listener).await.expect("keelson starts");
-    let base = Arc::new(format!("http://{}", server.addr));
+    let (server, _data_dir, base) = common::start_keelson().await;
+    let base = Arc::new(base);
     seed(&reqwest::Client::new(), &base).await;
 
     println!(

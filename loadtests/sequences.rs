@@ -16,6 +16,9 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod common;
+
+use common::{percentile, TOKEN};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,7 +28,6 @@ use keelson::bus::Bus as _;
 use keelson::model::event::CloudEvent;
 use serde_json::json;
 
-const TOKEN: &str = "loadtest-token";
 const SHIPYARD: &str = "apiVersion: spec.keptn.sh/0.2.2
 spec:
   stages:
@@ -90,27 +92,10 @@ fn event(event_type: &str, context: &str, triggered_id: Option<&str>, data: serd
     event
 }
 
-fn percentile(sorted: &[Duration], fraction: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    sorted[((sorted.len() as f64 - 1.0) * fraction).round() as usize]
-}
-
 #[actix_rt::main]
 async fn main() {
     let options = options();
-    let data_dir = tempfile::tempdir().unwrap();
-    let config = keelson::config::Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        data_dir: data_dir.path().to_owned(),
-        api_token: Some(TOKEN.to_owned()),
-        log: "warn".to_owned(),
-        ..Default::default()
-    };
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let server = keelson::server::start(&config, listener).await.expect("keelson starts");
-    let base = format!("http://{}", server.addr);
+    let (server, _data_dir, base) = common::start_keelson().await;
     let client = reqwest::Client::new();
     let created = client
         .post(format!("{base}/api/controlPlane/v1/project"))

@@ -1,0 +1,30 @@
+//! What every load test shares: an embedded Keelson on a free loopback port, and percentiles.
+
+use std::time::Duration;
+
+/// The API token of load-test servers.
+pub const TOKEN: &str = "loadtest-token";
+
+/// A Keelson on the embedded backends in a temporary data dir; keep the `TempDir` alive while it runs.
+pub async fn start_keelson() -> (keelson::server::RunningServer, tempfile::TempDir, String) {
+    let data_dir = tempfile::tempdir().unwrap();
+    let config = keelson::config::Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: data_dir.path().to_owned(),
+        api_token: Some(TOKEN.to_owned()),
+        log: "warn".to_owned(),
+        ..Default::default()
+    };
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let server = keelson::server::start(&config, listener).await.expect("keelson starts");
+    let base = format!("http://{}", server.addr);
+    (server, data_dir, base)
+}
+
+/// The value at `fraction` (0..=1) of an ascending list.
+pub fn percentile(sorted: &[Duration], fraction: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[((sorted.len() as f64 - 1.0) * fraction).round() as usize]
+}
