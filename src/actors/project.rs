@@ -218,7 +218,7 @@ impl ProjectActor {
             &shipyard,
             &execution.scope.stage,
             &execution.definition.name,
-            execution.result(),
+            execution.chaining_result(),
             execution.last_task_name(),
         );
         let payload = execution.accumulated_payload();
@@ -327,6 +327,14 @@ impl Handler<ExecutionEnded> for ProjectActor {
         self.live.remove(&message.execution.id);
         if message.chain {
             self.chain(&message.execution, ctx);
+        }
+        // A context with nothing left running (chained followers included) forgets its pauses, as
+        // Keptn cleans them when a sequence ends.
+        let context = &message.execution.scope.keptn_context;
+        let still_running =
+            self.contexts.get(context).is_some_and(|ids| ids.iter().any(|id| self.live.contains_key(id)));
+        if !still_running {
+            self.paused.retain(|(paused_context, _)| paused_context != context);
         }
     }
 }

@@ -19,7 +19,9 @@ pub const MAILBOX_CAPACITY: usize = 64;
 /// What a sequence actor can be told.
 #[derive(Debug, Clone)]
 pub enum Command {
-    SlotGranted,
+    SlotGranted {
+        ticket: u64,
+    },
     TaskEvent(Arc<CloudEvent>),
     Tick,
     Pause,
@@ -75,7 +77,7 @@ impl SequenceActor {
         let open_since = self.execution.open_triggered_event().and_then(|event| event.time);
         let outcome = guarded("sequence", || {
             let input = match &command {
-                Command::SlotGranted => Input::SlotGranted,
+                Command::SlotGranted { ticket } => Input::SlotGranted { ticket: *ticket },
                 Command::TaskEvent(event) => Input::TaskEvent(event),
                 Command::Tick => Input::Tick,
                 Command::Pause => Input::Pause,
@@ -121,19 +123,21 @@ impl SequenceActor {
         }
         self.sync_open_task(ctx);
         let mut to_publish = Vec::new();
+        // Released slots and the end are reported after this step's events are out, so that the next
+        // sequence's (or a chained sequence's) events never overtake this one's `.finished`.
+        let mut after_publish: Vec<Box<dyn FnOnce() + Send>> = Vec::new();
         for effect in effects {
             match effect {
                 Effect::Publish(event) => to_publish.push(event),
-                Effect::RequestSlot => self.stage.do_send(SlotRequest {
-                    service: self.execution.scope.service.clone(),
-                    execution: self.execution.id.clone(),
-                    triggered_at: self.execution.triggered_at,
-                    requester: ctx.address(),
-                }),
-                Effect::ReleaseSlot => self.stage.do_send(SlotRelease {
-                    service: self.execution.scope.service.clone(),
-                    execution: self.execution.id.clone(),
-                }),
+                Effect::RequestSlot { ticket } => self.stage.do_send(self.slot_request(ticket, ctx)),
+                Effect::ReleaseSlot => {
+                    let stage = self.stage.clone();
+                    let release = SlotRelease {
+                        service: self.execution.scope.service.clone(),
+                        execution: self.execution.id.clone(),
+                    };
+                    after_publish.push(Box::new(move || stage.do_send(release)));
+                }
                 Effect::WakeAt(at) => self.arm_timer(at, ctx),
                 Effect::Ended { chain } => {
                     if let Some(timer) = self.timer.take() {
@@ -147,11 +151,14 @@ impl SequenceActor {
                     )
                     .increment(1);
                     metrics::gauge!("keelson_sequences_active").decrement(1.0);
-                    self.project.do_send(ExecutionEnded { execution: Arc::new(self.execution.clone()), chain });
+                    let project = self.project.clone();
+                    let ended = ExecutionEnded { execution: Arc::new(self.execution.clone()), chain };
+                    after_publish.push(Box::new(move || project.do_send(ended)));
                 }
             }
         }
         if to_publish.is_empty() {
+            after_publish.into_iter().for_each(|report| report());
             return;
         }
         let dispatched_after = self.completed_at.take();
@@ -167,9 +174,20 @@ impl SequenceActor {
                     metrics::histogram!("keelson_dispatch_latency_seconds")
                         .record(completed_at.elapsed().as_secs_f64());
                 }
+                after_publish.into_iter().for_each(|report| report());
             }
             .into_actor(self),
         );
+    }
+
+    fn slot_request(&self, ticket: u64, ctx: &mut Context<Self>) -> SlotRequest {
+        SlotRequest {
+            service: self.execution.scope.service.clone(),
+            execution: self.execution.id.clone(),
+            triggered_at: self.execution.triggered_at,
+            ticket,
+            requester: ctx.address(),
+        }
     }
 
     /// Keeps the registry's open task entry in line with the execution's open task.
@@ -212,9 +230,13 @@ impl Actor for SequenceActor {
             self.perform(initial, ctx);
             return;
         }
-        // A restart: re-arm the timer from the deadline kept in the state.
+        // A restart: re-arm the timer from the deadline kept in the state, and ask again for a slot
+        // whose grant may have been lost with the input that panicked.
         if let Some(at) = self.execution.next_wake_up(self.runtime.clock.now(), self.runtime.timeouts) {
             self.arm_timer(at, ctx);
+        }
+        if self.execution.wants_slot {
+            self.stage.do_send(self.slot_request(self.execution.slot_ticket, ctx));
         }
     }
 }

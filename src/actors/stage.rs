@@ -15,6 +15,8 @@ pub struct SlotRequest {
     pub service: String,
     pub execution: String,
     pub triggered_at: DateTime<Utc>,
+    /// The request's number, echoed in the grant.
+    pub ticket: u64,
     pub requester: Addr<SequenceActor>,
 }
 
@@ -29,15 +31,16 @@ pub struct SlotRelease {
 #[derive(Default)]
 pub struct StageActor {
     slots: SlotTable,
-    /// Executions holding or waiting for a slot. Bounded by the live executions of the stage.
-    requesters: HashMap<String, Addr<SequenceActor>>,
+    /// Executions holding or waiting for a slot, with their latest request number. Bounded by the live
+    /// executions of the stage.
+    requesters: HashMap<String, (Addr<SequenceActor>, u64)>,
 }
 
 impl StageActor {
     fn grant(&mut self, grant: Option<crate::model::slots::Grant>) {
         if let Some(grant) = grant {
-            if let Some(requester) = self.requesters.get(&grant.execution) {
-                requester.do_send(Apply(Command::SlotGranted));
+            if let Some((requester, ticket)) = self.requesters.get(&grant.execution) {
+                requester.do_send(Apply(Command::SlotGranted { ticket: *ticket }));
             }
         }
     }
@@ -53,7 +56,7 @@ impl Handler<SlotRequest> for StageActor {
     type Result = ();
 
     fn handle(&mut self, request: SlotRequest, _ctx: &mut Context<Self>) {
-        self.requesters.insert(request.execution.clone(), request.requester);
+        self.requesters.insert(request.execution.clone(), (request.requester, request.ticket));
         let grant = self.slots.request(&request.service, &request.execution, request.triggered_at);
         self.grant(grant);
     }

@@ -35,7 +35,8 @@ impl SlotTable {
     pub fn request(&mut self, service: &str, execution: &str, triggered_at: DateTime<Utc>) -> Option<Grant> {
         let slot = self.services.entry(service.to_owned()).or_default();
         if slot.holder.as_deref() == Some(execution) {
-            return None;
+            // Asked again while holding (an execution restarted after losing the grant): grant again.
+            return Some(Grant { service: service.to_owned(), execution: execution.to_owned() });
         }
         if slot.waiting_since.insert(execution.to_owned(), triggered_at).is_none() {
             slot.waiting.insert((triggered_at, execution.to_owned()));
@@ -99,7 +100,7 @@ mod tests {
         assert_eq!(slots.request("carts", "a", t(1)), grant("carts", "a"));
         assert_eq!(slots.request("carts", "b", t(2)), None, "b waits behind a");
         assert_eq!(slots.request("orders", "c", t(3)), grant("orders", "c"), "other services are independent");
-        assert_eq!(slots.request("carts", "a", t(1)), None, "asking again while holding changes nothing");
+        assert_eq!(slots.request("carts", "a", t(1)), grant("carts", "a"), "asking again while holding re-grants");
         assert_eq!(slots.release("carts", "a"), grant("carts", "b"), "the queued one starts the moment a ends");
         assert_eq!(slots.holder("carts"), Some("b"));
     }

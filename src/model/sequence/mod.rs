@@ -180,6 +180,10 @@ pub struct Execution {
     pub holds_slot: bool,
     /// Whether a slot request is outstanding.
     pub wants_slot: bool,
+    /// Number of the latest slot request or withdrawal; a grant carrying an older number crossed a
+    /// withdrawal and is ignored (the stage has already taken that request back).
+    #[serde(default)]
+    pub slot_ticket: u64,
     pub previous_tasks: Vec<CompletedTask>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub current_task: Option<CurrentTask>,
@@ -190,8 +194,10 @@ pub struct Execution {
 /// What can happen to an execution.
 #[derive(Debug, Clone, Copy)]
 pub enum Input<'a> {
-    /// The stage handed this execution its service's slot.
-    SlotGranted,
+    /// The stage handed this execution its service's slot in answer to request `ticket`.
+    SlotGranted {
+        ticket: u64,
+    },
     /// A `.started` or `.finished` event of a task.
     TaskEvent(&'a CloudEvent),
     /// The timer armed by [`Effect::WakeAt`] fired.
@@ -205,8 +211,10 @@ pub enum Input<'a> {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
     Publish(Arc<CloudEvent>),
-    /// Ask the stage for this service's slot; it answers with [`Input::SlotGranted`].
-    RequestSlot,
+    /// Ask the stage for this service's slot; it answers with [`Input::SlotGranted`] and this ticket.
+    RequestSlot {
+        ticket: u64,
+    },
     /// Give the slot back, or withdraw an outstanding request.
     ReleaseSlot,
     /// Arm the single timer for this time, replacing any earlier one.
@@ -252,6 +260,7 @@ impl Execution {
             paused,
             holds_slot: false,
             wants_slot: false,
+            slot_ticket: 0,
             previous_tasks: Vec::new(),
             current_task: None,
             outcome: None,
@@ -289,6 +298,15 @@ impl Execution {
         self.previous_tasks.iter().fold(PASS, |worst, task| aggregate::worse(worst, static_result(&task.result)))
     }
 
+    /// The result `triggeredOn` selectors see: a sequence stopped by an errored or aborted task counts as
+    /// `fail`, so it never promotes work that was not done.
+    pub fn chaining_result(&self) -> &'static str {
+        match self.previous_tasks.last() {
+            Some(last) if last.status == ERRORED || last.status == ABORTED => FAIL,
+            _ => self.result(),
+        }
+    }
+
     /// Name of the last task that completed.
     pub fn last_task_name(&self) -> Option<&str> {
         self.previous_tasks.last().map(|task| task.name.as_str())
@@ -319,14 +337,9 @@ impl Execution {
     pub fn apply(&mut self, input: Input<'_>, now: DateTime<Utc>, timeouts: Timeouts) -> Step {
         let mut effects = Vec::new();
         let applied = match input {
-            _ if self.phase.is_terminal() => {
-                if matches!(input, Input::SlotGranted) {
-                    // Granted after the end: hand it straight back.
-                    effects.push(Effect::ReleaseSlot);
-                }
-                Applied::Ignored("sequence has ended")
-            }
-            Input::SlotGranted => self.on_slot_granted(now, &mut effects),
+            // A grant after the end crossed the release sent at the end; the stage has taken it back.
+            _ if self.phase.is_terminal() => Applied::Ignored("sequence has ended"),
+            Input::SlotGranted { ticket } => self.on_slot_granted(ticket, now, &mut effects),
             Input::TaskEvent(event) => self.on_task_event(event, now, &mut effects),
             Input::Tick => self.on_tick(now, timeouts, &mut effects),
             Input::Pause => self.on_pause(&mut effects),
@@ -346,14 +359,13 @@ impl Execution {
         Step { applied, effects }
     }
 
-    fn on_slot_granted(&mut self, now: DateTime<Utc>, effects: &mut Vec<Effect>) -> Applied {
+    fn on_slot_granted(&mut self, ticket: u64, now: DateTime<Utc>, effects: &mut Vec<Effect>) -> Applied {
         if self.holds_slot {
             return Applied::Ignored("slot already held");
         }
-        if !self.wants_slot {
-            // A grant that crossed a pause (or arrived unasked): hand it straight back.
-            effects.push(Effect::ReleaseSlot);
-            return Applied::Ignored("slot not wanted");
+        if !self.wants_slot || ticket != self.slot_ticket {
+            // The grant crossed a withdrawal, which the stage processes after sending it.
+            return Applied::Ignored("stale slot grant");
         }
         self.wants_slot = false;
         self.holds_slot = true;
@@ -368,6 +380,7 @@ impl Execution {
         self.paused = true;
         if self.wants_slot {
             self.wants_slot = false;
+            self.slot_ticket += 1;
             effects.push(Effect::ReleaseSlot);
         }
         Applied::Changed
@@ -517,7 +530,8 @@ impl Execution {
     fn request_slot(&mut self, effects: &mut Vec<Effect>) {
         if !self.wants_slot {
             self.wants_slot = true;
-            effects.push(Effect::RequestSlot);
+            self.slot_ticket += 1;
+            effects.push(Effect::RequestSlot { ticket: self.slot_ticket });
         }
     }
 
@@ -568,7 +582,15 @@ impl Execution {
         if let Some(labels) = self.input.get("labels").filter(|labels| !labels.is_null()) {
             data["labels"] = labels.clone();
         }
-        if let Some(message) = message {
+        // The reason an executor gave for the last task (e.g. why it failed) travels on.
+        let executor_message = self
+            .previous_tasks
+            .last()
+            .and_then(|task| task.properties.get("message"))
+            .and_then(Value::as_str)
+            .filter(|text| !text.is_empty())
+            .map(str::to_owned);
+        if let Some(message) = message.or(executor_message) {
             data["message"] = json!(message);
         }
         data
@@ -577,6 +599,7 @@ impl Execution {
     fn finish(&mut self, phase: Phase, data: Value, chain: bool, now: DateTime<Utc>, effects: &mut Vec<Effect>) {
         debug_assert!(phase.is_terminal());
         if self.holds_slot || self.wants_slot {
+            self.slot_ticket += 1;
             effects.push(Effect::ReleaseSlot);
         }
         self.holds_slot = false;

@@ -50,8 +50,8 @@ fn new_execution(tasks: Vec<TaskDefinition>, paused: bool) -> (Execution, Vec<Ef
 /// An execution that holds its slot and has dispatched its first task.
 fn running(tasks: Vec<TaskDefinition>) -> Execution {
     let (mut execution, effects) = new_execution(tasks, false);
-    assert_eq!(effects, vec![Effect::RequestSlot]);
-    let step = execution.apply(Input::SlotGranted, t(1), TIMEOUTS);
+    assert_eq!(effects, vec![Effect::RequestSlot { ticket: 1 }]);
+    let step = execution.apply(Input::SlotGranted { ticket: 1 }, t(1), TIMEOUTS);
     assert_eq!(step.applied, Applied::Changed);
     execution
 }
@@ -91,10 +91,10 @@ fn published_types(effects: &[Effect]) -> Vec<&str> {
 #[test]
 fn new_execution_queues_for_its_slot_and_starts_when_granted() {
     let (mut execution, effects) = new_execution(vec![task("deployment"), task("test")], false);
-    assert_eq!(effects, vec![Effect::RequestSlot]);
+    assert_eq!(effects, vec![Effect::RequestSlot { ticket: 1 }]);
     assert_eq!(execution.state_name(), "triggered");
 
-    let step = execution.apply(Input::SlotGranted, t(1), TIMEOUTS);
+    let step = execution.apply(Input::SlotGranted { ticket: 1 }, t(1), TIMEOUTS);
     assert_eq!(published_types(&step.effects), ["sh.keptn.event.deployment.triggered"]);
     assert!(step.effects.contains(&Effect::WakeAt(t(1) + TIMEOUTS.started)), "started timeout armed");
     assert_eq!(execution.state_name(), "started");
@@ -114,7 +114,7 @@ fn paused_before_start_waits_without_asking_for_a_slot() {
     assert!(effects.is_empty());
     assert_eq!(execution.state_name(), "paused");
     let step = execution.apply(Input::Resume, t(5), TIMEOUTS);
-    assert_eq!(step.effects, vec![Effect::RequestSlot]);
+    assert_eq!(step.effects, vec![Effect::RequestSlot { ticket: 1 }]);
 }
 
 #[test]
@@ -169,6 +169,18 @@ fn a_failing_or_errored_task_stops_the_sequence() {
         assert_eq!(finished.data["result"], expected_result);
         assert_eq!(finished.data["status"], expected_status);
         assert_eq!(execution.last_task_name(), Some("deployment"));
+    }
+}
+
+#[test]
+fn an_errored_or_aborted_stop_chains_as_fail_and_keeps_the_executor_message() {
+    for status in ["errored", "aborted"] {
+        let mut execution = running(vec![task("deployment"), task("test")]);
+        let mut data = finished_data("pass", status);
+        data["message"] = json!("helm upgrade failed");
+        let step = complete_task(&mut execution, 10, data);
+        assert_eq!(published(&step.effects)[0].data["message"], "helm upgrade failed");
+        assert_eq!(execution.chaining_result(), "fail", "{status} must not promote");
     }
 }
 
@@ -293,9 +305,10 @@ fn approval_releases_the_slot_and_the_next_task_asks_again() {
     assert!(!execution.holds_slot);
 
     let step = complete_task(&mut execution, 20, finished_data("pass", "succeeded"));
-    assert_eq!(step.effects.iter().filter(|e| **e == Effect::RequestSlot).count(), 1);
+    let ticket = execution.slot_ticket;
+    assert_eq!(step.effects.iter().filter(|e| **e == Effect::RequestSlot { ticket }).count(), 1);
     assert!(published(&step.effects).is_empty(), "release waits for the slot");
-    let step = execution.apply(Input::SlotGranted, t(30), TIMEOUTS);
+    let step = execution.apply(Input::SlotGranted { ticket }, t(30), TIMEOUTS);
     assert_eq!(published_types(&step.effects), ["sh.keptn.event.release.triggered"]);
     assert_eq!(execution.state_name(), "started");
 }
@@ -319,9 +332,26 @@ fn pausing_a_queued_execution_withdraws_its_request() {
     let (mut execution, _) = new_execution(vec![task("deployment")], false);
     let step = execution.apply(Input::Pause, t(1), TIMEOUTS);
     assert_eq!(step.effects, vec![Effect::ReleaseSlot]);
-    let granted_anyway = execution.apply(Input::SlotGranted, t(2), TIMEOUTS);
-    assert_eq!(granted_anyway.effects, vec![Effect::ReleaseSlot], "a grant that crossed the pause goes back");
+    let granted_anyway = execution.apply(Input::SlotGranted { ticket: 1 }, t(2), TIMEOUTS);
+    assert_eq!(granted_anyway.applied, Applied::Ignored("stale slot grant"));
+    assert!(granted_anyway.effects.is_empty(), "the stage took the request back when it saw the withdrawal");
     assert!(!execution.holds_slot);
+}
+
+/// Regression: a grant for a request withdrawn by a pause and renewed by a resume must not be taken,
+/// or two sequences would run one service at once.
+#[test]
+fn a_grant_for_a_withdrawn_request_is_not_taken_after_resume() {
+    let (mut execution, effects) = new_execution(vec![task("deployment")], false);
+    assert_eq!(effects, vec![Effect::RequestSlot { ticket: 1 }]);
+    execution.apply(Input::Pause, t(1), TIMEOUTS);
+    let step = execution.apply(Input::Resume, t(2), TIMEOUTS);
+    assert_eq!(step.effects, vec![Effect::RequestSlot { ticket: 3 }]);
+    let stale = execution.apply(Input::SlotGranted { ticket: 1 }, t(3), TIMEOUTS);
+    assert_eq!(stale.applied, Applied::Ignored("stale slot grant"));
+    assert!(!execution.holds_slot);
+    let fresh = execution.apply(Input::SlotGranted { ticket: 3 }, t(4), TIMEOUTS);
+    assert_eq!(published_types(&fresh.effects), ["sh.keptn.event.deployment.triggered"]);
 }
 
 #[test]
@@ -338,7 +368,7 @@ fn abort_ends_with_aborted_pass_and_ignores_later_events() {
     let ignored = execution.apply(Input::TaskEvent(&late), t(6), TIMEOUTS);
     assert_eq!(ignored.applied, Applied::Ignored("sequence has ended"));
     assert!(ignored.effects.is_empty());
-    assert_eq!(execution.apply(Input::SlotGranted, t(7), TIMEOUTS).effects, vec![Effect::ReleaseSlot]);
+    assert!(execution.apply(Input::SlotGranted { ticket: 1 }, t(7), TIMEOUTS).effects.is_empty());
     assert!(execution.apply(Input::Abort, t(8), TIMEOUTS).effects.is_empty(), "abort is idempotent");
 }
 
@@ -393,7 +423,7 @@ fn random_inputs_keep_the_invariants() {
                 event
             });
             let input = match next(7) {
-                0 => Input::SlotGranted,
+                0 => Input::SlotGranted { ticket: execution.slot_ticket - next(2).min(execution.slot_ticket) },
                 1 => Input::Tick,
                 2 => Input::Pause,
                 3 => Input::Resume,
