@@ -263,6 +263,11 @@ async fn a_failing_task_stops_the_sequence_and_triggers_rollback() {
         executions(&keelson, &context).await.iter().all(|e| e["scope"]["stage"] == "dev"),
         "hardening not started on fail"
     );
+    let (_, states) =
+        send(keelson.get(&format!("/api/controlPlane/v1/sequence/sockshop?keptnContext={context}"))).await;
+    let stages = states["states"][0]["stages"].as_array().unwrap();
+    assert_eq!(stages.len(), 1, "one entry per stage even with a same-stage rollback: {stages:?}");
+    assert_eq!(states["states"][0]["name"], "delivery", "named after the first sequence of the context");
 }
 
 #[actix_rt::test]

@@ -212,8 +212,17 @@ fn sequence_state(executions: &[Arc<Execution>]) -> Value {
     } else {
         "finished"
     };
-    let stages: Vec<Value> = executions
-        .iter()
+    // One entry per stage, from the stage's latest execution (a same-stage follow-up such as a rollback
+    // replaces the entry of the sequence it followed), in the order the stages were first reached.
+    let mut latest_per_stage: Vec<&Arc<Execution>> = Vec::new();
+    for execution in executions {
+        match latest_per_stage.iter_mut().find(|seen| seen.scope.stage == execution.scope.stage) {
+            Some(seen) => *seen = execution,
+            None => latest_per_stage.push(execution),
+        }
+    }
+    let stages: Vec<Value> = latest_per_stage
+        .into_iter()
         .map(|execution| {
             let mut stage = json!({
                 "name": execution.scope.stage,
