@@ -6,7 +6,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use support::{assert_error, b64, send, TestKeelson};
+use support::{assert_error, send, TestKeelson};
 
 const DELIVERY_SHIPYARD: &str = "apiVersion: spec.keptn.sh/0.2.2
 kind: Shipyard
@@ -555,5 +555,4 @@ async fn the_event_api_refuses_what_keptn_refuses() {
         send(keelson.get("/api/controlPlane/v1/event/triggered/sh.keptn.event.deployment.triggered?project=nope"))
             .await;
     assert_error(status, &response, 404);
-    let _ = b64("");
 }

@@ -90,13 +90,6 @@ impl Runtime {
             tracing::warn!(event_type = %event.event_type, event_id = %event.id, %error, "could not publish event");
         }
     }
-
-    /// Stops the arbiters (at shutdown).
-    pub fn stop(&self) {
-        for arbiter in &self.arbiters {
-            arbiter.stop();
-        }
-    }
 }
 
 /// Runs `work`, turning a panic into `None` (logged and counted) so the caller can restore and restart.

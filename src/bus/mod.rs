@@ -102,10 +102,6 @@ impl EventEmitter {
         Self { bus, history }
     }
 
-    pub fn bus(&self) -> &Arc<dyn Bus> {
-        &self.bus
-    }
-
     /// Emits `event`; a failure is logged and counted, never returned, because the change the event
     /// reports has already happened.
     pub async fn emit(&self, event: CloudEvent) {

@@ -62,6 +62,11 @@ async fn control(
     }
 }
 
+/// Whether an optional query filter lets `value` through: an absent or empty filter accepts anything.
+fn accepts(filter: &Option<String>, value: Option<&str>) -> bool {
+    filter.as_deref().is_none_or(|wanted| wanted.is_empty() || Some(wanted) == value)
+}
+
 /// Keptn's "family C" paging: integer offset, no default limit.
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
@@ -112,7 +117,6 @@ async fn sequence_executions(
     if state.projects.get(&query.project).is_none() {
         return Err(ProjectError::project_not_found(&query.project).into());
     }
-    let matches = |wanted: &Option<String>, value: &str| wanted.as_deref().is_none_or(|w| w.is_empty() || w == value);
     let mut executions: Vec<Arc<Execution>> = state
         .router
         .runtime()
@@ -120,11 +124,11 @@ async fn sequence_executions(
         .executions_of(&query.project)
         .into_iter()
         .filter(|e| {
-            matches(&query.stage, &e.scope.stage)
-                && matches(&query.service, &e.scope.service)
-                && matches(&query.name, &e.definition.name)
-                && matches(&query.status, e.state_name())
-                && matches(&query.keptn_context, &e.scope.keptn_context)
+            accepts(&query.stage, Some(&e.scope.stage))
+                && accepts(&query.service, Some(&e.scope.service))
+                && accepts(&query.name, Some(&e.definition.name))
+                && accepts(&query.status, Some(e.state_name()))
+                && accepts(&query.keptn_context, Some(&e.scope.keptn_context))
         })
         .collect();
     executions.sort_by(|a, b| b.triggered_at.cmp(&a.triggered_at).then_with(|| a.id.cmp(&b.id)));
@@ -288,9 +292,6 @@ async fn triggered_events(
             return Err(ProjectError::project_not_found(project).into());
         }
     }
-    let wanted = |filter: &Option<String>, value: Option<&str>| {
-        filter.as_deref().is_none_or(|f| f.is_empty() || Some(f) == value)
-    };
     let mut events: Vec<Arc<CloudEvent>> = state
         .router
         .runtime()
@@ -300,10 +301,10 @@ async fn triggered_events(
         .filter(|entry| entry.value().event.event_type == event_type)
         .map(|entry| Arc::clone(&entry.value().event))
         .filter(|event| {
-            wanted(&query.project, event.project())
-                && wanted(&query.stage, event.data.get("stage").and_then(Value::as_str))
-                && wanted(&query.service, event.data.get("service").and_then(Value::as_str))
-                && wanted(&query.event_id, Some(&event.id))
+            accepts(&query.project, event.project())
+                && accepts(&query.stage, event.data.get("stage").and_then(Value::as_str))
+                && accepts(&query.service, event.data.get("service").and_then(Value::as_str))
+                && accepts(&query.event_id, Some(&event.id))
         })
         .collect();
     events.sort_by(|a, b| a.time.cmp(&b.time).then_with(|| a.id.cmp(&b.id)));

@@ -36,11 +36,6 @@ impl HistoryWriter {
             tracing::error!("event history writer has stopped");
         }
     }
-
-    /// Queues `event` without waiting; false when the queue is full.
-    pub fn try_record(&self, event: Arc<CloudEvent>) -> bool {
-        self.sender.try_send(event).is_ok()
-    }
 }
 
 async fn write_batches(store: Arc<dyn EventStore>, mut receiver: mpsc::Receiver<Arc<CloudEvent>>) {

@@ -278,13 +278,21 @@ impl Execution {
 
     /// Keptn's state name for this execution.
     pub fn state_name(&self) -> &'static str {
+        if self.paused && !self.phase.is_terminal() {
+            "paused"
+        } else {
+            self.unpaused_state_name()
+        }
+    }
+
+    /// Keptn's state name for this execution's phase, ignoring a pause (`stateBeforePause`).
+    pub fn unpaused_state_name(&self) -> &'static str {
         match self.phase {
-            Phase::Finished => "finished",
-            Phase::TimedOut => "timedOut",
-            _ if self.paused => "paused",
             Phase::Queued => "triggered",
             Phase::Running => "started",
             Phase::WaitingForApproval => "waitingForApproval",
+            Phase::Finished => "finished",
+            Phase::TimedOut => "timedOut",
         }
     }
 

@@ -71,14 +71,4 @@ impl Execution {
             "triggeredAt": keptn_time(self.triggered_at),
         })
     }
-
-    fn unpaused_state_name(&self) -> &'static str {
-        match self.phase {
-            super::Phase::Queued => "triggered",
-            super::Phase::Running => "started",
-            super::Phase::WaitingForApproval => "waitingForApproval",
-            super::Phase::Finished => "finished",
-            super::Phase::TimedOut => "timedOut",
-        }
-    }
 }
