@@ -18,6 +18,7 @@ use crate::model::sequence::Timeouts;
 use crate::projects::ProjectManager;
 use crate::resources::GitRepos;
 use crate::store::history::HistoryWriter;
+use crate::store::snapshots::SnapshotWriter;
 use crate::store::{
     mongo::MongoEventStore, redis::RedisSnapshotStore, sqlite::SqliteStore, EventStore, SnapshotStore, Storage,
 };
@@ -101,14 +102,23 @@ pub async fn build(config: &Config) -> anyhow::Result<ControlPlane> {
         Arc::clone(&projects),
         Arc::clone(&bus),
         HistoryWriter::start(Arc::clone(&events)),
+        SnapshotWriter::start(Arc::clone(&snapshots)),
         clock,
         Timeouts { started: config.task_started_timeout, finished: config.task_finished_timeout },
+    );
+    let recovered = runtime.recover(snapshots.as_ref()).await.context("cannot restore sequences")?;
+    tracing::info!(
+        executions = recovered.executions,
+        running = recovered.running,
+        unreadable = recovered.unreadable,
+        "sequences restored"
     );
     let router = EventRouter::new(runtime);
     consume_bus(&router, in_process_bus.as_ref(), nats_bus.as_ref()).await?;
 
     let state = web::Data::new(AppState {
         projects,
+        events: Arc::clone(&events),
         router,
         token: ApiToken::new(token),
         auth_limiter: Default::default(),

@@ -3,16 +3,16 @@
 
 mod support;
 
-use std::io::{BufRead as _, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt as _;
 use serde_json::json;
+use support::process::spawn_keelson;
 use support::servers::{self, free_port};
 use support::{b64, SHIPYARD};
 
-const BINARY: &str = env!("CARGO_BIN_EXE_keelson");
+use support::process::BINARY;
 
 /// Runs the binary with `vars` set; expects it to fail and returns its stderr.
 fn expect_start_failure(vars: &[(&str, &str)]) -> String {
@@ -59,51 +59,6 @@ fn unreachable_servers_stop_the_start() {
     assert!(line.contains("nats"), "{line}");
     let line = expect_start_failure(&[("KEELSON_MONGODB_URL", &format!("mongodb://127.0.0.1:{port}/db"))]);
     assert!(line.contains("mongodb"), "{line}");
-}
-
-/// A running `keelson` process, killed on drop.
-struct Process {
-    child: Child,
-    base: String,
-    stdout_lines: Vec<String>,
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn spawn_keelson(data_dir: &std::path::Path, vars: &[(&str, String)]) -> Process {
-    let port = free_port();
-    let mut command = Command::new(BINARY);
-    command
-        .env_clear()
-        .env("KEELSON_DATA_DIR", data_dir)
-        .env("KEELSON_LISTEN", format!("127.0.0.1:{port}"))
-        .env("KEELSON_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    for (key, value) in vars {
-        command.env(key, value);
-    }
-    let mut child = command.spawn().unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut stdout_lines = Vec::new();
-    for line in BufReader::new(stdout).lines() {
-        let line = line.unwrap();
-        let listening = line.starts_with("Keelson is listening");
-        stdout_lines.push(line);
-        if listening {
-            break;
-        }
-    }
-    assert!(
-        stdout_lines.iter().any(|l| l.starts_with("Keelson is listening")),
-        "keelson did not start: {stdout_lines:?}"
-    );
-    Process { child, base: format!("http://127.0.0.1:{port}"), stdout_lines }
 }
 
 #[tokio::test]

@@ -42,6 +42,24 @@ mod snapshot_suite {
         assert_eq!(starred, ["p*/x"], "glob characters match literally");
         assert!(store.scan_prefix("none/").await.unwrap().is_empty());
     }
+
+    pub async fn write_batch_puts_and_deletes_together(store: Arc<dyn SnapshotStore>) {
+        store.put("gone", b"old".to_vec()).await.unwrap();
+        store.put("kept", b"old".to_vec()).await.unwrap();
+        store
+            .write_batch(vec![
+                ("kept".into(), Some(b"new".to_vec())),
+                ("gone".into(), None),
+                ("added".into(), Some(vec![0, 1, 2])),
+                ("never-there".into(), None),
+            ])
+            .await
+            .unwrap();
+        assert_eq!(store.get("kept").await.unwrap().as_deref(), Some(&b"new"[..]));
+        assert_eq!(store.get("gone").await.unwrap(), None);
+        assert_eq!(store.get("added").await.unwrap(), Some(vec![0, 1, 2]));
+        store.write_batch(Vec::new()).await.unwrap();
+    }
 }
 
 mod event_suite {
@@ -113,6 +131,115 @@ mod event_suite {
         assert_eq!(restored[0].data["score"], json!(1.5), "data round-trips");
         assert_eq!(restored[0].time, Some(Utc.with_ymd_and_hms(2024, 5, 1, 10, 0, 4).unwrap()));
     }
+
+    fn ids(events: Vec<CloudEvent>) -> Vec<String> {
+        events.into_iter().map(|e| e.id).collect()
+    }
+
+    fn project_query(project: &str) -> EventQuery {
+        EventQuery { project: Some(project.into()), limit: 100, ..Default::default() }
+    }
+
+    pub async fn insert_many_stores_each_event_once(store: Arc<dyn EventStore>) {
+        let first = Arc::new(event("m1", Some("p"), "sh.keptn.event.x.started", "c1", 1));
+        store.insert(&first).await.unwrap();
+        let batch: Vec<Arc<CloudEvent>> = vec![
+            Arc::clone(&first),
+            Arc::new(event("m2", Some("p"), "sh.keptn.event.x.finished", "c1", 2)),
+            Arc::new(event("m2", Some("p"), "sh.keptn.event.x.finished", "c1", 2)),
+            Arc::new(event("m3", Some("q"), "sh.keptn.event.x.started", "c2", 3)),
+        ];
+        store.insert_many(&batch).await.unwrap();
+        store.insert_many(&batch).await.unwrap();
+        assert_eq!(ids(store.find(&project_query("p")).await.unwrap()), ["m2", "m1"]);
+        assert_eq!(ids(store.find(&project_query("q")).await.unwrap()), ["m3"]);
+        assert_eq!(store.count(&project_query("p")).await.unwrap(), 2);
+    }
+
+    pub async fn datastore_filters_page_and_count(store: Arc<dyn EventStore>) {
+        let mut events = Vec::new();
+        for second in 0..7u32 {
+            let mut e = event(&format!("f{second}"), Some("shop"), "sh.keptn.event.deployment.finished", "ctx", second);
+            e.data["stage"] = json!(if second % 2 == 0 { "dev" } else { "prod" });
+            e.data["result"] = json!(["pass", "warning", "fail"][second as usize % 3]);
+            e.source = if second < 3 { "helm".into() } else { "jmeter".into() };
+            e.triggeredid = Some(format!("t{}", second % 2));
+            events.push(Arc::new(e));
+        }
+        store.insert_many(&events).await.unwrap();
+        let query = |edit: &dyn Fn(&mut EventQuery)| {
+            let mut query = project_query("shop");
+            edit(&mut query);
+            query
+        };
+        let found = |q: EventQuery| {
+            let store = Arc::clone(&store);
+            async move { ids(store.find(&q).await.unwrap()) }
+        };
+        assert_eq!(found(query(&|q| q.stage = Some("prod".into()))).await, ["f5", "f3", "f1"]);
+        assert_eq!(found(query(&|q| q.source = Some("helm".into()))).await, ["f2", "f1", "f0"]);
+        assert_eq!(found(query(&|q| q.triggered_id = Some("t0".into()))).await, ["f6", "f4", "f2", "f0"]);
+        assert_eq!(found(query(&|q| q.event_id = Some("f4".into()))).await, ["f4"]);
+        assert_eq!(found(query(&|q| q.service = Some("orders".into()))).await, Vec::<String>::new());
+        // Bounds are compared with the stored text, which uses nine fraction digits (the API normalises).
+        let from = "2024-05-01T10:00:01.500000000Z".to_owned();
+        let before = "2024-05-01T10:00:05.000000000Z".to_owned();
+        assert_eq!(
+            found(query(&|q| {
+                q.from_time = Some(from.clone());
+                q.before_time = Some(before.clone());
+            }))
+            .await,
+            ["f4", "f3", "f2"],
+            "fromTime and beforeTime compare the stored time text"
+        );
+        // Paging: offset and limit over the newest-first order, count ignores both.
+        let page = query(&|q| {
+            q.offset = 2;
+            q.limit = 3;
+        });
+        assert_eq!(found(page.clone()).await, ["f4", "f3", "f2"]);
+        assert_eq!(store.count(&page).await.unwrap(), 7);
+        // Conditions on any path, "any of" values, combined with indexed fields.
+        let results = query(&|q| {
+            q.project = None;
+            q.conditions = keelson::store::query::parse_filter(
+                "data.project:shop AND data.result:pass,warning AND data.stage:dev",
+            )
+            .unwrap();
+        });
+        assert_eq!(found(results.clone()).await, ["f6", "f4", "f0"]);
+        assert_eq!(store.count(&results).await.unwrap(), 3);
+    }
+
+    pub async fn root_events_are_the_first_of_each_context(store: Arc<dyn EventStore>) {
+        store.insert(&event("r1", Some("shop"), "sh.keptn.event.dev.delivery.triggered", "ctx-a", 1)).await.unwrap();
+        store.insert(&event("r2", Some("shop"), "sh.keptn.event.deployment.triggered", "ctx-a", 2)).await.unwrap();
+        store.insert(&event("r3", Some("shop"), "sh.keptn.event.dev.evaluation.triggered", "ctx-b", 3)).await.unwrap();
+        let roots = EventQuery { root_only: true, ..project_query("shop") };
+        assert_eq!(ids(store.find(&roots).await.unwrap()), ["r3", "r1"]);
+        assert_eq!(store.count(&roots).await.unwrap(), 2);
+        let one_context = EventQuery { keptn_context: Some("ctx-a".into()), ..roots };
+        assert_eq!(ids(store.find(&one_context).await.unwrap()), ["r1"]);
+    }
+
+    pub async fn invalidated_results_can_be_excluded(store: Arc<dyn EventStore>) {
+        let finished = |id: &str, triggered: &str, second| {
+            let mut e = event(id, Some("shop"), "sh.keptn.event.evaluation.finished", "ctx", second);
+            e.triggeredid = Some(triggered.into());
+            e
+        };
+        store.insert(&finished("ev1", "trig1", 1)).await.unwrap();
+        store.insert(&finished("ev2", "trig2", 2)).await.unwrap();
+        let mut invalidation = event("inv", Some("shop"), "sh.keptn.event.evaluation.invalidated", "ctx", 3);
+        invalidation.triggeredid = Some("trig1".into());
+        store.insert_many(&[Arc::new(invalidation)]).await.unwrap();
+        let evaluations =
+            EventQuery { event_type: Some("sh.keptn.event.evaluation.finished".into()), ..project_query("shop") };
+        assert_eq!(ids(store.find(&evaluations).await.unwrap()), ["ev2", "ev1"]);
+        let valid = EventQuery { exclude_invalidated: true, ..evaluations };
+        assert_eq!(ids(store.find(&valid).await.unwrap()), ["ev2"]);
+    }
 }
 
 macro_rules! snapshot_store_suite {
@@ -134,6 +261,11 @@ macro_rules! snapshot_store_suite {
                 let (store, _guard) = $make.await;
                 snapshot_suite::scan_prefix_is_sorted_and_literal(store).await
             }
+            #[tokio::test]
+            async fn write_batch_puts_and_deletes_together() {
+                let (store, _guard) = $make.await;
+                snapshot_suite::write_batch_puts_and_deletes_together(store).await
+            }
         }
     };
 }
@@ -151,6 +283,26 @@ macro_rules! event_store_suite {
             async fn find_filters_and_orders_newest_first() {
                 let (store, _guard) = $make.await;
                 event_suite::find_filters_and_orders_newest_first(store).await
+            }
+            #[tokio::test]
+            async fn insert_many_stores_each_event_once() {
+                let (store, _guard) = $make.await;
+                event_suite::insert_many_stores_each_event_once(store).await
+            }
+            #[tokio::test]
+            async fn datastore_filters_page_and_count() {
+                let (store, _guard) = $make.await;
+                event_suite::datastore_filters_page_and_count(store).await
+            }
+            #[tokio::test]
+            async fn root_events_are_the_first_of_each_context() {
+                let (store, _guard) = $make.await;
+                event_suite::root_events_are_the_first_of_each_context(store).await
+            }
+            #[tokio::test]
+            async fn invalidated_results_can_be_excluded() {
+                let (store, _guard) = $make.await;
+                event_suite::invalidated_results_can_be_excluded(store).await
             }
         }
     };
@@ -191,3 +343,27 @@ snapshot_store_suite!(sqlite_snapshot_store, sqlite_snapshots());
 snapshot_store_suite!(redis_snapshot_store, redis_snapshots());
 event_store_suite!(sqlite_event_store, sqlite_events());
 event_store_suite!(mongo_event_store, mongo_events());
+
+/// The Redis store reconnects by itself: commands fail while the server is down and succeed once it is
+/// back, without a new store.
+#[tokio::test]
+async fn redis_store_reconnects_after_a_restart() {
+    let mut server = support::servers::redis_persistent();
+    let store = keelson::store::redis::RedisSnapshotStore::connect(&server.url).await.unwrap();
+    store.put("k", b"before".to_vec()).await.unwrap();
+    server.kill();
+    let error = store.put("k", b"during".to_vec()).await.unwrap_err();
+    assert!(error.to_string().starts_with("redis is unavailable"), "{error}");
+    server.restart();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        match store.write_batch(vec![("k".into(), Some(b"after".to_vec()))]).await {
+            Ok(()) => break,
+            Err(error) => {
+                assert!(std::time::Instant::now() < deadline, "no reconnect within 15s: {error}");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+    }
+    assert_eq!(store.get("k").await.unwrap().as_deref(), Some(&b"after"[..]));
+}

@@ -7,9 +7,11 @@
 //! the input is restored, and the actor restarts from it, so one bad input affects one execution only.
 
 pub mod project;
+pub mod recovery;
 pub mod registry;
 pub mod router;
 pub mod sequence;
+pub mod snapshot;
 pub mod stage;
 
 use std::hash::{Hash, Hasher};
@@ -22,7 +24,8 @@ use crate::model::clock::Clock;
 use crate::model::event::CloudEvent;
 use crate::model::sequence::Timeouts;
 use crate::projects::ProjectManager;
-use crate::store::history::HistoryWriter;
+use crate::store::history::{HistoryWriter, Stored};
+use crate::store::snapshots::SnapshotWriter;
 
 pub use registry::Registry;
 
@@ -31,6 +34,8 @@ pub struct Runtime {
     pub projects: Arc<ProjectManager>,
     pub bus: Arc<dyn Bus>,
     pub history: HistoryWriter,
+    /// Where actors persist their state before acknowledging inputs and publishing.
+    pub snapshots: SnapshotWriter,
     pub clock: Arc<dyn Clock>,
     pub timeouts: Timeouts,
     pub registry: Registry,
@@ -43,12 +48,13 @@ impl Runtime {
         projects: Arc<ProjectManager>,
         bus: Arc<dyn Bus>,
         history: HistoryWriter,
+        snapshots: SnapshotWriter,
         clock: Arc<dyn Clock>,
         timeouts: Timeouts,
     ) -> Arc<Self> {
         let cores = std::thread::available_parallelism().map(usize::from).unwrap_or(1);
         let arbiters = (0..cores).map(|_| Arbiter::new()).collect();
-        Arc::new(Self { projects, bus, history, clock, timeouts, registry: Registry::default(), arbiters })
+        Arc::new(Self { projects, bus, history, snapshots, clock, timeouts, registry: Registry::default(), arbiters })
     }
 
     fn arbiter_for(&self, project: &str) -> ArbiterHandle {
@@ -84,11 +90,29 @@ impl Runtime {
 
     /// Stores `event` in the history and publishes it on the bus.
     pub async fn publish(&self, event: Arc<CloudEvent>) {
-        self.history.record(Arc::clone(&event)).await;
-        if let Err(error) = self.bus.publish_shared(&event).await {
-            metrics::counter!("keelson_event_emit_failures_total", "stage" => "publish").increment(1);
-            tracing::warn!(event_type = %event.event_type, event_id = %event.id, %error, "could not publish event");
+        self.publish_all(std::slice::from_ref(&event)).await;
+    }
+
+    /// Queues `events` for the history and publishes them on the bus, in order; the receiver resolves
+    /// once the history holds all of them (`None` for no events).
+    pub async fn publish_all(&self, events: &[Arc<CloudEvent>]) -> Option<Stored> {
+        let (last, rest) = events.split_last()?;
+        for event in rest {
+            self.history.record(Arc::clone(event)).await;
         }
+        let stored = self.history.record_confirmed(Arc::clone(last)).await;
+        for event in events {
+            if let Err(error) = self.bus.publish_shared(event).await {
+                metrics::counter!("keelson_event_emit_failures_total", "stage" => "publish").increment(1);
+                tracing::warn!(event_type = %event.event_type, event_id = %event.id, %error, "could not publish event");
+            }
+        }
+        Some(stored)
+    }
+
+    /// Why new work cannot be accepted now (a store that keeps failing), if it cannot.
+    pub fn storage_problem(&self) -> Option<String> {
+        self.snapshots.health().problem().or_else(|| self.history.health().problem())
     }
 }
 

@@ -8,14 +8,15 @@ use actix::prelude::*;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use super::sequence::{self, Apply, Command, SequenceActor};
-use super::stage::StageActor;
+use super::sequence::{self, Ack, Apply, Command, SequenceActor, Start};
+use super::snapshot::{control_key, execution_key, ControlRecord, ExecutionRecord, SCHEMA_VERSION};
+use super::stage::{RestoreHolder, StageActor};
 use super::Runtime;
 use crate::model::chaining;
 use crate::model::event::CloudEvent;
 use crate::model::event_type::{self, EventType};
 use crate::model::sequence::aggregate::{ERRORED, FAIL};
-use crate::model::sequence::{Execution, Scope};
+use crate::model::sequence::{Effect, Execution, Scope};
 
 /// Mailbox capacity: the router waits when a project falls this far behind, so one busy project slows
 /// its own producers and not the others.
@@ -25,10 +26,21 @@ pub const MAILBOX_CAPACITY: usize = 1024;
 /// a redelivered trigger maps to the same execution.
 const EXECUTION_NAMESPACE: Uuid = Uuid::from_u128(0x6b65_656c_736f_6e00_0000_0000_0000_0001);
 
-/// A `<stage>.<sequence>.triggered` event for this project.
+/// A `<stage>.<sequence>.triggered` event for this project; `ack` is told once it is durably handled.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct SequenceTriggered(pub Arc<CloudEvent>);
+pub struct SequenceTriggered {
+    pub event: Arc<CloudEvent>,
+    pub ack: Option<Ack>,
+}
+
+/// Rebuilds the project's executions and pause flags from the store after a process restart.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Restore {
+    pub executions: Vec<ExecutionRecord>,
+    pub control: ControlRecord,
+}
 
 /// An execution ended; with `chain`, its `triggeredOn` followers start.
 #[derive(Message)]
@@ -109,22 +121,38 @@ impl ProjectActor {
             || self.paused.contains(&(keptn_context.to_owned(), Some(stage.to_owned())))
     }
 
-    fn start_sequence(&mut self, event: Arc<CloudEvent>, ctx: &mut Context<Self>) {
+    /// Starts the execution for a sequence trigger. `prelude` are events published first (from the
+    /// new execution's outbox): the trigger of a chained sequence, which the project emits.
+    fn start_sequence(
+        &mut self,
+        event: Arc<CloudEvent>,
+        ack: Option<Ack>,
+        prelude: Option<Arc<CloudEvent>>,
+        ctx: &mut Context<Self>,
+    ) {
+        let acknowledge = |ack: Option<Ack>| {
+            if let Some(ack) = ack {
+                let _ = ack.send(());
+            }
+        };
         let EventType::Sequence { sequence: sequence_name, kind: event_type::TRIGGERED, .. } =
             event_type::parse(&event.event_type)
         else {
+            acknowledge(ack);
             return;
         };
         let text = |key: &str| event.data.get(key).and_then(Value::as_str).unwrap_or_default().to_owned();
         let (stage, service) = (text("stage"), text("service"));
         if stage.is_empty() || service.is_empty() || event.id.is_empty() {
             tracing::warn!(event_id = %event.id, "sequence trigger without stage, service or id dropped");
+            acknowledge(ack);
             return;
         }
         let execution_id =
             Uuid::new_v5(&EXECUTION_NAMESPACE, format!("{}/{}", self.name, event.id).as_bytes()).to_string();
         if self.runtime.registry.executions.contains_key(&execution_id) {
             tracing::debug!(event_id = %event.id, "duplicate sequence trigger ignored");
+            acknowledge(ack);
             return;
         }
         let definition =
@@ -144,7 +172,7 @@ impl ProjectActor {
         let definition = match definition {
             Ok(definition) => definition,
             Err(message) => {
-                self.reject(&event, &execution_id, &stage, sequence_name, &service, message, ctx);
+                self.reject(&event, &execution_id, &stage, sequence_name, &service, message, ack, ctx);
                 return;
             }
         };
@@ -163,8 +191,11 @@ impl ProjectActor {
         };
         let paused = self.is_paused(&scope.keptn_context, &stage);
         let now = self.runtime.clock.now();
-        let (execution, effects) =
+        let (execution, mut effects) =
             Execution::new(execution_id.clone(), definition, scope, Arc::new(event.data.clone()), now, paused);
+        if let Some(prelude) = prelude {
+            effects.insert(0, Effect::Publish(prelude));
+        }
         self.runtime.registry.executions.insert(execution_id.clone(), Arc::new(execution.clone()));
         self.contexts.entry(execution.scope.keptn_context.clone()).or_default().push(execution_id.clone());
         let runtime = Arc::clone(&self.runtime);
@@ -172,7 +203,7 @@ impl ProjectActor {
         let stage_actor = self.stage_actor(&stage);
         let address = Supervisor::start_in_arbiter(&Arbiter::current(), move |ctx| {
             ctx.set_mailbox_capacity(sequence::MAILBOX_CAPACITY);
-            SequenceActor::new(execution, effects, runtime, project, stage_actor)
+            SequenceActor::new(execution, Start::New { effects, ack }, runtime, project, stage_actor)
         });
         self.live.insert(execution_id, address);
         metrics::counter!("keelson_sequences_started_total").increment(1);
@@ -189,6 +220,7 @@ impl ProjectActor {
         sequence_name: &str,
         service: &str,
         message: String,
+        ack: Option<Ack>,
         ctx: &mut Context<Self>,
     ) {
         tracing::info!(project = %self.name, stage, sequence = sequence_name, %message, "sequence not started");
@@ -209,11 +241,24 @@ impl ProjectActor {
         );
         finished.triggeredid = Some(event.id.clone());
         let runtime = Arc::clone(&self.runtime);
-        ctx.wait(async move { runtime.publish(Arc::new(finished)).await }.into_actor(self));
+        ctx.wait(
+            async move {
+                if let Some(stored) = runtime.publish_all(&[Arc::new(finished)]).await {
+                    let _ = stored.await;
+                }
+                if let Some(ack) = ack {
+                    let _ = ack.send(());
+                }
+            }
+            .into_actor(self),
+        );
     }
 
-    fn chain(&mut self, execution: &Execution, ctx: &mut Context<Self>) {
-        let Some(shipyard) = self.runtime.projects.shipyard(&self.name) else { return };
+    /// Starts the `triggeredOn` followers of an ended execution; each receiver resolves once that
+    /// follower (and the trigger it will publish) is durable.
+    fn chain(&mut self, execution: &Execution, ctx: &mut Context<Self>) -> Vec<tokio::sync::oneshot::Receiver<()>> {
+        let Some(shipyard) = self.runtime.projects.shipyard(&self.name) else { return Vec::new() };
+        let mut followers = Vec::new();
         let targets = chaining::chained(
             &shipyard,
             &execution.scope.stage,
@@ -235,11 +280,11 @@ impl ProjectActor {
                 data,
             );
             let trigger = Arc::new(trigger);
-            let runtime = Arc::clone(&self.runtime);
-            let published = Arc::clone(&trigger);
-            ctx.wait(async move { runtime.publish(published).await }.into_actor(self));
-            self.start_sequence(trigger, ctx);
+            let (ack, durable) = tokio::sync::oneshot::channel();
+            self.start_sequence(Arc::clone(&trigger), Some(ack), Some(trigger), ctx);
+            followers.push(durable);
         }
+        followers
     }
 
     fn control(&mut self, control: Control) -> Result<(), ControlError> {
@@ -276,10 +321,22 @@ impl ProjectActor {
         };
         for id in in_scope {
             if let Some(address) = self.live.get(&id) {
-                address.do_send(Apply(command.clone()));
+                address.do_send(Apply::new(command.clone()));
             }
         }
         Ok(())
+    }
+
+    /// Queues the pause flags for storing; resolves once they are durable.
+    fn save_control(&self) -> impl std::future::Future<Output = ()> {
+        let mut paused: Vec<(String, Option<String>)> = self.paused.iter().cloned().collect();
+        paused.sort();
+        let record = ControlRecord { schema_version: SCHEMA_VERSION, paused };
+        let bytes = serde_json::to_vec(&record).expect("pause flags always serialise");
+        let (snapshots, key) = (self.runtime.snapshots.clone(), control_key(&self.name));
+        async move {
+            let _ = snapshots.put(key, bytes).await.await;
+        }
     }
 
     /// Clears pause flags. A context-wide resume clears every flag of the context; resuming one stage of
@@ -315,35 +372,50 @@ impl Handler<SequenceTriggered> for ProjectActor {
     type Result = ();
 
     fn handle(&mut self, message: SequenceTriggered, ctx: &mut Context<Self>) {
-        self.start_sequence(message.0, ctx);
+        self.start_sequence(message.event, message.ack, None, ctx);
     }
 }
 
 impl Handler<ExecutionEnded> for ProjectActor {
-    type Result = ();
+    /// Resolves once the chained followers are durable, so the ended execution can stop tracking them.
+    type Result = ResponseFuture<()>;
 
-    fn handle(&mut self, message: ExecutionEnded, ctx: &mut Context<Self>) {
+    fn handle(&mut self, message: ExecutionEnded, ctx: &mut Context<Self>) -> Self::Result {
         // Dropping the address lets the ended execution's actor stop.
         self.live.remove(&message.execution.id);
-        if message.chain {
-            self.chain(&message.execution, ctx);
-        }
+        let followers = if message.chain { self.chain(&message.execution, ctx) } else { Vec::new() };
         // A context with nothing left running (chained followers included) forgets its pauses, as
         // Keptn cleans them when a sequence ends.
         let context = &message.execution.scope.keptn_context;
         let still_running =
             self.contexts.get(context).is_some_and(|ids| ids.iter().any(|id| self.live.contains_key(id)));
         if !still_running {
+            let before = self.paused.len();
             self.paused.retain(|(paused_context, _)| paused_context != context);
+            if self.paused.len() != before {
+                let persisted = self.save_control();
+                ctx.spawn(persisted.into_actor(self));
+            }
         }
+        Box::pin(async move {
+            for follower in followers {
+                let _ = follower.await;
+            }
+        })
     }
 }
 
 impl Handler<Control> for ProjectActor {
-    type Result = Result<(), ControlError>;
+    type Result = ResponseFuture<Result<(), ControlError>>;
 
     fn handle(&mut self, message: Control, _ctx: &mut Context<Self>) -> Self::Result {
-        self.control(message)
+        let outcome = self.control(message);
+        let persisted = self.save_control();
+        // Answers once the pause flags are durable, so an acknowledged pause survives a crash.
+        Box::pin(async move {
+            persisted.await;
+            outcome
+        })
     }
 }
 
@@ -352,17 +424,73 @@ impl Handler<ProjectDeleted> for ProjectActor {
 
     fn handle(&mut self, _message: ProjectDeleted, ctx: &mut Context<Self>) {
         for address in self.live.values() {
-            address.do_send(Apply(Command::Abort));
+            address.do_send(Apply::new(Command::Abort));
         }
         let registry = &self.runtime.registry;
         registry.executions.retain(|_, execution| execution.scope.project != self.name);
         registry.open_tasks.retain(|_, open| open.project != self.name);
         registry.projects.remove(&self.name);
+        let mut keys: Vec<String> =
+            self.contexts.values().flatten().map(|execution| execution_key(&self.name, execution)).collect();
+        keys.push(control_key(&self.name));
+        let snapshots = self.runtime.snapshots.clone();
+        actix::spawn(async move {
+            for key in keys {
+                drop(snapshots.delete(key).await);
+            }
+        });
         self.live.clear();
         self.contexts.clear();
         self.paused.clear();
         self.stages.clear();
         ctx.stop();
+    }
+}
+
+impl Handler<Restore> for ProjectActor {
+    type Result = ();
+
+    fn handle(&mut self, message: Restore, ctx: &mut Context<Self>) {
+        self.paused.extend(message.control.paused);
+        let mut records = message.executions;
+        records.sort_by(|a, b| {
+            (a.execution.triggered_at, &a.execution.id).cmp(&(b.execution.triggered_at, &b.execution.id))
+        });
+        for record in records {
+            let execution = record.execution;
+            let id = execution.id.clone();
+            if self.runtime.registry.executions.contains_key(&id) {
+                continue;
+            }
+            self.runtime.registry.executions.insert(id.clone(), Arc::new(execution.clone()));
+            self.contexts.entry(execution.scope.keptn_context.clone()).or_default().push(id.clone());
+            let terminal = execution.phase.is_terminal();
+            if terminal && record.outbox.is_empty() && !record.chain_pending {
+                continue;
+            }
+            if !terminal {
+                metrics::gauge!("keelson_sequences_active").increment(1.0);
+            }
+            let stage_actor = self.stage_actor(&execution.scope.stage);
+            let holder = execution.holds_slot.then(|| (execution.scope.service.clone(), execution.slot_ticket));
+            let runtime = Arc::clone(&self.runtime);
+            let project = ctx.address();
+            let stage_for_actor = stage_actor.clone();
+            let (outbox, chain_pending) = (record.outbox, record.chain_pending);
+            let address = Supervisor::start_in_arbiter(&Arbiter::current(), move |ctx| {
+                ctx.set_mailbox_capacity(sequence::MAILBOX_CAPACITY);
+                SequenceActor::restored(execution, outbox, chain_pending, runtime, project, stage_for_actor)
+            });
+            if let Some((service, ticket)) = holder {
+                // Sent before the restored actors run, so holders are back in place before any waiting
+                // execution asks for a slot.
+                stage_actor.do_send(RestoreHolder { service, execution: id.clone(), ticket, holder: address.clone() });
+            }
+            if !terminal {
+                self.live.insert(id, address);
+            }
+        }
+        tracing::info!(project = %self.name, executions = self.contexts.values().map(Vec::len).sum::<usize>(), running = self.live.len(), "project restored");
     }
 }
 
@@ -372,7 +500,7 @@ impl Handler<SendToExecution> for ProjectActor {
     fn handle(&mut self, message: SendToExecution, _ctx: &mut Context<Self>) -> bool {
         match self.live.get(&message.execution) {
             Some(address) => {
-                address.do_send(Apply(message.command));
+                address.do_send(Apply::new(message.command));
                 true
             }
             None => false,

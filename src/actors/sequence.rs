@@ -1,12 +1,18 @@
 //! The actor hosting one sequence execution.
+//!
+//! Each step: apply the input to the pure state machine, store the new state together with the events
+//! it emitted (the outbox), acknowledge the input, then publish the events. Events leave the outbox once
+//! the history has them; a crash before that publishes them again, with the same ids, on recovery.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use actix::prelude::*;
+use tokio::sync::oneshot;
 
 use super::project::{ExecutionEnded, ProjectActor};
 use super::registry::OpenTask;
+use super::snapshot::{execution_key, ExecutionRecordRef, SCHEMA_VERSION};
 use super::stage::{SlotRelease, SlotRequest, StageActor};
 use super::{guarded, Runtime};
 use crate::model::event::CloudEvent;
@@ -15,6 +21,9 @@ use crate::model::sequence::{Applied, Effect, Execution, Input};
 /// Mailbox capacity: an execution gets a handful of messages per task (executor events, slot grants,
 /// control commands); 64 absorbs many executors answering at once.
 pub const MAILBOX_CAPACITY: usize = 64;
+
+/// Told once an input has been applied and the resulting state is durable.
+pub type Ack = oneshot::Sender<()>;
 
 /// What a sequence actor can be told.
 #[derive(Debug, Clone)]
@@ -33,15 +42,40 @@ pub enum Command {
 
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Apply(pub Command);
+pub struct Apply {
+    pub command: Command,
+    pub ack: Option<Ack>,
+}
+
+impl Apply {
+    pub fn new(command: Command) -> Self {
+        Self { command, ack: None }
+    }
+}
+
+/// How the actor comes to life.
+pub enum Start {
+    /// A new execution with the effects of creating it.
+    New { effects: Vec<Effect>, ack: Option<Ack> },
+    /// Rebuilt from the store after a process restart: publish what the outbox still holds.
+    Restored,
+    /// Restarted by its supervisor after a panic.
+    Restarted,
+}
 
 pub struct SequenceActor {
     execution: Execution,
     runtime: Arc<Runtime>,
     project: Addr<ProjectActor>,
     stage: Addr<StageActor>,
-    /// Effects of creating the execution, performed once the actor runs.
-    initial_effects: Vec<Effect>,
+    start: Start,
+    /// Emitted events not yet confirmed stored in the history, oldest first.
+    outbox: Vec<Arc<CloudEvent>>,
+    /// Events ever appended to / dropped from the outbox, to match confirmations to entries.
+    outbox_appended: u64,
+    outbox_dropped: u64,
+    /// Ended with `triggeredOn` followers the project has not started yet.
+    chain_pending: bool,
     /// The single armed timer (see `Effect::WakeAt`).
     timer: Option<SpawnHandle>,
     /// Id of the task `.triggered` event this actor registered as open.
@@ -50,10 +84,19 @@ pub struct SequenceActor {
     completed_at: Option<Instant>,
 }
 
+/// What one step hands to the asynchronous part: persist, acknowledge, publish, report.
+struct Delivery {
+    record: Option<Vec<u8>>,
+    ack: Option<Ack>,
+    publish: Vec<Arc<CloudEvent>>,
+    release_slot: bool,
+    ended: Option<bool>,
+}
+
 impl SequenceActor {
     pub fn new(
         execution: Execution,
-        initial_effects: Vec<Effect>,
+        start: Start,
         runtime: Arc<Runtime>,
         project: Addr<ProjectActor>,
         stage: Addr<StageActor>,
@@ -63,14 +106,34 @@ impl SequenceActor {
             runtime,
             project,
             stage,
-            initial_effects,
+            start,
+            outbox: Vec::new(),
+            outbox_appended: 0,
+            outbox_dropped: 0,
+            chain_pending: false,
             timer: None,
             open_task_id: None,
             completed_at: None,
         }
     }
 
-    fn step(&mut self, command: Command, ctx: &mut Context<Self>) {
+    /// An actor for a stored execution, with the outbox and chain flag it was stored with.
+    pub fn restored(
+        execution: Execution,
+        outbox: Vec<Arc<CloudEvent>>,
+        chain_pending: bool,
+        runtime: Arc<Runtime>,
+        project: Addr<ProjectActor>,
+        stage: Addr<StageActor>,
+    ) -> Self {
+        let mut actor = Self::new(execution, Start::Restored, runtime, project, stage);
+        actor.outbox_appended = outbox.len() as u64;
+        actor.outbox = outbox;
+        actor.chain_pending = chain_pending;
+        actor
+    }
+
+    fn step(&mut self, command: Command, ack: Option<Ack>, ctx: &mut Context<Self>) {
         let now = self.runtime.clock.now();
         let timeouts = self.runtime.timeouts;
         let tasks_done = self.execution.previous_tasks.len();
@@ -89,7 +152,7 @@ impl SequenceActor {
         });
         let Some(step) = outcome else {
             // Back to the state before the input — the snapshot published after the last step — and
-            // let the supervisor restart the actor from it.
+            // let the supervisor restart the actor from it. The input is not acknowledged.
             if let Some(last) = self.runtime.registry.executions.get(&self.execution.id) {
                 self.execution = (**last).clone();
             }
@@ -98,6 +161,12 @@ impl SequenceActor {
         };
         if let Applied::Ignored(reason) = step.applied {
             tracing::debug!(execution = %self.execution.id, reason, "input ignored");
+            if step.effects.is_empty() {
+                if let Some(ack) = ack {
+                    let _ = ack.send(());
+                }
+                return;
+            }
         }
         if self.execution.previous_tasks.len() > tasks_done {
             self.completed_at = Some(Instant::now());
@@ -110,34 +179,18 @@ impl SequenceActor {
                 }
             }
         }
-        self.perform(step.effects, ctx);
+        self.perform(step.effects, ack, ctx);
     }
 
-    fn perform(&mut self, effects: Vec<Effect>, ctx: &mut Context<Self>) {
-        let runtime = &self.runtime;
-        if runtime.projects.get(&self.execution.scope.project).is_none() {
-            // The project was deleted: its executions leave the read model.
-            runtime.registry.executions.remove(&self.execution.id);
-        } else {
-            runtime.registry.executions.insert(self.execution.id.clone(), Arc::new(self.execution.clone()));
-        }
-        self.sync_open_task(ctx);
-        let mut to_publish = Vec::new();
-        // Released slots and the end are reported after this step's events are out, so that the next
-        // sequence's (or a chained sequence's) events never overtake this one's `.finished`.
-        let mut after_publish: Vec<Box<dyn FnOnce() + Send>> = Vec::new();
+    fn perform(&mut self, effects: Vec<Effect>, ack: Option<Ack>, ctx: &mut Context<Self>) {
+        let mut delivery = Delivery { record: None, ack, publish: Vec::new(), release_slot: false, ended: None };
         for effect in effects {
             match effect {
-                Effect::Publish(event) => to_publish.push(event),
+                Effect::Publish(event) => delivery.publish.push(event),
                 Effect::RequestSlot { ticket } => self.stage.do_send(self.slot_request(ticket, ctx)),
-                Effect::ReleaseSlot => {
-                    let stage = self.stage.clone();
-                    let release = SlotRelease {
-                        service: self.execution.scope.service.clone(),
-                        execution: self.execution.id.clone(),
-                    };
-                    after_publish.push(Box::new(move || stage.do_send(release)));
-                }
+                // Released slots and the end are reported after this step's events are out, so that the
+                // next sequence's (or a chained sequence's) events never overtake this one's `.finished`.
+                Effect::ReleaseSlot => delivery.release_slot = true,
                 Effect::WakeAt(at) => self.arm_timer(at, ctx),
                 Effect::Ended { chain } => {
                     if let Some(timer) = self.timer.take() {
@@ -151,33 +204,123 @@ impl SequenceActor {
                     )
                     .increment(1);
                     metrics::gauge!("keelson_sequences_active").decrement(1.0);
-                    let project = self.project.clone();
-                    let ended = ExecutionEnded { execution: Arc::new(self.execution.clone()), chain };
-                    after_publish.push(Box::new(move || project.do_send(ended)));
+                    self.chain_pending = chain;
+                    delivery.ended = Some(chain);
                 }
             }
         }
-        if to_publish.is_empty() {
-            after_publish.into_iter().for_each(|report| report());
-            return;
+        let project_exists = self.runtime.projects.get(&self.execution.scope.project).is_some();
+        if project_exists {
+            self.runtime.registry.executions.insert(self.execution.id.clone(), Arc::new(self.execution.clone()));
+        } else {
+            // The project was deleted: its executions leave the read model and the store.
+            self.runtime.registry.executions.remove(&self.execution.id);
         }
-        let dispatched_after = self.completed_at.take();
+        self.sync_open_task(ctx);
+        self.outbox.extend(delivery.publish.iter().cloned());
+        self.outbox_appended += delivery.publish.len() as u64;
+        delivery.record = project_exists.then(|| self.encode());
+        self.deliver(delivery, project_exists, ctx);
+    }
+
+    /// Persists (or, for a deleted project, removes) the state, then acknowledges, publishes and reports.
+    /// Runs with the mailbox blocked: this execution's events leave in order, and a slow store or bus
+    /// slows the sequences that produce events instead of piling them up.
+    fn deliver(&mut self, delivery: Delivery, persist: bool, ctx: &mut Context<Self>) {
+        let Delivery { record, ack, publish, release_slot, ended } = delivery;
         let runtime = Arc::clone(&self.runtime);
-        // Publishing blocks this actor's mailbox until done: its events leave in order, and a slow bus
-        // slows the sequences that produce events instead of piling them up.
+        let key = execution_key(&self.execution.scope.project, &self.execution.id);
+        let dispatched_after = if publish.is_empty() { None } else { self.completed_at.take() };
+        let stage = self.stage.clone();
+        let project = self.project.clone();
+        let release =
+            SlotRelease { service: self.execution.scope.service.clone(), execution: self.execution.id.clone() };
+        let ended_message = ended.map(|chain| ExecutionEnded { execution: Arc::new(self.execution.clone()), chain });
+        let published_upto = self.outbox_appended;
         ctx.wait(
             async move {
-                for event in to_publish {
-                    runtime.publish(event).await;
+                let durable = match record {
+                    Some(record) => runtime.snapshots.put(key, record).await,
+                    None if !persist => runtime.snapshots.delete(key).await,
+                    None => {
+                        let (done, durable) = oneshot::channel();
+                        let _ = done.send(());
+                        durable
+                    }
+                };
+                // Waits for as long as the store is down: nothing after this point may run before the
+                // state is durable.
+                let _ = durable.await;
+                if let Some(ack) = ack {
+                    let _ = ack.send(());
                 }
+                let stored = runtime.publish_all(&publish).await;
                 if let Some(completed_at) = dispatched_after {
                     metrics::histogram!("keelson_dispatch_latency_seconds")
                         .record(completed_at.elapsed().as_secs_f64());
                 }
-                after_publish.into_iter().for_each(|report| report());
+                if release_slot {
+                    stage.do_send(release);
+                }
+                let chained = match ended_message {
+                    Some(message) => {
+                        let chain = message.chain;
+                        // Waits until the project has started (and queued the records of) the followers.
+                        let _ = project.send(message).await;
+                        chain
+                    }
+                    None => false,
+                };
+                (stored, chained)
             }
-            .into_actor(self),
+            .into_actor(self)
+            .map(move |(stored, chained), actor, ctx| {
+                if chained {
+                    actor.chain_pending = false;
+                    actor.save_detached(ctx);
+                }
+                if let Some(stored) = stored {
+                    ctx.spawn(async move { stored.await.is_ok() }.into_actor(actor).map(move |stored, actor, ctx| {
+                        if stored {
+                            actor.outbox_stored(published_upto, ctx);
+                        }
+                    }));
+                }
+            }),
         );
+    }
+
+    /// The history holds every event up to number `upto`: they leave the outbox.
+    fn outbox_stored(&mut self, upto: u64, ctx: &mut Context<Self>) {
+        if upto <= self.outbox_dropped {
+            return;
+        }
+        let count = usize::try_from(upto - self.outbox_dropped).unwrap_or(usize::MAX).min(self.outbox.len());
+        self.outbox.drain(..count);
+        self.outbox_dropped = upto;
+        self.save_detached(ctx);
+    }
+
+    /// Stores the current state without waiting (nothing depends on this write being durable: losing
+    /// it only means republishing events or re-chaining, both idempotent).
+    fn save_detached(&mut self, ctx: &mut Context<Self>) {
+        if self.runtime.projects.get(&self.execution.scope.project).is_none() {
+            return;
+        }
+        let runtime = Arc::clone(&self.runtime);
+        let key = execution_key(&self.execution.scope.project, &self.execution.id);
+        let record = self.encode();
+        ctx.spawn(async move { runtime.snapshots.put_detached(key, record).await }.into_actor(self));
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        ExecutionRecordRef {
+            schema_version: SCHEMA_VERSION,
+            execution: &self.execution,
+            outbox: &self.outbox,
+            chain_pending: self.chain_pending,
+        }
+        .encode()
     }
 
     fn slot_request(&self, ticket: u64, ctx: &mut Context<Self>) -> SlotRequest {
@@ -216,8 +359,19 @@ impl SequenceActor {
         let delay = (at - self.runtime.clock.now()).to_std().unwrap_or_default();
         self.timer = Some(ctx.run_later(delay, |actor, ctx| {
             actor.timer = None;
-            actor.step(Command::Tick, ctx);
+            actor.step(Command::Tick, None, ctx);
         }));
+    }
+
+    /// Re-arms the timer from the deadline kept in the state, and asks again for a slot whose grant may
+    /// have been lost (with the input that panicked, or with the process).
+    fn resume_waiting(&mut self, ctx: &mut Context<Self>) {
+        if let Some(at) = self.execution.next_wake_up(self.runtime.clock.now(), self.runtime.timeouts) {
+            self.arm_timer(at, ctx);
+        }
+        if self.execution.wants_slot {
+            self.stage.do_send(self.slot_request(self.execution.slot_ticket, ctx));
+        }
     }
 }
 
@@ -225,18 +379,19 @@ impl Actor for SequenceActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        let initial = std::mem::take(&mut self.initial_effects);
-        if !initial.is_empty() {
-            self.perform(initial, ctx);
-            return;
-        }
-        // A restart: re-arm the timer from the deadline kept in the state, and ask again for a slot
-        // whose grant may have been lost with the input that panicked.
-        if let Some(at) = self.execution.next_wake_up(self.runtime.clock.now(), self.runtime.timeouts) {
-            self.arm_timer(at, ctx);
-        }
-        if self.execution.wants_slot {
-            self.stage.do_send(self.slot_request(self.execution.slot_ticket, ctx));
+        match std::mem::replace(&mut self.start, Start::Restarted) {
+            Start::New { effects, ack } => self.perform(effects, ack, ctx),
+            Start::Restarted => self.resume_waiting(ctx),
+            Start::Restored => {
+                self.sync_open_task(ctx);
+                if !self.execution.phase.is_terminal() {
+                    self.resume_waiting(ctx);
+                }
+                let ended = (self.execution.phase.is_terminal() && self.chain_pending).then_some(true);
+                let delivery =
+                    Delivery { record: None, ack: None, publish: self.outbox.clone(), release_slot: false, ended };
+                self.deliver(delivery, true, ctx);
+            }
         }
     }
 }
@@ -252,6 +407,6 @@ impl Handler<Apply> for SequenceActor {
     type Result = ();
 
     fn handle(&mut self, message: Apply, ctx: &mut Context<Self>) {
-        self.step(message.0, ctx);
+        self.step(message.command, message.ack, ctx);
     }
 }

@@ -28,6 +28,16 @@ pub struct SlotRelease {
     pub execution: String,
 }
 
+/// After a restart: `execution` held `service`'s slot when it was stored and keeps it.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RestoreHolder {
+    pub service: String,
+    pub execution: String,
+    pub ticket: u64,
+    pub holder: Addr<SequenceActor>,
+}
+
 #[derive(Default)]
 pub struct StageActor {
     slots: SlotTable,
@@ -40,7 +50,7 @@ impl StageActor {
     fn grant(&mut self, grant: Option<crate::model::slots::Grant>) {
         if let Some(grant) = grant {
             if let Some((requester, ticket)) = self.requesters.get(&grant.execution) {
-                requester.do_send(Apply(Command::SlotGranted { ticket: *ticket }));
+                requester.do_send(Apply::new(Command::SlotGranted { ticket: *ticket }));
             }
         }
     }
@@ -70,5 +80,18 @@ impl Handler<SlotRelease> for StageActor {
         self.requesters.remove(&release.execution);
         let grant = self.slots.release(&release.service, &release.execution);
         self.grant(grant);
+    }
+}
+
+impl Handler<RestoreHolder> for StageActor {
+    type Result = ();
+
+    fn handle(&mut self, restore: RestoreHolder, _ctx: &mut Context<Self>) {
+        if self.slots.restore_holder(&restore.service, &restore.execution) {
+            self.requesters.insert(restore.execution, (restore.holder, restore.ticket));
+        } else {
+            tracing::warn!(service = %restore.service, execution = %restore.execution, "two stored holders of one slot; the later one waits");
+            self.requesters.insert(restore.execution.clone(), (restore.holder, restore.ticket));
+        }
     }
 }

@@ -1,5 +1,8 @@
 //! `POST /api/v1/event`: events from clients and remote execution planes.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use serde_json::{json, Value};
@@ -7,6 +10,11 @@ use serde_json::{json, Value};
 use super::error::ApiError;
 use super::AppState;
 use crate::model::incoming::{self, Refusal, MAX_EVENT_BYTES};
+
+/// How long a request waits for its event to become durable before answering 503.
+const DURABLE_WAIT: Duration = Duration::from_secs(10);
+/// How often a waiting request checks whether a store has started failing.
+const HEALTH_POLL: Duration = Duration::from_millis(50);
 
 pub async fn post_event(state: web::Data<AppState>, body: web::Bytes) -> Result<HttpResponse, ApiError> {
     if body.len() > MAX_EVENT_BYTES {
@@ -22,11 +30,42 @@ pub async fn post_event(state: web::Data<AppState>, body: web::Bytes) -> Result<
                 Refusal::Invalid(message) => ApiError::bad_request(message),
             },
         )?;
+    // Refused up front while a store keeps failing: accepting would mean holding work that cannot be
+    // made durable.
+    if let Some(problem) = runtime.storage_problem() {
+        return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("event not accepted: {problem}")));
+    }
     let keptn_context = event.shkeptncontext.clone();
-    runtime
-        .bus
-        .publish(&event)
-        .await
-        .map_err(|error| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, error.to_string()))?;
+    let event = Arc::new(event);
+    let receipt = state.router.route_acked(Arc::clone(&event)).await;
+    let durable = receipt.durable();
+    tokio::pin!(durable);
+    let deadline = tokio::time::Instant::now() + DURABLE_WAIT;
+    loop {
+        tokio::select! {
+            applied = &mut durable => {
+                if !applied {
+                    return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "event not applied: its sequence restarted; retry"));
+                }
+                break;
+            }
+            _ = tokio::time::sleep(HEALTH_POLL) => {
+                // A store that fails while this event waits: answer now rather than at the deadline. The
+                // event stays accepted and is stored (and applied) once the store answers.
+                let problem = runtime.storage_problem();
+                if problem.is_some() || tokio::time::Instant::now() >= deadline {
+                    let problem = problem.unwrap_or_else(|| "the stores are slow to answer".to_owned());
+                    return Err(ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        format!("event accepted but not yet stored ({problem}); it is applied once the store answers"),
+                    ));
+                }
+            }
+        }
+    }
+    // Executors and other subscribers see the event once the control plane has applied it.
+    runtime.bus.publish_shared(&event).await.map_err(|error| {
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("event applied but not forwarded to the bus: {error}"))
+    })?;
     Ok(HttpResponse::Ok().json(json!({ "keptnContext": keptn_context })))
 }

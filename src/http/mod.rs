@@ -4,6 +4,7 @@
 pub mod api_v1;
 pub mod auth;
 pub mod control_plane;
+pub mod datastore;
 pub mod error;
 pub mod events;
 pub mod metrics;
@@ -21,6 +22,8 @@ use crate::projects::ProjectManager;
 /// What every handler can reach.
 pub struct AppState {
     pub projects: Arc<ProjectManager>,
+    /// The event history behind the datastore API.
+    pub events: Arc<dyn crate::store::EventStore>,
     /// Delivers events to the actors; also the way to the actor runtime.
     pub router: crate::actors::router::EventRouter,
     pub token: auth::ApiToken,
@@ -57,7 +60,8 @@ pub fn configure(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceCon
                     .service(
                         web::scope("/controlPlane/v1").configure(control_plane::routes).configure(sequences::routes),
                     )
-                    .service(web::scope("/resource-service/v1").configure(resources::routes)),
+                    .service(web::scope("/resource-service/v1").configure(resources::routes))
+                    .service(web::scope("/mongodb-datastore").configure(datastore::routes)),
             )
             .default_service(web::to(error::not_found));
     }

@@ -44,6 +44,22 @@ impl SlotTable {
         Self::grant_next(service, slot)
     }
 
+    /// Rebuilds the table after a restart: `execution` held `service`'s slot when it was persisted.
+    /// Returns false (and changes nothing) when another execution holds it already.
+    pub fn restore_holder(&mut self, service: &str, execution: &str) -> bool {
+        let slot = self.services.entry(service.to_owned()).or_default();
+        match slot.holder.as_deref() {
+            Some(holder) => holder == execution,
+            None => {
+                if let Some(since) = slot.waiting_since.remove(execution) {
+                    slot.waiting.remove(&(since, execution.to_owned()));
+                }
+                slot.holder = Some(execution.to_owned());
+                true
+            }
+        }
+    }
+
     /// `execution` gives `service`'s slot back, or withdraws its request; returns the next grant.
     pub fn release(&mut self, service: &str, execution: &str) -> Option<Grant> {
         let slot = self.services.get_mut(service)?;
@@ -103,6 +119,15 @@ mod tests {
         assert_eq!(slots.request("carts", "a", t(1)), grant("carts", "a"), "asking again while holding re-grants");
         assert_eq!(slots.release("carts", "a"), grant("carts", "b"), "the queued one starts the moment a ends");
         assert_eq!(slots.holder("carts"), Some("b"));
+    }
+
+    #[test]
+    fn a_restored_holder_keeps_the_slot_over_earlier_waiters() {
+        let mut slots = SlotTable::default();
+        assert!(slots.restore_holder("carts", "holder"));
+        assert!(!slots.restore_holder("carts", "other"), "one holder per service");
+        assert_eq!(slots.request("carts", "earlier", t(0)), None, "the restored holder keeps running");
+        assert_eq!(slots.release("carts", "holder"), grant("carts", "earlier"));
     }
 
     #[test]

@@ -4,8 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
+use super::health::BackendHealth;
 use super::EventStore;
 use crate::model::event::CloudEvent;
 
@@ -16,36 +17,68 @@ const BATCH_MAX: usize = 16_384;
 /// Pause before retrying a failed batch.
 const RETRY_DELAY: Duration = Duration::from_millis(500);
 
+/// Resolves once the event (and every event the same sender queued before it) is stored.
+pub type Stored = oneshot::Receiver<()>;
+
+struct Entry {
+    event: Arc<CloudEvent>,
+    stored: Option<oneshot::Sender<()>>,
+}
+
 /// A handle to the background writer; cheap to clone.
 #[derive(Clone)]
 pub struct HistoryWriter {
-    sender: mpsc::Sender<Arc<CloudEvent>>,
+    sender: mpsc::Sender<Entry>,
+    health: BackendHealth,
 }
 
 impl HistoryWriter {
     /// Starts the writer on the current tokio runtime.
     pub fn start(store: Arc<dyn EventStore>) -> Self {
         let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
-        tokio::spawn(write_batches(store, receiver));
-        Self { sender }
+        let health = BackendHealth::default();
+        tokio::spawn(write_batches(store, receiver, health.clone()));
+        Self { sender, health }
     }
 
     /// Queues `event` for writing; waits only when the queue is full.
     pub async fn record(&self, event: Arc<CloudEvent>) {
-        if self.sender.send(event).await.is_err() {
+        self.queue(Entry { event, stored: None }).await;
+    }
+
+    /// Queues `event`; the receiver resolves once it is stored. Batches are written in queue order, so
+    /// this also confirms every event the caller queued before.
+    pub async fn record_confirmed(&self, event: Arc<CloudEvent>) -> Stored {
+        let (stored, receiver) = oneshot::channel();
+        self.queue(Entry { event, stored: Some(stored) }).await;
+        receiver
+    }
+
+    async fn queue(&self, entry: Entry) {
+        if self.sender.send(entry).await.is_err() {
             tracing::error!("event history writer has stopped");
         }
     }
+
+    pub fn health(&self) -> &BackendHealth {
+        &self.health
+    }
 }
 
-async fn write_batches(store: Arc<dyn EventStore>, mut receiver: mpsc::Receiver<Arc<CloudEvent>>) {
+async fn write_batches(store: Arc<dyn EventStore>, mut receiver: mpsc::Receiver<Entry>, health: BackendHealth) {
+    let mut entries = Vec::with_capacity(BATCH_MAX);
     let mut batch = Vec::with_capacity(BATCH_MAX);
-    while receiver.recv_many(&mut batch, BATCH_MAX).await > 0 {
+    while receiver.recv_many(&mut entries, BATCH_MAX).await > 0 {
+        batch.extend(entries.iter().map(|entry| Arc::clone(&entry.event)));
         loop {
             match store.insert_many(&batch).await {
-                Ok(()) => break,
+                Ok(()) => {
+                    health.report_success();
+                    break;
+                }
                 Err(error) => {
                     // Kept and retried: the history must not lose events while a backend restarts.
+                    health.report_failure(&error);
                     metrics::counter!("keelson_history_write_failures_total").increment(1);
                     tracing::warn!(%error, events = batch.len(), "event history write failed; retrying");
                     tokio::time::sleep(RETRY_DELAY).await;
@@ -53,5 +86,10 @@ async fn write_batches(store: Arc<dyn EventStore>, mut receiver: mpsc::Receiver<
             }
         }
         batch.clear();
+        for entry in entries.drain(..) {
+            if let Some(stored) = entry.stored {
+                let _ = stored.send(());
+            }
+        }
     }
 }

@@ -5,9 +5,12 @@
 //! | [`SnapshotStore`]: actor snapshots and records (projects, credentials, …) | Redis ([`redis::RedisSnapshotStore`]) | SQLite ([`sqlite::SqliteStore`]) |
 //! | [`EventStore`]: the event history behind the datastore API | MongoDB ([`mongo::MongoEventStore`]) | the same SQLite file |
 
+pub mod health;
 pub mod history;
 pub mod mongo;
+pub mod query;
 pub mod redis;
+pub mod snapshots;
 pub mod sqlite;
 
 use std::sync::Arc;
@@ -16,6 +19,8 @@ use async_trait::async_trait;
 use thiserror::Error;
 
 use crate::model::event::CloudEvent;
+
+pub use query::{Condition, EventQuery};
 
 /// A storage failure.
 #[derive(Debug, Error)]
@@ -45,16 +50,8 @@ pub trait SnapshotStore: Send + Sync + 'static {
     async fn delete(&self, key: &str) -> Result<()>;
     /// Every entry whose key starts with `prefix`, sorted by key.
     async fn scan_prefix(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>>;
-}
-
-/// Which events to read back.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct EventQuery {
-    pub project: Option<String>,
-    pub event_type: Option<String>,
-    pub keptn_context: Option<String>,
-    /// At most this many events, newest first.
-    pub limit: usize,
+    /// Applies every write (`None` deletes) all-or-nothing, in one round trip where the backend allows.
+    async fn write_batch(&self, writes: Vec<(String, Option<Vec<u8>>)>) -> Result<()>;
 }
 
 /// The event history.
@@ -69,8 +66,10 @@ pub trait EventStore: Send + Sync + 'static {
         }
         Ok(())
     }
-    /// Events matching `query`, newest first.
+    /// Events matching `query`, newest first, `query.offset` skipped, at most `query.limit`.
     async fn find(&self, query: &EventQuery) -> Result<Vec<CloudEvent>>;
+    /// How many events match `query` (offset and limit aside).
+    async fn count(&self, query: &EventQuery) -> Result<u64>;
 }
 
 /// The stores a running Keelson uses.

@@ -1,8 +1,11 @@
-//! Redis backend of [`SnapshotStore`], through a reconnecting connection manager.
+//! Redis backend of [`SnapshotStore`], over one multiplexed connection that is reopened after failures.
 
 use async_trait::async_trait;
-use redis::aio::ConnectionManager;
-use redis::AsyncCommands;
+use std::sync::Arc;
+
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncCommands, AsyncConnectionConfig};
+use tokio::sync::RwLock;
 
 use super::{Error, Result, SnapshotStore};
 
@@ -16,32 +19,52 @@ const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 #[derive(Clone)]
 pub struct RedisSnapshotStore {
-    connection: ConnectionManager,
+    client: redis::Client,
+    /// The shared multiplexed connection; dropped after a failure and opened again by the next command,
+    /// so the store recovers by itself once the server is back.
+    connection: Arc<RwLock<Option<MultiplexedConnection>>>,
 }
 
 impl RedisSnapshotStore {
     /// Connects and checks the server answers `PING`; fails within [`CONNECT_TIMEOUT`] when it does not.
     pub async fn connect(url: &str) -> Result<Self> {
         let client = redis::Client::open(url).map_err(|e| Error::unavailable(BACKEND, e))?;
-        // A plain connection first: the connection manager retries forever, which would hide a
-        // misconfigured URL behind a hang at start.
-        let timed_out = |_| Error::unavailable(BACKEND, "no answer within 5s");
-        let mut probe = tokio::time::timeout(CONNECT_TIMEOUT, client.get_multiplexed_async_connection())
-            .await
-            .map_err(timed_out)?
-            .map_err(|e| Error::unavailable(BACKEND, e))?;
-        tokio::time::timeout(CONNECT_TIMEOUT, redis::cmd("PING").query_async::<String>(&mut probe))
-            .await
-            .map_err(timed_out)?
-            .map_err(|e| Error::unavailable(BACKEND, e))?;
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(CONNECT_TIMEOUT)
-            .set_response_timeout(CONNECT_TIMEOUT);
-        let connection = tokio::time::timeout(CONNECT_TIMEOUT, ConnectionManager::new_with_config(client, config))
-            .await
-            .map_err(timed_out)?
-            .map_err(|e| Error::unavailable(BACKEND, e))?;
-        Ok(Self { connection })
+        let store = Self { client, connection: Arc::default() };
+        let mut connection = store.connection().await?;
+        store.call(redis::cmd("PING").query_async::<String>(&mut connection)).await?;
+        Ok(store)
+    }
+
+    /// The shared connection, opened if there is none.
+    async fn connection(&self) -> Result<MultiplexedConnection> {
+        if let Some(connection) = self.connection.read().await.as_ref() {
+            return Ok(connection.clone());
+        }
+        let mut slot = self.connection.write().await;
+        if let Some(connection) = slot.as_ref() {
+            return Ok(connection.clone());
+        }
+        let config =
+            AsyncConnectionConfig::new().set_connection_timeout(CONNECT_TIMEOUT).set_response_timeout(CONNECT_TIMEOUT);
+        let connection =
+            tokio::time::timeout(CONNECT_TIMEOUT, self.client.get_multiplexed_async_connection_with_config(&config))
+                .await
+                .map_err(|_| Error::unavailable(BACKEND, "no answer within 5s"))?
+                .map_err(|e| Error::unavailable(BACKEND, e))?;
+        *slot = Some(connection.clone());
+        Ok(connection)
+    }
+
+    /// Runs one command with a deadline; any failure drops the connection so the next command opens a
+    /// fresh one.
+    async fn call<T>(&self, command: impl std::future::Future<Output = redis::RedisResult<T>>) -> Result<T> {
+        let error = match tokio::time::timeout(CONNECT_TIMEOUT, command).await {
+            Ok(Ok(value)) => return Ok(value),
+            Ok(Err(error)) => Error::unavailable(BACKEND, error),
+            Err(_) => Error::unavailable(BACKEND, "no answer within 5s"),
+        };
+        self.connection.write().await.take();
+        Err(error)
     }
 
     fn full_key(key: &str) -> String {
@@ -64,35 +87,45 @@ fn escape_glob(text: &str) -> String {
 #[async_trait]
 impl SnapshotStore for RedisSnapshotStore {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        let mut connection = self.connection.clone();
-        connection.get(Self::full_key(key)).await.map_err(|e| Error::unavailable(BACKEND, e))
+        let mut connection = self.connection().await?;
+        self.call(connection.get(Self::full_key(key))).await
     }
 
     async fn put(&self, key: &str, value: Vec<u8>) -> Result<()> {
-        let mut connection = self.connection.clone();
-        connection.set(Self::full_key(key), value).await.map_err(|e| Error::unavailable(BACKEND, e))
+        let mut connection = self.connection().await?;
+        self.call(connection.set(Self::full_key(key), value)).await
     }
 
     async fn delete(&self, key: &str) -> Result<()> {
-        let mut connection = self.connection.clone();
-        connection.del(Self::full_key(key)).await.map_err(|e| Error::unavailable(BACKEND, e))
+        let mut connection = self.connection().await?;
+        self.call(connection.del(Self::full_key(key))).await
+    }
+
+    async fn write_batch(&self, writes: Vec<(String, Option<Vec<u8>>)>) -> Result<()> {
+        if writes.is_empty() {
+            return Ok(());
+        }
+        let mut pipeline = redis::pipe();
+        pipeline.atomic();
+        for (key, value) in writes {
+            match value {
+                Some(value) => pipeline.set(Self::full_key(&key), value).ignore(),
+                None => pipeline.del(Self::full_key(&key)).ignore(),
+            };
+        }
+        let mut connection = self.connection().await?;
+        self.call(pipeline.query_async::<()>(&mut connection)).await
     }
 
     async fn scan_prefix(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
-        let mut connection = self.connection.clone();
+        let mut connection = self.connection().await?;
         let pattern = format!("{}*", escape_glob(&Self::full_key(prefix)));
         let mut keys: Vec<String> = Vec::new();
         let mut cursor: u64 = 0;
         loop {
-            let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(&pattern)
-                .arg("COUNT")
-                .arg(SCAN_BATCH)
-                .query_async(&mut connection)
-                .await
-                .map_err(|e| Error::unavailable(BACKEND, e))?;
+            let mut scan = redis::cmd("SCAN");
+            scan.arg(cursor).arg("MATCH").arg(&pattern).arg("COUNT").arg(SCAN_BATCH);
+            let (next, batch): (u64, Vec<String>) = self.call(scan.query_async(&mut connection)).await?;
             keys.extend(batch);
             if next == 0 {
                 break;
@@ -104,7 +137,7 @@ impl SnapshotStore for RedisSnapshotStore {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        let values: Vec<Option<Vec<u8>>> = connection.mget(&keys).await.map_err(|e| Error::unavailable(BACKEND, e))?;
+        let values: Vec<Option<Vec<u8>>> = self.call(connection.mget(&keys)).await?;
         Ok(keys
             .into_iter()
             .zip(values)

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension};
 
+use super::query::{is_invalidation, Condition, IndexedField};
 use super::{Error, EventQuery, EventStore, Result, SnapshotStore, UNMAPPED_EVENTS};
 use crate::model::event::CloudEvent;
 
@@ -37,7 +38,13 @@ CREATE TABLE IF NOT EXISTS events (
     body BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_project_time ON events (project, time);
+CREATE INDEX IF NOT EXISTS events_project_type_time ON events (project, type, time);
 CREATE INDEX IF NOT EXISTS events_context ON events (shkeptncontext);
+CREATE INDEX IF NOT EXISTS events_triggeredid ON events (triggeredid);
+-- The first event stored for each Keptn context (the datastore's `root` events).
+CREATE TABLE IF NOT EXISTS roots (shkeptncontext TEXT PRIMARY KEY, id TEXT NOT NULL);
+-- Ids of `.triggered` events whose results an `*.invalidated` event withdrew.
+CREATE TABLE IF NOT EXISTS invalidated (triggeredid TEXT PRIMARY KEY);
 ";
 
 /// SQLite-backed [`SnapshotStore`] and [`EventStore`].
@@ -106,6 +113,27 @@ impl SnapshotStore for SqliteStore {
         self.with_connection(move |c| c.execute("DELETE FROM snapshots WHERE key = ?1", [key]).map(drop)).await
     }
 
+    async fn write_batch(&self, writes: Vec<(String, Option<Vec<u8>>)>) -> Result<()> {
+        self.with_connection(move |c| {
+            let transaction = c.unchecked_transaction()?;
+            {
+                let mut upsert = transaction.prepare_cached(
+                    "INSERT INTO snapshots (key, value) VALUES (?1, ?2)
+                     ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                )?;
+                let mut delete = transaction.prepare_cached("DELETE FROM snapshots WHERE key = ?1")?;
+                for (key, value) in writes {
+                    match value {
+                        Some(value) => upsert.execute(params![key, value])?,
+                        None => delete.execute([key])?,
+                    };
+                }
+            }
+            transaction.commit()
+        })
+        .await
+    }
+
     async fn scan_prefix(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
         let prefix = prefix.to_owned();
         self.with_connection(move |c| {
@@ -141,35 +169,130 @@ impl EventStore for SqliteStore {
     }
 
     async fn find(&self, query: &EventQuery) -> Result<Vec<CloudEvent>> {
-        let query = query.clone();
-        let bodies: Vec<Vec<u8>> = self
-            .with_connection(move |c| {
-                let mut statement = c.prepare_cached(
-                    "SELECT body FROM events
-                     WHERE (?1 IS NULL OR project = ?1)
-                       AND (?2 IS NULL OR type = ?2)
-                       AND (?3 IS NULL OR shkeptncontext = ?3)
-                     ORDER BY time DESC, rowid DESC
-                     LIMIT ?4",
-                )?;
-                let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
-                let rows = statement
-                    .query_map(params![query.project, query.event_type, query.keptn_context, limit], |row| {
-                        row.get(0)
-                    })?;
-                rows.collect()
-            })
-            .await?;
-        bodies
-            .iter()
-            .map(|body| {
-                let json = lz4_flex::decompress_size_prepended(body)
-                    .map_err(|e| Error::Corrupt { key: "events".into(), message: e.to_string() })?;
-                serde_json::from_slice(&json)
-                    .map_err(|e| Error::Corrupt { key: "events".into(), message: e.to_string() })
-            })
-            .collect()
+        let plan = QueryPlan::new(query);
+        let (offset, limit) = (query.offset, query.limit);
+        self.with_connection(move |c| {
+            let mut events = Vec::new();
+            let mut skipped = 0;
+            if limit == 0 {
+                return Ok(events);
+            }
+            plan.for_each_match(c, |event| {
+                if skipped < offset {
+                    skipped += 1;
+                    return true;
+                }
+                events.push(event);
+                events.len() < limit
+            })?;
+            Ok(events)
+        })
+        .await
     }
+
+    async fn count(&self, query: &EventQuery) -> Result<u64> {
+        let plan = QueryPlan::new(query);
+        self.with_connection(move |c| {
+            if plan.residual.is_empty() {
+                let sql = format!("SELECT COUNT(*) FROM events WHERE {}", plan.sql_where);
+                return c.query_row(&sql, rusqlite::params_from_iter(plan.arguments.iter()), |row| row.get(0));
+            }
+            let mut count = 0;
+            plan.for_each_match(c, |_| {
+                count += 1;
+                true
+            })?;
+            Ok(count)
+        })
+        .await
+    }
+}
+
+/// A query as SQL over the indexed columns plus conditions checked on each decoded event.
+struct QueryPlan {
+    sql_where: String,
+    arguments: Vec<String>,
+    /// Conditions on paths without a column.
+    residual: Vec<Condition>,
+}
+
+impl QueryPlan {
+    fn new(query: &EventQuery) -> Self {
+        let mut clauses = vec!["1 = 1".to_owned()];
+        let mut arguments = Vec::new();
+        let mut residual = Vec::new();
+        for condition in query.all_conditions() {
+            let Some(field) = IndexedField::from_path(&condition.path) else {
+                residual.push(condition);
+                continue;
+            };
+            let column = match field {
+                IndexedField::Id => "id",
+                IndexedField::Project => "project",
+                IndexedField::Stage => "stage",
+                IndexedField::Service => "service",
+                IndexedField::KeptnContext => "shkeptncontext",
+                IndexedField::Type => "type",
+                IndexedField::Source => "source",
+                IndexedField::TriggeredId => "triggeredid",
+            };
+            let placeholders = vec!["?"; condition.values.len()].join(", ");
+            clauses.push(format!("{column} IN ({placeholders})"));
+            arguments.extend(condition.values);
+        }
+        if let Some(from) = &query.from_time {
+            clauses.push("time > ?".to_owned());
+            arguments.push(from.clone());
+        }
+        if let Some(before) = &query.before_time {
+            clauses.push("time < ?".to_owned());
+            arguments.push(before.clone());
+        }
+        if query.root_only {
+            clauses.push("id IN (SELECT id FROM roots)".to_owned());
+        }
+        if query.exclude_invalidated {
+            clauses
+                .push("(triggeredid IS NULL OR triggeredid NOT IN (SELECT triggeredid FROM invalidated))".to_owned());
+        }
+        Self { sql_where: clauses.join(" AND "), arguments, residual }
+    }
+
+    /// Calls `visit` with each matching event, newest first, until it returns false.
+    fn for_each_match(
+        &self,
+        connection: &Connection,
+        mut visit: impl FnMut(CloudEvent) -> bool,
+    ) -> rusqlite::Result<()> {
+        let sql = format!("SELECT body FROM events WHERE {} ORDER BY time DESC, rowid DESC", self.sql_where);
+        let mut statement = connection.prepare_cached(&sql)?;
+        let mut rows = statement.query(rusqlite::params_from_iter(self.arguments.iter()))?;
+        while let Some(row) = rows.next()? {
+            let body: Vec<u8> = row.get(0)?;
+            let json: serde_json::Value = decode_body(&body)?;
+            if !self.residual.iter().all(|condition| condition.matches(&json)) {
+                continue;
+            }
+            let event = serde_json::from_value(json).map_err(|e| corrupt(e.to_string()))?;
+            if !visit(event) {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn decode_body(body: &[u8]) -> rusqlite::Result<serde_json::Value> {
+    let json = lz4_flex::decompress_size_prepended(body).map_err(|e| corrupt(e.to_string()))?;
+    serde_json::from_slice(&json).map_err(|e| corrupt(e.to_string()))
+}
+
+fn corrupt(message: String) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(
+        0,
+        rusqlite::types::Type::Blob,
+        Box::new(Error::Corrupt { key: "events".into(), message }),
+    )
 }
 
 /// One event as stored in the `events` table.
@@ -184,6 +307,7 @@ struct EventRow {
     source: String,
     time: String,
     body: Vec<u8>,
+    invalidates: bool,
 }
 
 impl EventRow {
@@ -203,6 +327,7 @@ impl EventRow {
             source: event.source.clone(),
             time: event.time.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)).unwrap_or_default(),
             body,
+            invalidates: is_invalidation(event),
         })
     }
 
@@ -225,6 +350,19 @@ impl EventRow {
             self.time,
             self.body
         ])?;
-        Ok(inserted == 1)
+        if inserted == 0 {
+            return Ok(false);
+        }
+        if !self.keptn_context.is_empty() {
+            connection
+                .prepare_cached("INSERT OR IGNORE INTO roots (shkeptncontext, id) VALUES (?1, ?2)")?
+                .execute(params![self.keptn_context, self.id])?;
+        }
+        if self.invalidates {
+            connection
+                .prepare_cached("INSERT OR IGNORE INTO invalidated (triggeredid) VALUES (?1)")?
+                .execute(params![self.triggered_id])?;
+        }
+        Ok(true)
     }
 }

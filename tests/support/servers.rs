@@ -10,6 +10,9 @@ use std::time::{Duration, Instant};
 /// A child server process, killed when dropped.
 pub struct ChildServer {
     child: Child,
+    /// How to start it again on the same port with the same data dir.
+    command: Command,
+    what: &'static str,
     pub port: u16,
     pub url: String,
     _dir: tempfile::TempDir,
@@ -27,6 +30,12 @@ impl ChildServer {
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// Starts the server again (after [`ChildServer::kill`]) on the same port and data dir.
+    pub fn restart(&mut self) {
+        self.child = self.command.spawn().unwrap_or_else(|error| panic!("cannot restart {}: {error}", self.what));
+        wait_for_port(self.port, &mut self.child, self.what);
     }
 }
 
@@ -48,24 +57,30 @@ fn wait_for_port(port: u16, child: &mut Child, what: &str) {
     panic!("{what} did not listen on port {port} within 30s");
 }
 
-fn spawn(what: &str, command: &mut Command, port: u16, url: String, dir: tempfile::TempDir) -> ChildServer {
+fn spawn(what: &'static str, mut command: Command, port: u16, url: String, dir: tempfile::TempDir) -> ChildServer {
     let mut child =
         command.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap_or_else(|error| {
             panic!("cannot start {what}: {error}; run the README's test command to install it")
         });
     wait_for_port(port, &mut child, what);
-    ChildServer { child, port, url, _dir: dir }
+    ChildServer { child, command, what, port, url, _dir: dir }
 }
 
 pub fn redis() -> ChildServer {
+    redis_with(&["--save", "", "--appendonly", "no"])
+}
+
+/// A Redis that keeps its data across [`ChildServer::restart`] (append-only file, fsync on every write).
+pub fn redis_persistent() -> ChildServer {
+    redis_with(&["--save", "", "--appendonly", "yes", "--appendfsync", "always"])
+}
+
+fn redis_with(persistence: &[&str]) -> ChildServer {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let mut command = Command::new("redis-server");
-    command
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-        .arg("--dir")
-        .arg(dir.path());
-    spawn("redis-server", &mut command, port, format!("redis://127.0.0.1:{port}"), dir)
+    command.args(["--port", &port.to_string(), "--bind", "127.0.0.1"]).args(persistence).arg("--dir").arg(dir.path());
+    spawn("redis-server", command, port, format!("redis://127.0.0.1:{port}"), dir)
 }
 
 pub fn nats() -> ChildServer {
@@ -73,7 +88,7 @@ pub fn nats() -> ChildServer {
     let port = free_port();
     let mut command = Command::new("nats-server");
     command.args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"]).arg(dir.path());
-    spawn("nats-server", &mut command, port, format!("nats://127.0.0.1:{port}"), dir)
+    spawn("nats-server", command, port, format!("nats://127.0.0.1:{port}"), dir)
 }
 
 pub fn secantus() -> ChildServer {
@@ -82,5 +97,5 @@ pub fn secantus() -> ChildServer {
     let python = std::env::var("KEELSON_TEST_SECANTUS_PYTHON").unwrap_or_else(|_| "python3".to_owned());
     let mut command = Command::new(python);
     command.args(["-m", "secantus", "--host", "127.0.0.1", "--port", &port.to_string(), "--storage-path", ":memory:"]);
-    spawn("secantusdb", &mut command, port, format!("mongodb://127.0.0.1:{port}/keelson_test"), dir)
+    spawn("secantusdb", command, port, format!("mongodb://127.0.0.1:{port}/keelson_test"), dir)
 }

@@ -1,0 +1,128 @@
+//! Batched, coalescing writes to the [`SnapshotStore`]: actors hand over their latest state and wait
+//! only for it to be durable, while one background task turns everything queued into one round trip
+//! (one Redis `MULTI`/`EXEC` pipeline, one SQLite transaction). Several writes of the same key in a
+//! batch collapse into the last one.
+//!
+//! Writes are never dropped: a failed batch is kept, merged with what arrives meanwhile and retried
+//! until the store answers again; waiters learn about it only through [`SnapshotWriter::health`].
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::health::BackendHealth;
+use super::SnapshotStore;
+
+/// Writes waiting before senders wait (backpressure).
+const QUEUE_CAPACITY: usize = 16_384;
+/// Most writes taken from the queue per batch.
+const BATCH_MAX: usize = 4_096;
+/// Pause before retrying a failed batch.
+const RETRY_DELAY: Duration = Duration::from_millis(250);
+
+/// Resolves once the write is durable.
+pub type Persisted = oneshot::Receiver<()>;
+
+struct Write {
+    key: String,
+    value: Option<Vec<u8>>,
+    done: Option<oneshot::Sender<()>>,
+}
+
+/// A handle to the background writer; cheap to clone.
+#[derive(Clone)]
+pub struct SnapshotWriter {
+    sender: mpsc::Sender<Write>,
+    health: BackendHealth,
+}
+
+impl SnapshotWriter {
+    /// Starts the writer on the current tokio runtime.
+    pub fn start(store: Arc<dyn SnapshotStore>) -> Self {
+        let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
+        let health = BackendHealth::default();
+        tokio::spawn(write_batches(store, receiver, health.clone()));
+        Self { sender, health }
+    }
+
+    /// Queues `value` under `key`; the receiver resolves when it is stored.
+    pub async fn put(&self, key: String, value: Vec<u8>) -> Persisted {
+        self.queue(key, Some(value), true).await
+    }
+
+    /// Queues `value` under `key` without waiting for it.
+    pub async fn put_detached(&self, key: String, value: Vec<u8>) {
+        self.queue(key, Some(value), false).await;
+    }
+
+    /// Queues the deletion of `key`; the receiver resolves when it is gone.
+    pub async fn delete(&self, key: String) -> Persisted {
+        self.queue(key, None, true).await
+    }
+
+    async fn queue(&self, key: String, value: Option<Vec<u8>>, confirm: bool) -> Persisted {
+        let (done, persisted) = oneshot::channel();
+        let write = Write { key, value, done: confirm.then_some(done) };
+        if self.sender.send(write).await.is_err() {
+            tracing::error!("snapshot writer has stopped");
+        }
+        persisted
+    }
+
+    pub fn health(&self) -> &BackendHealth {
+        &self.health
+    }
+}
+
+async fn write_batches(store: Arc<dyn SnapshotStore>, mut receiver: mpsc::Receiver<Write>, health: BackendHealth) {
+    let mut incoming = Vec::with_capacity(BATCH_MAX);
+    let mut pending: HashMap<String, Option<Vec<u8>>> = HashMap::new();
+    let mut waiting: Vec<oneshot::Sender<()>> = Vec::new();
+    while receiver.recv_many(&mut incoming, BATCH_MAX).await > 0 {
+        absorb(&mut incoming, &mut pending, &mut waiting);
+        loop {
+            let writes: Vec<(String, Option<Vec<u8>>)> =
+                pending.iter().map(|(key, value)| (key.clone(), value.clone())).collect();
+            let count = writes.len();
+            match store.write_batch(writes).await {
+                Ok(()) => {
+                    health.report_success();
+                    metrics::counter!("keelson_snapshot_writes_total").increment(count as u64);
+                    metrics::counter!("keelson_snapshot_batches_total").increment(1);
+                    pending.clear();
+                    waiting.drain(..).for_each(|done| {
+                        let _ = done.send(());
+                    });
+                    break;
+                }
+                Err(error) => {
+                    health.report_failure(&error);
+                    metrics::counter!("keelson_snapshot_write_failures_total").increment(1);
+                    tracing::warn!(%error, writes = count, "snapshot write failed; keeping the writes and retrying");
+                    tokio::time::sleep(RETRY_DELAY).await;
+                    // Newer states of the same keys replace the failed ones: the retry writes only the latest.
+                    while let Ok(write) = receiver.try_recv() {
+                        incoming.push(write);
+                        if incoming.len() >= BATCH_MAX {
+                            break;
+                        }
+                    }
+                    absorb(&mut incoming, &mut pending, &mut waiting);
+                }
+            }
+        }
+    }
+}
+
+fn absorb(
+    incoming: &mut Vec<Write>,
+    pending: &mut HashMap<String, Option<Vec<u8>>>,
+    waiting: &mut Vec<oneshot::Sender<()>>,
+) {
+    for write in incoming.drain(..) {
+        pending.insert(write.key, write.value);
+        waiting.extend(write.done);
+    }
+}

@@ -1,0 +1,342 @@
+//! Durable state: sequences survive `kill -9` of the binary (on Redis + a MongoDB-compatible server, and
+//! on the embedded store), and a Redis outage mid-sequence loses nothing.
+
+mod support;
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use support::process::{spawn_keelson, Process};
+use support::{b64, send, servers, TestKeelson};
+
+const TOKEN: &str = "durability-token";
+
+/// Two stages chained; the dev sequence has two tasks so a crash can fall between them.
+const SHIPYARD: &str = "apiVersion: spec.keptn.sh/0.2.2
+kind: Shipyard
+metadata:
+  name: durable
+spec:
+  stages:
+    - name: dev
+      sequences:
+        - name: delivery
+          tasks:
+            - name: deployment
+            - name: test
+    - name: staging
+      sequences:
+        - name: delivery
+          triggeredOn:
+            - event: dev.delivery.finished
+          tasks:
+            - name: deployment
+";
+
+const SERVICES: [&str; 3] = ["carts", "orders", "users"];
+/// Sequences per service: the second of each queues behind the first.
+const PER_SERVICE: usize = 2;
+
+struct Api {
+    base: String,
+    client: reqwest::Client,
+}
+
+impl Api {
+    fn of(process: &Process) -> Self {
+        Self { base: process.base.clone(), client: reqwest::Client::new() }
+    }
+
+    async fn get(&self, path: &str) -> (u16, Value) {
+        send(self.client.get(format!("{}{path}", self.base)).header("x-token", TOKEN)).await
+    }
+
+    async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        send(self.client.post(format!("{}{path}", self.base)).header("x-token", TOKEN).json(body)).await
+    }
+
+    /// Open `.triggered` events of `task` in the project.
+    async fn open_tasks(&self, task: &str) -> Vec<Value> {
+        let (status, body) = self
+            .get(&format!(
+                "/api/controlPlane/v1/event/triggered/sh.keptn.event.{task}.triggered?project=shop&pageSize=100"
+            ))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body["events"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// Answers `triggered` as an executor would: `.started`, then a passing `.finished`.
+    async fn answer(&self, triggered: &Value) {
+        let task =
+            triggered["type"].as_str().unwrap().trim_start_matches("sh.keptn.event.").trim_end_matches(".triggered");
+        let scope =
+            json!({ "project": "shop", "stage": triggered["data"]["stage"], "service": triggered["data"]["service"] });
+        for (kind, extra) in [("started", json!({})), ("finished", json!({ "result": "pass", "status": "succeeded" }))]
+        {
+            let mut data = scope.clone();
+            data.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+            let event = json!({
+                "type": format!("sh.keptn.event.{task}.{kind}"), "source": "executor",
+                "shkeptncontext": triggered["shkeptncontext"], "triggeredid": triggered["id"], "data": data,
+            });
+            let (status, body) = self.post("/api/v1/event", &event).await;
+            assert_eq!(status, 200, "{body}");
+        }
+    }
+
+    async fn context_events(&self, context: &str) -> Vec<Value> {
+        let (status, body) =
+            self.get(&format!("/api/mongodb-datastore/event?project=shop&keptnContext={context}&pageSize=100")).await;
+        assert_eq!(status, 200, "{body}");
+        body["events"].as_array().cloned().unwrap_or_default()
+    }
+}
+
+fn set_up(api_vars: &[(&str, String)], data_dir: &std::path::Path) -> Process {
+    let mut vars = api_vars.to_vec();
+    vars.push(("KEELSON_API_TOKEN", TOKEN.to_owned()));
+    spawn_keelson(data_dir, &vars)
+}
+
+/// Every `(context, stage, task)` answered so far, with the `.triggered` id the executor saw.
+type Answered = HashMap<(String, String, String), String>;
+
+/// Answers open tasks until `done` says stop; checks no task is triggered twice with different ids.
+async fn answer_until(api: &Api, answered: &mut Answered, done: impl Fn(&Answered) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !done(answered) {
+        assert!(Instant::now() < deadline, "sequences stalled; answered so far: {}", answered.len());
+        let mut progressed = false;
+        for task in ["deployment", "test"] {
+            for triggered in api.open_tasks(task).await {
+                let key = (
+                    triggered["shkeptncontext"].as_str().unwrap().to_owned(),
+                    triggered["data"]["stage"].as_str().unwrap().to_owned(),
+                    task.to_owned(),
+                );
+                let id = triggered["id"].as_str().unwrap().to_owned();
+                if let Some(previous) = answered.get(&key) {
+                    assert_eq!(previous, &id, "task {key:?} triggered again with a new id");
+                }
+                answered.insert(key, id);
+                api.answer(&triggered).await;
+                progressed = true;
+                if done(answered) {
+                    return;
+                }
+            }
+        }
+        if !progressed {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// Runs sequences half-way, kills the process hard, restarts it on the same stores and finishes them.
+async fn sequences_survive_a_hard_kill(vars: &[(&str, String)]) {
+    let data_dir = tempfile::tempdir().unwrap();
+    let first = set_up(vars, data_dir.path());
+    let api = Api::of(&first);
+    let (status, body) =
+        api.post("/api/controlPlane/v1/project", &json!({ "name": "shop", "shipyard": b64(SHIPYARD) })).await;
+    assert_eq!(status, 201, "{body}");
+    for service in SERVICES {
+        let (status, body) =
+            api.post("/api/controlPlane/v1/project/shop/service", &json!({ "serviceName": service })).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let mut contexts = Vec::new();
+    for round in 0..PER_SERVICE {
+        for service in SERVICES {
+            let trigger = json!({
+                "type": "sh.keptn.event.dev.delivery.triggered", "source": "ci",
+                "data": { "project": "shop", "stage": "dev", "service": service, "round": round },
+            });
+            let (status, body) = api.post("/api/v1/event", &trigger).await;
+            assert_eq!(status, 200, "{body}");
+            contexts.push(body["keptnContext"].as_str().unwrap().to_owned());
+        }
+    }
+    // Half-way: the first sequence of each service has deployed and waits in `test`; one is paused.
+    let mut answered = Answered::new();
+    answer_until(&api, &mut answered, |answered| answered.len() >= SERVICES.len()).await;
+    let paused = contexts[0].clone();
+    let (status, body) =
+        api.post(&format!("/api/controlPlane/v1/sequence/shop/{paused}/control"), &json!({ "state": "pause" })).await;
+    assert_eq!(status, 200, "{body}");
+    first.kill_hard();
+
+    let second = set_up(vars, data_dir.path());
+    let api = Api::of(&second);
+    // The pause survived: the paused context's test task is not dispatched again, and its state says so.
+    let (status, body) = api.get(&format!("/api/controlPlane/v1/sequence/shop?keptnContext={paused}")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["states"][0]["state"], "paused", "{body}");
+    let every_context_finished = |answered: &Answered| {
+        contexts
+            .iter()
+            .filter(|context| **context != paused)
+            .all(|context| answered.contains_key(&(context.clone(), "staging".into(), "deployment".into())))
+    };
+    answer_until(&api, &mut answered, every_context_finished).await;
+    let (status, body) =
+        api.post(&format!("/api/controlPlane/v1/sequence/shop/{paused}/control"), &json!({ "state": "resume" })).await;
+    assert_eq!(status, 200, "{body}");
+    answer_until(&api, &mut answered, |answered| {
+        contexts.iter().all(|context| answered.contains_key(&(context.clone(), "staging".into(), "deployment".into())))
+    })
+    .await;
+
+    // Every sequence finished in both stages, and the history holds each event once: no `.triggered`
+    // was emitted twice with different ids.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for context in &contexts {
+        loop {
+            let events = api.context_events(context).await;
+            let types: Vec<&str> = events.iter().filter_map(|event| event["type"].as_str()).collect();
+            if types.contains(&"sh.keptn.event.staging.delivery.finished") {
+                let mut ids = HashSet::new();
+                let mut triggered_per_task: HashMap<(String, String), usize> = HashMap::new();
+                for event in &events {
+                    assert!(ids.insert(event["id"].as_str().unwrap().to_owned()), "event stored twice: {event}");
+                    let event_type = event["type"].as_str().unwrap();
+                    if event_type.ends_with(".triggered") {
+                        let stage = event["data"]["stage"].as_str().unwrap_or_default().to_owned();
+                        *triggered_per_task.entry((event_type.to_owned(), stage)).or_default() += 1;
+                    }
+                }
+                for (task, count) in &triggered_per_task {
+                    assert_eq!(*count, 1, "{task:?} triggered {count} times in context {context}");
+                }
+                assert!(types.contains(&"sh.keptn.event.dev.delivery.finished"), "{types:?}");
+                for task in ["deployment", "test"] {
+                    let finished = format!("sh.keptn.event.{task}.finished");
+                    assert!(types.contains(&finished.as_str()), "{finished} missing in {types:?}");
+                }
+                break;
+            }
+            assert!(Instant::now() < deadline, "context {context} did not finish: {types:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let (status, body) = api.get(&format!("/api/controlPlane/v1/sequence/shop?keptnContext={context}")).await;
+        assert_eq!(status, 200);
+        let states: Vec<&str> = body["states"].as_array().unwrap().iter().filter_map(|s| s["state"].as_str()).collect();
+        assert_eq!(states, ["finished"], "{body}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sequences_survive_kill_9_on_redis_and_mongodb() {
+    let redis = servers::redis();
+    let mongo = servers::secantus();
+    sequences_survive_a_hard_kill(&[
+        ("KEELSON_REDIS_URL", redis.url.clone()),
+        ("KEELSON_MONGODB_URL", mongo.url.clone()),
+    ])
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sequences_survive_kill_9_on_the_embedded_store() {
+    sequences_survive_a_hard_kill(&[]).await;
+}
+
+#[actix_rt::test]
+async fn a_redis_outage_mid_sequence_answers_503_and_loses_nothing() {
+    let mut redis = servers::redis_persistent();
+    let url = redis.url.parse().unwrap();
+    let keelson = TestKeelson::start_with(|config| config.redis_url = Some(url)).await;
+    assert_eq!(keelson.create_project("shop", SHIPYARD).await.0, 201);
+    assert_eq!(keelson.create_service("shop", "carts").await.0, 200);
+    let trigger = json!({
+        "type": "sh.keptn.event.dev.delivery.triggered", "source": "ci",
+        "data": { "project": "shop", "stage": "dev", "service": "carts" },
+    });
+    let (status, body) = send(keelson.post("/api/v1/event").json(&trigger)).await;
+    assert_eq!(status, 200, "{body}");
+    let context = body["keptnContext"].as_str().unwrap().to_owned();
+    let deployment = wait_for_open(&keelson, "deployment", &context).await;
+
+    redis.kill();
+    let started = json!({
+        "type": "sh.keptn.event.deployment.started", "source": "executor", "shkeptncontext": context,
+        "triggeredid": deployment["id"], "data": { "project": "shop", "stage": "dev", "service": "carts" },
+    });
+    let (status, body) = send(keelson.post("/api/v1/event").json(&started)).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body["message"].as_str().unwrap().contains("redis"), "{body}");
+    // Now that the outage is known, new work is refused at once, with the same clear message.
+    let finished = json!({
+        "type": "sh.keptn.event.deployment.finished", "source": "executor", "shkeptncontext": context,
+        "triggeredid": deployment["id"],
+        "data": { "project": "shop", "stage": "dev", "service": "carts", "result": "pass", "status": "succeeded" },
+    });
+    let refused_at = Instant::now();
+    let (status, body) = send(keelson.post("/api/v1/event").json(&finished)).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body["message"].as_str().unwrap().starts_with("event not accepted: redis is unavailable"), "{body}");
+    assert!(refused_at.elapsed() < Duration::from_secs(2), "refused without waiting");
+    let (status, body) = keelson.create_service("shop", "orders").await;
+    assert_eq!(status, 503, "{body}");
+
+    redis.restart();
+    // Work resumes by itself: the `.started` accepted during the outage reaches Redis…
+    let store = keelson::store::redis::RedisSnapshotStore::connect(&redis.url).await.unwrap();
+    let stored_record = || async {
+        use keelson::store::SnapshotStore as _;
+        let records = store.scan_prefix("execution/shop/").await.unwrap();
+        assert_eq!(records.len(), 1, "one execution stored");
+        serde_json::from_slice::<Value>(&records[0].1).unwrap()
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let record = stored_record().await;
+        assert_eq!(record["schemaVersion"], 1);
+        let events = &record["execution"]["current_task"]["events"];
+        if events[0]["event_type"] == "sh.keptn.event.deployment.started" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the accepted .started never reached redis: {record}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // …and new events are accepted again once the store answers.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, body) = send(keelson.post("/api/v1/event").json(&finished)).await;
+        if status == 200 {
+            break;
+        }
+        assert_eq!(status, 503, "{body}");
+        assert!(Instant::now() < deadline, "still refused 20s after redis came back: {body}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let test = wait_for_open(&keelson, "test", &context).await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let record = stored_record().await;
+        if record["execution"]["current_task"]["triggered_event"]["id"] == test["id"] {
+            break;
+        }
+        assert!(Instant::now() < deadline, "stored record not current: {record}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn wait_for_open(keelson: &TestKeelson, task: &str, context: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, body) = send(
+            keelson.get(&format!("/api/controlPlane/v1/event/triggered/sh.keptn.event.{task}.triggered?project=shop")),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        if let Some(event) = body["events"].as_array().unwrap().iter().find(|event| event["shkeptncontext"] == context)
+        {
+            return event.clone();
+        }
+        assert!(Instant::now() < deadline, "no {task}.triggered for {context}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
