@@ -51,12 +51,22 @@ struct Options {
     idle: usize,
     /// Mean time the executor works on a task before answering (0 = at once, saturating Keelson).
     think_ms: u64,
+    /// Run on a Redis snapshot store (and, with `servers`, a MongoDB-compatible history) started for
+    /// the test.
+    redis: bool,
+    servers: bool,
 }
 
 fn options() -> Options {
-    let mut options = Options { sequences: 10_000, services: 1_000, idle: 0, think_ms: 0 };
+    let mut options =
+        Options { sequences: 10_000, services: 1_000, idle: 0, think_ms: 0, redis: false, servers: false };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
+        if flag == "--servers" || flag == "--redis" {
+            options.redis = true;
+            options.servers |= flag == "--servers";
+            continue;
+        }
         let value = args.next().and_then(|v| v.parse::<usize>().ok());
         match (flag.as_str(), value) {
             ("--sequences", Some(v)) if (1..=1_000_000).contains(&v) => options.sequences = v,
@@ -64,7 +74,7 @@ fn options() -> Options {
             ("--idle", Some(v)) if v <= 1_000_000 => options.idle = v,
             ("--think-ms", Some(v)) if v <= 60_000 => options.think_ms = v as u64,
             _ => {
-                eprintln!("usage: loadtest-sequences [--sequences N] [--services N] [--idle N] [--think-ms N]");
+                eprintln!("usage: loadtest-sequences [--sequences N] [--services N] [--idle N] [--think-ms N] [--redis | --servers]");
                 std::process::exit(2);
             }
         }
@@ -95,7 +105,24 @@ fn event(event_type: &str, context: &str, triggered_id: Option<&str>, data: serd
 #[actix_rt::main]
 async fn main() {
     let options = options();
-    let (server, _data_dir, base) = common::start_keelson().await;
+    let backends = options.redis.then(common::Backends::start);
+    let baseline = match &backends {
+        Some(backends) => {
+            let redis_sets = backends.redis_set_rate();
+            let (mongo_single, mongo_batched, mongo_indexed) = backends.mongodb_insert_rates().await;
+            Some(format!(
+                "raw store baseline (same run): redis-benchmark -t set -P 1: {redis_sets:.0} SET/s; \
+                 mongodb-compatible inserts: {mongo_single:.0}/s one by one, {mongo_batched:.0}/s in batches of 1000, \
+                 {mongo_indexed:.0}/s in batches of 1000 with the history's 7 indexes"
+            ))
+        }
+        None => None,
+    };
+    let (server, _data_dir, base) = common::start_keelson_on(
+        backends.as_ref().map(|b| b.redis_url.as_str()),
+        backends.as_ref().filter(|_| options.servers).map(|b| b.mongodb_url.as_str()),
+    )
+    .await;
     let client = reqwest::Client::new();
     let created = client
         .post(format!("{base}/api/controlPlane/v1/project"))
@@ -205,20 +232,53 @@ async fn main() {
     latencies.sort();
     let tasks = options.sequences * 3;
     println!(
-        "keelson {} · {} cores · embedded mode (sqlite history, in-process bus)",
+        "keelson {} · {} cores · {}",
         env!("CARGO_PKG_VERSION"),
-        std::thread::available_parallelism().map(usize::from).unwrap_or(1)
+        std::thread::available_parallelism().map(usize::from).unwrap_or(1),
+        if options.servers {
+            "redis snapshots, mongodb-compatible (secantusdb) history, in-process bus"
+        } else if options.redis {
+            "redis snapshots, embedded (sqlite) history, in-process bus"
+        } else {
+            "embedded mode (sqlite snapshots and history, in-process bus)"
+        }
     );
+    if let Some(baseline) = &baseline {
+        println!("{baseline}");
+    }
     println!(
         "sequences: {} over {} services (all triggered in {:.2?})",
         options.sequences, options.services, triggered_in
     );
     println!("task transitions: {tasks} in {elapsed:.2?} = {:.0}/s", tasks as f64 / elapsed.as_secs_f64());
     println!("sequences completed: {:.0}/s", options.sequences as f64 / elapsed.as_secs_f64());
+    let all_events = keelson::store::EventQuery { project: Some("load".into()), ..Default::default() };
+    let events_stored = server.control_plane.storage.events.count(&all_events);
+    if let Ok(Ok(stored)) = tokio::time::timeout(Duration::from_secs(60), events_stored).await {
+        println!(
+            "history: {stored} events stored = {:.0} events/s over the run",
+            stored as f64 / elapsed.as_secs_f64()
+        );
+    }
     println!(
         "dispatch latency (executor .finished → next .triggered): p50 {:.3} ms, p99 {:.3} ms",
         percentile(&latencies, 0.50).as_secs_f64() * 1000.0,
         percentile(&latencies, 0.99).as_secs_f64() * 1000.0
+    );
+
+    let metrics = client.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
+    let metric = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .filter(|line| line.starts_with(name) && line[name.len()..].starts_with([' ', '{']))
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    let (writes, batches) = (metric("keelson_snapshot_writes_total"), metric("keelson_snapshot_batches_total"));
+    println!(
+        "snapshot store: {writes:.0} writes in {batches:.0} round trips ({:.2} round trips per task transition), mean batch {:.2} ms",
+        batches / tasks as f64,
+        metric("keelson_snapshot_batch_seconds_sum") / batches.max(1.0) * 1000.0
     );
 
     if options.idle > 0 {

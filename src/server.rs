@@ -25,8 +25,10 @@ use crate::store::{
 
 /// File in the data dir that holds a generated API token.
 const TOKEN_FILE: &str = "api-token";
-/// File in the data dir of the embedded database.
+/// File in the data dir of the embedded snapshot store.
 const SQLITE_FILE: &str = "keelson.sqlite";
+/// File in the data dir of the embedded event history.
+const HISTORY_FILE: &str = "history.sqlite";
 /// Directory in the data dir of the project repositories.
 const GIT_DIR: &str = "git";
 
@@ -49,20 +51,21 @@ pub async fn build(config: &Config) -> anyhow::Result<ControlPlane> {
         None => (load_or_generate_token(&config.data_dir)?, true),
     };
 
-    let needs_sqlite = config.redis_url.is_none() || config.mongodb_url.is_none();
-    let sqlite = if needs_sqlite {
-        let path = config.data_dir.join(SQLITE_FILE);
-        Some(SqliteStore::open(&path).await.with_context(|| format!("cannot open {}", path.display()))?)
-    } else {
-        None
+    let open_sqlite = |file: &'static str| {
+        let path = config.data_dir.join(file);
+        async move { SqliteStore::open(&path).await.with_context(|| format!("cannot open {}", path.display())) }
     };
+    // Snapshots and the history in separate files: each has its own write lock, so a large history
+    // batch never delays the small snapshot commits sequences wait for.
+    let sqlite = if config.redis_url.is_none() { Some(open_sqlite(SQLITE_FILE).await?) } else { None };
+    let sqlite_history = if config.mongodb_url.is_none() { Some(open_sqlite(HISTORY_FILE).await?) } else { None };
     let snapshots: Arc<dyn SnapshotStore> = match &config.redis_url {
         Some(url) => Arc::new(
             RedisSnapshotStore::connect(url.as_str())
                 .await
                 .with_context(|| format!("cannot connect to redis at {}", redacted(url)))?,
         ),
-        None => Arc::new(sqlite.clone().expect("sqlite opened when redis is not configured")),
+        None => Arc::new(sqlite.expect("sqlite opened when redis is not configured")),
     };
     let events: Arc<dyn EventStore> = match &config.mongodb_url {
         Some(url) => Arc::new(
@@ -70,7 +73,7 @@ pub async fn build(config: &Config) -> anyhow::Result<ControlPlane> {
                 .await
                 .with_context(|| "cannot connect to mongodb (KEELSON_MONGODB_URL)".to_owned())?,
         ),
-        None => Arc::new(sqlite.clone().expect("sqlite opened when mongodb is not configured")),
+        None => Arc::new(sqlite_history.expect("sqlite opened when mongodb is not configured")),
     };
     let (bus, in_process_bus, nats_bus): (Arc<dyn Bus>, Option<InProcessBus>, Option<NatsBus>) = match &config.nats_url
     {

@@ -22,6 +22,10 @@ use crate::model::sequence::{Applied, Effect, Execution, Input};
 /// control commands); 64 absorbs many executors answering at once.
 pub const MAILBOX_CAPACITY: usize = 64;
 
+/// How long bookkeeping-only changes (a confirmed outbox, a finished chain) may wait for the next step
+/// to store them before they are stored on their own.
+const STALE_RECORD_FLUSH: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// Told once an input has been applied and the resulting state is durable.
 pub type Ack = oneshot::Sender<()>;
 
@@ -76,6 +80,10 @@ pub struct SequenceActor {
     outbox_dropped: u64,
     /// Ended with `triggeredOn` followers the project has not started yet.
     chain_pending: bool,
+    /// The stored record is older than the state (only by bookkeeping: a shorter outbox, a finished
+    /// chain); a flush is scheduled unless the next step writes first.
+    stale_record: bool,
+    flush: Option<SpawnHandle>,
     /// The single armed timer (see `Effect::WakeAt`).
     timer: Option<SpawnHandle>,
     /// Id of the task `.triggered` event this actor registered as open.
@@ -111,6 +119,8 @@ impl SequenceActor {
             outbox_appended: 0,
             outbox_dropped: 0,
             chain_pending: false,
+            stale_record: false,
+            flush: None,
             timer: None,
             open_task_id: None,
             completed_at: None,
@@ -219,7 +229,7 @@ impl SequenceActor {
         self.sync_open_task(ctx);
         self.outbox.extend(delivery.publish.iter().cloned());
         self.outbox_appended += delivery.publish.len() as u64;
-        delivery.record = project_exists.then(|| self.encode());
+        delivery.record = project_exists.then(|| self.encode_current(ctx));
         self.deliver(delivery, project_exists, ctx);
     }
 
@@ -277,7 +287,7 @@ impl SequenceActor {
             .map(move |(stored, chained), actor, ctx| {
                 if chained {
                     actor.chain_pending = false;
-                    actor.save_detached(ctx);
+                    actor.mark_stale(ctx);
                 }
                 if let Some(stored) = stored {
                     ctx.spawn(async move { stored.await.is_ok() }.into_actor(actor).map(move |stored, actor, ctx| {
@@ -298,19 +308,36 @@ impl SequenceActor {
         let count = usize::try_from(upto - self.outbox_dropped).unwrap_or(usize::MAX).min(self.outbox.len());
         self.outbox.drain(..count);
         self.outbox_dropped = upto;
-        self.save_detached(ctx);
+        self.mark_stale(ctx);
     }
 
-    /// Stores the current state without waiting (nothing depends on this write being durable: losing
-    /// it only means republishing events or re-chaining, both idempotent).
-    fn save_detached(&mut self, ctx: &mut Context<Self>) {
-        if self.runtime.projects.get(&self.execution.scope.project).is_none() {
-            return;
+    /// Schedules storing the bookkeeping-only changes. A busy execution's next step writes them anyway,
+    /// so only an execution that then waits (for an executor, a timer) pays for a write of its own.
+    /// Nothing depends on this write: losing it only means republishing events or re-chaining after a
+    /// crash, both with the same ids.
+    fn mark_stale(&mut self, ctx: &mut Context<Self>) {
+        self.stale_record = true;
+        if self.flush.is_none() {
+            self.flush = Some(ctx.run_later(STALE_RECORD_FLUSH, |actor, ctx| {
+                actor.flush = None;
+                if !actor.stale_record || actor.runtime.projects.get(&actor.execution.scope.project).is_none() {
+                    return;
+                }
+                let runtime = Arc::clone(&actor.runtime);
+                let key = execution_key(&actor.execution.scope.project, &actor.execution.id);
+                let record = actor.encode_current(ctx);
+                ctx.spawn(async move { runtime.snapshots.put_detached(key, record).await }.into_actor(actor));
+            }));
         }
-        let runtime = Arc::clone(&self.runtime);
-        let key = execution_key(&self.execution.scope.project, &self.execution.id);
-        let record = self.encode();
-        ctx.spawn(async move { runtime.snapshots.put_detached(key, record).await }.into_actor(self));
+    }
+
+    /// The record of the current state; it makes any scheduled flush unnecessary.
+    fn encode_current(&mut self, ctx: &mut Context<Self>) -> Vec<u8> {
+        self.stale_record = false;
+        if let Some(flush) = self.flush.take() {
+            ctx.cancel_future(flush);
+        }
+        self.encode()
     }
 
     fn encode(&self) -> Vec<u8> {

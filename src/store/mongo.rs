@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use dashmap::DashSet;
 use futures_util::TryStreamExt;
 use mongodb::bson::{doc, Bson, Document};
+use mongodb::error::{ErrorKind, InsertManyError};
 use mongodb::options::{ClientOptions, IndexOptions};
 use mongodb::{Client, Database, IndexModel};
 
@@ -24,6 +25,8 @@ const CONTEXT_TO_PROJECT: &str = "keptnContextToProject";
 const ROOT_EVENTS_SUFFIX: &str = "-rootEvents";
 /// Suffix of the collection holding the `triggeredid`s withdrawn by `*.invalidated` events.
 const INVALIDATED_SUFFIX: &str = "-invalidatedEvents";
+/// MongoDB's duplicate key error code.
+const DUPLICATE_KEY: i32 = 11000;
 /// Contexts remembered as mapped and rooted before the memory is cleared (it only saves round trips).
 const KNOWN_CONTEXTS_MAX: usize = 100_000;
 /// How long to look for a reachable server before an operation fails.
@@ -95,12 +98,12 @@ impl EventStore for MongoEventStore {
             .map_err(unavailable)?;
         let inserted = outcome.upserted_id.is_some();
         if inserted {
-            self.after_insert(&collection_name, event, &document).await?;
+            self.record_side_collections(&collection_name, &[(event, &document)]).await?;
         }
         Ok(inserted)
     }
 
-    /// One lookup and one `insertMany` per collection for the whole batch.
+    /// One unordered `insertMany` per collection (plus one per side collection) for the whole batch.
     async fn insert_many(&self, events: &[Arc<CloudEvent>]) -> Result<()> {
         let mut by_collection: HashMap<&str, Vec<&CloudEvent>> = HashMap::new();
         let mut seen = HashSet::new();
@@ -111,35 +114,11 @@ impl EventStore for MongoEventStore {
         }
         for (collection_name, events) in by_collection {
             self.ensure_indexes(collection_name).await?;
-            let collection = self.database.collection::<Document>(collection_name);
-            let ids: Vec<&str> = events.iter().map(|event| event.id.as_str()).collect();
-            let stored: HashSet<String> = collection
-                .find(doc! { "id": { "$in": ids } })
-                .projection(doc! { "_id": 0, "id": 1 })
-                .await
-                .map_err(unavailable)?
-                .try_collect::<Vec<Document>>()
-                .await
-                .map_err(unavailable)?
-                .into_iter()
-                .filter_map(|document| document.get_str("id").ok().map(str::to_owned))
-                .collect();
-            let fresh: Vec<&CloudEvent> = events.into_iter().filter(|event| !stored.contains(&event.id)).collect();
-            if fresh.is_empty() {
-                continue;
-            }
-            let documents = fresh.iter().map(|event| to_document(event)).collect::<Result<Vec<_>>>()?;
-            if collection.insert_many(documents.clone()).ordered(false).await.is_err() {
-                // Another writer stored some of them meanwhile (the unique index refused those): fall back
-                // to one idempotent upsert per event.
-                for event in &fresh {
-                    self.insert(event).await?;
-                }
-                continue;
-            }
-            for (event, document) in fresh.iter().zip(&documents) {
-                self.after_insert(collection_name, event, document).await?;
-            }
+            let documents = events.iter().map(|event| to_document(event)).collect::<Result<Vec<_>>>()?;
+            // The unique index on `id` refuses events stored already (a retried batch, a republished outbox).
+            self.insert_new(collection_name, documents.clone()).await?;
+            let pairs: Vec<(&CloudEvent, &Document)> = events.iter().copied().zip(&documents).collect();
+            self.record_side_collections(collection_name, &pairs).await?;
         }
         Ok(())
     }
@@ -178,40 +157,51 @@ impl EventStore for MongoEventStore {
 }
 
 impl MongoEventStore {
-    /// Records what the datastore keeps beside a newly stored event: the context's project, the
-    /// context's root event, and withdrawn results.
-    async fn after_insert(&self, collection_name: &str, event: &CloudEvent, document: &Document) -> Result<()> {
-        let context = &event.shkeptncontext;
-        if !context.is_empty() && !self.known_contexts.contains(context) {
-            if let Some(project) = event.project() {
-                self.database
-                    .collection::<Document>(CONTEXT_TO_PROJECT)
-                    .update_one(doc! { "_id": context }, doc! { "$setOnInsert": { "projectName": project } })
-                    .upsert(true)
-                    .await
-                    .map_err(unavailable)?;
+    /// Records what the datastore keeps beside newly stored events: each new context's project and
+    /// root (first) event, and withdrawn results. One `insertMany` per side collection; entries stored
+    /// already are left as they are.
+    async fn record_side_collections(&self, collection_name: &str, fresh: &[(&CloudEvent, &Document)]) -> Result<()> {
+        let mut mappings = Vec::new();
+        let mut roots = Vec::new();
+        let mut invalidated = Vec::new();
+        let mut new_contexts = HashSet::new();
+        for (event, document) in fresh {
+            let context = &event.shkeptncontext;
+            if !context.is_empty() && !self.known_contexts.contains(context) && new_contexts.insert(context.as_str()) {
+                if let Some(project) = event.project() {
+                    mappings.push(doc! { "_id": context, "projectName": project });
+                }
+                let mut root = (*document).clone();
+                root.insert("_id", context);
+                roots.push(root);
             }
-            self.database
-                .collection::<Document>(&format!("{collection_name}{ROOT_EVENTS_SUFFIX}"))
-                .update_one(doc! { "_id": context }, doc! { "$setOnInsert": document.clone() })
-                .upsert(true)
-                .await
-                .map_err(unavailable)?;
-            if self.known_contexts.len() >= KNOWN_CONTEXTS_MAX {
-                self.known_contexts.clear();
+            if is_invalidation(event) {
+                let triggered_id = event.triggeredid.clone().unwrap_or_default();
+                invalidated.push(doc! { "_id": &triggered_id, "triggeredid": &triggered_id });
             }
-            self.known_contexts.insert(context.clone());
         }
-        if is_invalidation(event) {
-            let triggered_id = event.triggeredid.clone().unwrap_or_default();
-            self.database
-                .collection::<Document>(&format!("{collection_name}{INVALIDATED_SUFFIX}"))
-                .update_one(doc! { "_id": &triggered_id }, doc! { "$setOnInsert": { "triggeredid": &triggered_id } })
-                .upsert(true)
-                .await
-                .map_err(unavailable)?;
+        self.insert_new(CONTEXT_TO_PROJECT, mappings).await?;
+        self.insert_new(&format!("{collection_name}{ROOT_EVENTS_SUFFIX}"), roots).await?;
+        self.insert_new(&format!("{collection_name}{INVALIDATED_SUFFIX}"), invalidated).await?;
+        if self.known_contexts.len() + new_contexts.len() > KNOWN_CONTEXTS_MAX {
+            self.known_contexts.clear();
+        }
+        for context in new_contexts {
+            self.known_contexts.insert(context.to_owned());
         }
         Ok(())
+    }
+
+    /// Inserts `documents`, skipping those whose key is stored already (duplicate key errors).
+    async fn insert_new(&self, collection_name: &str, documents: Vec<Document>) -> Result<()> {
+        if documents.is_empty() {
+            return Ok(());
+        }
+        match self.database.collection::<Document>(collection_name).insert_many(documents).ordered(false).await {
+            Ok(_) => Ok(()),
+            Err(error) if only_duplicates(&error) => Ok(()),
+            Err(error) => Err(unavailable(error)),
+        }
     }
 
     /// The collection to read and the filter document for `query`.
@@ -271,6 +261,16 @@ impl MongoEventStore {
 
 fn to_document(event: &CloudEvent) -> Result<Document> {
     mongodb::bson::to_document(event).map_err(|e| Error::Corrupt { key: event.id.clone(), message: e.to_string() })
+}
+
+/// Whether every failure of an unordered `insertMany` is a duplicate key (code 11000).
+fn only_duplicates(error: &mongodb::error::Error) -> bool {
+    match error.kind.as_ref() {
+        ErrorKind::InsertMany(InsertManyError { write_errors: Some(errors), write_concern_error: None, .. }) => {
+            errors.iter().all(|error| error.code == DUPLICATE_KEY)
+        }
+        _ => false,
+    }
 }
 
 fn unavailable(error: mongodb::error::Error) -> Error {

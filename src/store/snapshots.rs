@@ -86,8 +86,10 @@ async fn write_batches(store: Arc<dyn SnapshotStore>, mut receiver: mpsc::Receiv
             let writes: Vec<(String, Option<Vec<u8>>)> =
                 pending.iter().map(|(key, value)| (key.clone(), value.clone())).collect();
             let count = writes.len();
+            let started = std::time::Instant::now();
             match store.write_batch(writes).await {
                 Ok(()) => {
+                    metrics::histogram!("keelson_snapshot_batch_seconds").record(started.elapsed().as_secs_f64());
                     health.report_success();
                     metrics::counter!("keelson_snapshot_writes_total").increment(count as u64);
                     metrics::counter!("keelson_snapshot_batches_total").increment(1);
