@@ -16,6 +16,7 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod backends;
 mod common;
 
 use common::{percentile, TOKEN};
@@ -105,7 +106,7 @@ fn event(event_type: &str, context: &str, triggered_id: Option<&str>, data: serd
 #[actix_rt::main]
 async fn main() {
     let options = options();
-    let backends = options.redis.then(common::Backends::start);
+    let backends = options.redis.then(backends::Backends::start);
     let baseline = match &backends {
         Some(backends) => {
             let redis_sets = backends.redis_set_rate();
