@@ -81,12 +81,12 @@ impl Backends {
             .expect("redis-benchmark (part of redis-tools)");
         let text = String::from_utf8_lossy(&output.stdout);
         // "SET: 61349.69 requests per second, p50=0.423 msec"; progress lines end in a carriage return.
-        text.rsplit('\r')
-            .chain(text.lines())
+        let rates: Vec<f64> = text
+            .split(['\r', '\n'])
             .filter_map(|line| line.trim().strip_prefix("SET: "))
             .filter_map(|rest| rest.split_whitespace().next()?.parse().ok())
-            .last()
-            .unwrap_or(0.0)
+            .collect();
+        rates.last().copied().unwrap_or(0.0)
     }
 
     /// Documents per second the MongoDB-compatible server stores: one `insert` per document, in batches

@@ -101,7 +101,7 @@ async fn datastore_answers_as_keptn(keelson: TestKeelson) {
         }),
     )
     .await;
-    wait_for_events(&keelson, &format!("/event?project=sockshop&type=sh.keptn.event.evaluation.invalidated"), 1).await;
+    wait_for_events(&keelson, "/event?project=sockshop&type=sh.keptn.event.evaluation.invalidated", 1).await;
     let (_, valid) = get(&keelson, &format!("{by_type}?{filter}&excludeInvalidated=true&limit=2")).await;
     assert_eq!(triggered(&valid), ["trigger-3", "trigger-1"], "the invalidated result is left out");
     let (_, all) = get(&keelson, &format!("{by_type}?{filter}&limit=1")).await;

@@ -5,13 +5,8 @@ use std::time::Duration;
 /// The API token of load-test servers.
 pub const TOKEN: &str = "loadtest-token";
 
-/// A Keelson on the embedded backends in a temporary data dir; keep the `TempDir` alive while it runs.
-pub async fn start_keelson() -> (keelson::server::RunningServer, tempfile::TempDir, String) {
-    start_keelson_on(None, None).await
-}
-
-/// A Keelson with Redis snapshots and/or a MongoDB-compatible history where URLs are given, embedded
-/// stores otherwise.
+/// A Keelson in a temporary data dir (keep the `TempDir` alive while it runs), with Redis snapshots
+/// and/or a MongoDB-compatible history where URLs are given, embedded stores otherwise.
 pub async fn start_keelson_on(
     redis_url: Option<&str>,
     mongodb_url: Option<&str>,
