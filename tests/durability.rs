@@ -109,8 +109,18 @@ async fn answer_until(api: &Api, answered: &mut Answered, done: impl Fn(&Answere
     while !done(answered) {
         assert!(Instant::now() < deadline, "sequences stalled; answered so far: {}", answered.len());
         let mut progressed = false;
+        let mut open = Vec::new();
         for task in ["deployment", "test"] {
-            for triggered in api.open_tasks(task).await {
+            open.extend(api.open_tasks(task).await);
+        }
+        // One running sequence per service and stage, before and after the restart.
+        let mut running = HashSet::new();
+        for triggered in &open {
+            let slot = (triggered["data"]["stage"].as_str().unwrap(), triggered["data"]["service"].as_str().unwrap());
+            assert!(running.insert(slot), "two sequences run at once for {slot:?}");
+        }
+        for task in ["deployment", "test"] {
+            for triggered in open.iter().filter(|event| event["type"] == format!("sh.keptn.event.{task}.triggered")) {
                 let key = (
                     triggered["shkeptncontext"].as_str().unwrap().to_owned(),
                     triggered["data"]["stage"].as_str().unwrap().to_owned(),
@@ -121,7 +131,7 @@ async fn answer_until(api: &Api, answered: &mut Answered, done: impl Fn(&Answere
                     assert_eq!(previous, &id, "task {key:?} triggered again with a new id");
                 }
                 answered.insert(key, id);
-                api.answer(&triggered).await;
+                api.answer(triggered).await;
                 progressed = true;
                 if done(answered) {
                     return;
@@ -243,6 +253,47 @@ async fn sequences_survive_kill_9_on_the_embedded_store() {
     sequences_survive_a_hard_kill(&[]).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stored_deadline_fires_after_a_restart() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let vars = [("KEELSON_TASK_STARTED_TIMEOUT", "2s".to_owned())];
+    let first = set_up(&vars, data_dir.path());
+    let api = Api::of(&first);
+    let (status, body) =
+        api.post("/api/controlPlane/v1/project", &json!({ "name": "shop", "shipyard": b64(SHIPYARD) })).await;
+    assert_eq!(status, 201, "{body}");
+    let (status, _) = api.post("/api/controlPlane/v1/project/shop/service", &json!({ "serviceName": "carts" })).await;
+    assert_eq!(status, 200);
+    let trigger = json!({
+        "type": "sh.keptn.event.dev.delivery.triggered", "source": "ci",
+        "data": { "project": "shop", "stage": "dev", "service": "carts" },
+    });
+    let (status, body) = api.post("/api/v1/event", &trigger).await;
+    assert_eq!(status, 200, "{body}");
+    let context = body["keptnContext"].as_str().unwrap().to_owned();
+    first.kill_hard();
+    // Down for longer than the timeout: the deadline passed while nothing ran.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    let second = set_up(&vars, data_dir.path());
+    let api = Api::of(&second);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (status, body) = api.get(&format!("/api/controlPlane/v1/sequence/shop?keptnContext={context}")).await;
+        assert_eq!(status, 200, "{body}");
+        if body["states"][0]["state"] == "timedOut" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the stored deadline did not fire after the restart: {body}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let events = api.context_events(&context).await;
+    let finished: Vec<&Value> =
+        events.iter().filter(|event| event["type"] == "sh.keptn.event.dev.delivery.finished").collect();
+    assert_eq!(finished.len(), 1, "one .finished for the timed-out sequence");
+    assert_eq!(finished[0]["data"]["result"], "fail", "{}", finished[0]);
+}
+
 #[actix_rt::test]
 async fn a_redis_outage_mid_sequence_answers_503_and_loses_nothing() {
     let mut redis = servers::redis_persistent();
@@ -258,6 +309,31 @@ async fn a_redis_outage_mid_sequence_answers_503_and_loses_nothing() {
     assert_eq!(status, 200, "{body}");
     let context = body["keptnContext"].as_str().unwrap().to_owned();
     let deployment = wait_for_open(&keelson, "deployment", &context).await;
+    let store = keelson::store::redis::RedisSnapshotStore::connect(&redis.url).await.unwrap();
+    let stored_record = || async {
+        use keelson::store::SnapshotStore as _;
+        // The test's own connection fails once after the restart, then reconnects.
+        let mut attempts = 0;
+        let records = loop {
+            match store.scan_prefix("execution/shop/").await {
+                Ok(records) => break records,
+                Err(error) if attempts < 50 => {
+                    attempts += 1;
+                    eprintln!("reading redis: {error}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(error) => panic!("redis unreadable: {error}"),
+            }
+        };
+        assert_eq!(records.len(), 1, "one execution stored");
+        serde_json::from_slice::<Value>(&records[0].1).unwrap()
+    };
+    // Settled: the published `.triggered` has left the stored outbox, so no write is pending.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while stored_record().await["outbox"] != json!([]) {
+        assert!(Instant::now() < deadline, "outbox never confirmed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     redis.kill();
     let started = json!({
@@ -266,7 +342,9 @@ async fn a_redis_outage_mid_sequence_answers_503_and_loses_nothing() {
     });
     let (status, body) = send(keelson.post("/api/v1/event").json(&started)).await;
     assert_eq!(status, 503, "{body}");
-    assert!(body["message"].as_str().unwrap().contains("redis"), "{body}");
+    // The store was healthy when it arrived: accepted, applied in memory, stored once Redis is back.
+    let message = body["message"].as_str().unwrap();
+    assert!(message.starts_with("event accepted but not yet stored (redis is unavailable"), "{body}");
     // Now that the outage is known, new work is refused at once, with the same clear message.
     let finished = json!({
         "type": "sh.keptn.event.deployment.finished", "source": "executor", "shkeptncontext": context,
@@ -283,13 +361,6 @@ async fn a_redis_outage_mid_sequence_answers_503_and_loses_nothing() {
 
     redis.restart();
     // Work resumes by itself: the `.started` accepted during the outage reaches Redis…
-    let store = keelson::store::redis::RedisSnapshotStore::connect(&redis.url).await.unwrap();
-    let stored_record = || async {
-        use keelson::store::SnapshotStore as _;
-        let records = store.scan_prefix("execution/shop/").await.unwrap();
-        assert_eq!(records.len(), 1, "one execution stored");
-        serde_json::from_slice::<Value>(&records[0].1).unwrap()
-    };
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let record = stored_record().await;
