@@ -327,15 +327,21 @@ impl ProjectActor {
         Ok(())
     }
 
-    /// Queues the pause flags for storing; resolves once they are durable.
+    /// Queues the pause flags for storing (synchronously, so successive changes keep their order); the
+    /// future resolves once they are durable.
     fn save_control(&self) -> impl std::future::Future<Output = ()> {
         let mut paused: Vec<(String, Option<String>)> = self.paused.iter().cloned().collect();
         paused.sort();
         let record = ControlRecord { schema_version: SCHEMA_VERSION, paused };
         let bytes = serde_json::to_vec(&record).expect("pause flags always serialise");
-        let (snapshots, key) = (self.runtime.snapshots.clone(), control_key(&self.name));
+        let snapshots = self.runtime.snapshots.clone();
+        let queued = snapshots.try_queue(control_key(&self.name), Some(bytes));
         async move {
-            let _ = snapshots.put(key, bytes).await.await;
+            let persisted = match queued {
+                Ok(persisted) => persisted,
+                Err((key, value)) => snapshots.queue_waiting(key, value).await,
+            };
+            let _ = persisted.await;
         }
     }
 

@@ -247,57 +247,68 @@ impl SequenceActor {
             SlotRelease { service: self.execution.scope.service.clone(), execution: self.execution.id.clone() };
         let ended_message = ended.map(|chain| ExecutionEnded { execution: Arc::new(self.execution.clone()), chain });
         let published_upto = self.outbox_appended;
-        ctx.wait(
-            async move {
-                let durable = match record {
-                    Some(record) => runtime.snapshots.put(key, record).await,
-                    None if !persist => runtime.snapshots.delete(key).await,
-                    None => {
-                        let (done, durable) = oneshot::channel();
-                        let _ = done.send(());
-                        durable
-                    }
-                };
-                // Waits for as long as the store is down: nothing after this point may run before the
-                // state is durable.
+        // The write is queued here, synchronously, so this execution's writes reach the writer in step
+        // order (the writer keeps the last value per key). Only a full queue makes it wait below.
+        let write = match (record, persist) {
+            (Some(record), _) => Some(Some(record)),
+            (None, false) => Some(None),
+            (None, true) => None,
+        };
+        let queued = write.map(|value| runtime.snapshots.try_queue(key, value));
+        let waits_for_room = matches!(queued, Some(Err(_)));
+        // A step that publishes and reports nothing (a `.started`, a pause) need not hold the mailbox
+        // while its write becomes durable: the next step's write is queued behind it.
+        let quiet = publish.is_empty() && !release_slot && ended_message.is_none() && !waits_for_room;
+        let work = async move {
+            let durable = match queued {
+                Some(Ok(persisted)) => Some(persisted),
+                Some(Err((key, value))) => Some(runtime.snapshots.queue_waiting(key, value).await),
+                None => None,
+            };
+            // Waits for as long as the store is down: nothing after this point may run before the
+            // state is durable.
+            if let Some(durable) = durable {
                 let _ = durable.await;
-                if let Some(ack) = ack {
-                    let _ = ack.send(());
-                }
-                let stored = runtime.publish_all(&publish).await;
-                if let Some(completed_at) = dispatched_after {
-                    metrics::histogram!("keelson_dispatch_latency_seconds")
-                        .record(completed_at.elapsed().as_secs_f64());
-                }
-                if release_slot {
-                    stage.do_send(release);
-                }
-                let chained = match ended_message {
-                    Some(message) => {
-                        let chain = message.chain;
-                        // Waits until the project has started (and queued the records of) the followers.
-                        let _ = project.send(message).await;
-                        chain
-                    }
-                    None => false,
-                };
-                (stored, chained)
             }
-            .into_actor(self)
-            .map(move |(stored, chained), actor, ctx| {
-                if chained {
-                    actor.chain_pending = false;
-                    actor.mark_stale(ctx);
+            if let Some(ack) = ack {
+                let _ = ack.send(());
+            }
+            let stored = runtime.publish_all(&publish).await;
+            if let Some(completed_at) = dispatched_after {
+                metrics::histogram!("keelson_dispatch_latency_seconds").record(completed_at.elapsed().as_secs_f64());
+            }
+            if release_slot {
+                stage.do_send(release);
+            }
+            let chained = match ended_message {
+                Some(message) => {
+                    let chain = message.chain;
+                    // Waits until the project has started (and queued the records of) the followers.
+                    let _ = project.send(message).await;
+                    chain
                 }
-                if let Some(stored) = stored {
-                    ctx.spawn(async move { stored.await.is_ok() }.into_actor(actor).map(move |stored, actor, ctx| {
-                        if stored {
-                            actor.outbox_stored(published_upto, ctx);
-                        }
-                    }));
-                }
-            }),
-        );
+                None => false,
+            };
+            (stored, chained)
+        };
+        let work = work.into_actor(self).map(move |(stored, chained), actor, ctx| {
+            if chained {
+                actor.chain_pending = false;
+                actor.mark_stale(ctx);
+            }
+            if let Some(stored) = stored {
+                ctx.spawn(async move { stored.await.is_ok() }.into_actor(actor).map(move |stored, actor, ctx| {
+                    if stored {
+                        actor.outbox_stored(published_upto, ctx);
+                    }
+                }));
+            }
+        });
+        if quiet {
+            ctx.spawn(work);
+        } else {
+            ctx.wait(work);
+        }
     }
 
     /// The history holds every event up to number `upto`: they leave the outbox.
@@ -323,10 +334,13 @@ impl SequenceActor {
                 if !actor.stale_record || actor.runtime.projects.get(&actor.execution.scope.project).is_none() {
                     return;
                 }
-                let runtime = Arc::clone(&actor.runtime);
                 let key = execution_key(&actor.execution.scope.project, &actor.execution.id);
                 let record = actor.encode_current(ctx);
-                ctx.spawn(async move { runtime.snapshots.put_detached(key, record).await }.into_actor(actor));
+                // Queued synchronously, like every write of this actor, so it cannot overtake a later one.
+                if actor.runtime.snapshots.try_queue(key, Some(record)).is_err() {
+                    // A full queue: the next step (or the next flush) stores it.
+                    actor.mark_stale(ctx);
+                }
             }));
         }
     }

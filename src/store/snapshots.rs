@@ -28,7 +28,7 @@ pub type Persisted = oneshot::Receiver<()>;
 struct Write {
     key: String,
     value: Option<Vec<u8>>,
-    done: Option<oneshot::Sender<()>>,
+    done: oneshot::Sender<()>,
 }
 
 /// A handle to the background writer; cheap to clone.
@@ -47,24 +47,34 @@ impl SnapshotWriter {
         Self { sender, health }
     }
 
-    /// Queues `value` under `key`; the receiver resolves when it is stored.
-    pub async fn put(&self, key: String, value: Vec<u8>) -> Persisted {
-        self.queue(key, Some(value), true).await
-    }
-
-    /// Queues `value` under `key` without waiting for it.
-    pub async fn put_detached(&self, key: String, value: Vec<u8>) {
-        self.queue(key, Some(value), false).await;
-    }
-
     /// Queues the deletion of `key`; the receiver resolves when it is gone.
     pub async fn delete(&self, key: String) -> Persisted {
-        self.queue(key, None, true).await
+        self.queue(key, None).await
     }
 
-    async fn queue(&self, key: String, value: Option<Vec<u8>>, confirm: bool) -> Persisted {
+    /// Queues a write (`None` deletes) without waiting, when the queue has room; a full queue hands the
+    /// write back for [`SnapshotWriter::queue_waiting`]. Callers that must keep their writes in order
+    /// use this from synchronous code, where nothing can overtake.
+    pub fn try_queue(&self, key: String, value: Option<Vec<u8>>) -> Result<Persisted, (String, Option<Vec<u8>>)> {
         let (done, persisted) = oneshot::channel();
-        let write = Write { key, value, done: confirm.then_some(done) };
+        match self.sender.try_send(Write { key, value, done }) {
+            Ok(()) => Ok(persisted),
+            Err(mpsc::error::TrySendError::Full(write)) => Err((write.key, write.value)),
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                tracing::error!("snapshot writer has stopped");
+                Ok(persisted)
+            }
+        }
+    }
+
+    /// Queues a write (`None` deletes), waiting for room; the receiver resolves when it is stored.
+    pub async fn queue_waiting(&self, key: String, value: Option<Vec<u8>>) -> Persisted {
+        self.queue(key, value).await
+    }
+
+    async fn queue(&self, key: String, value: Option<Vec<u8>>) -> Persisted {
+        let (done, persisted) = oneshot::channel();
+        let write = Write { key, value, done };
         if self.sender.send(write).await.is_err() {
             tracing::error!("snapshot writer has stopped");
         }
@@ -125,6 +135,6 @@ fn absorb(
 ) {
     for write in incoming.drain(..) {
         pending.insert(write.key, write.value);
-        waiting.extend(write.done);
+        waiting.push(write.done);
     }
 }
