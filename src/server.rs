@@ -148,21 +148,8 @@ async fn consume_bus(
         });
     }
     if let Some(bus) = nats {
-        use futures_util::StreamExt as _;
-        let mut messages = bus.subscribe_all().await.context("cannot subscribe to sh.keptn.> on nats")?;
-        let router = router.clone();
-        tokio::spawn(async move {
-            while let Some(message) = messages.next().await {
-                match serde_json::from_slice::<crate::model::event::CloudEvent>(&message.payload) {
-                    Ok(event) if event.source == CONTROL_PLANE_SOURCE => {}
-                    Ok(event) => router.route(Arc::new(event)).await,
-                    Err(error) => {
-                        metrics::counter!("keelson_bus_malformed_events_total").increment(1);
-                        tracing::warn!(subject = %message.subject, %error, "malformed event on the bus ignored");
-                    }
-                }
-            }
-        });
+        let consumer = bus.control_plane_consumer().await.context("cannot set up the jetstream consumer on nats")?;
+        tokio::spawn(crate::actors::router::consume_jetstream(consumer, router.clone()));
     }
     Ok(())
 }

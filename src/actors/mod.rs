@@ -110,9 +110,9 @@ impl Runtime {
         Some(stored)
     }
 
-    /// Why new work cannot be accepted now (a store that keeps failing), if it cannot.
+    /// Why new work cannot be accepted now (a store that keeps failing, a disconnected bus), if it cannot.
     pub fn storage_problem(&self) -> Option<String> {
-        self.snapshots.health().problem().or_else(|| self.history.health().problem())
+        self.snapshots.health().problem().or_else(|| self.history.health().problem()).or_else(|| self.bus.problem())
     }
 }
 

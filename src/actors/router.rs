@@ -123,3 +123,68 @@ where
         Err(SendError::Closed(_)) => tracing::debug!("event for a stopped actor dropped"),
     }
 }
+
+/// Largest event taken from the bus; larger messages (possible only with a raised NATS `max_payload`)
+/// are dropped as poison rather than held in memory.
+pub const MAX_BUS_EVENT_BYTES: usize = 4 * 1024 * 1024;
+
+/// Feeds the control plane's durable JetStream consumer to the router. Each event is acknowledged once
+/// it is in the history and its effect is stored; until then NATS keeps it (and redelivers it after the
+/// ack wait, which the actors' dedupe by id makes harmless). Undecodable messages are counted, logged and
+/// acknowledged so they cannot block the stream.
+pub async fn consume_jetstream(consumer: async_nats::jetstream::consumer::PullConsumer, router: EventRouter) {
+    use futures_util::StreamExt as _;
+    loop {
+        let mut messages = match consumer.messages().await {
+            Ok(messages) => messages,
+            Err(error) => {
+                tracing::warn!(%error, "cannot read the jetstream consumer; retrying");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        while let Some(message) = messages.next().await {
+            match message {
+                Ok(message) => handle_message(message, &router).await,
+                // Missed heartbeats and the like while NATS reconnects; the stream carries on.
+                Err(error) => tracing::debug!(%error, "jetstream consumer error"),
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+async fn handle_message(message: async_nats::jetstream::Message, router: &EventRouter) {
+    if message.payload.len() > MAX_BUS_EVENT_BYTES {
+        return poison(message, "event larger than the maximum event size").await;
+    }
+    let event = match serde_json::from_slice::<CloudEvent>(&message.payload) {
+        Ok(event) if !event.id.is_empty() && !event.event_type.is_empty() => event,
+        Ok(_) => return poison(message, "event without id or type").await,
+        Err(error) => return poison(message, &error.to_string()).await,
+    };
+    if event.source == CONTROL_PLANE_SOURCE {
+        // The control plane's own events, stored and applied when it emitted them.
+        acknowledge(&message).await;
+        return;
+    }
+    let receipt = router.route_acked(Arc::new(event)).await;
+    tokio::spawn(async move {
+        if receipt.durable().await {
+            acknowledge(&message).await;
+        }
+    });
+}
+
+async fn poison(message: async_nats::jetstream::Message, reason: &str) {
+    metrics::counter!("keelson_bus_malformed_events_total").increment(1);
+    tracing::warn!(subject = %message.subject, bytes = message.payload.len(), reason, "malformed event on the bus acknowledged and dropped");
+    acknowledge(&message).await;
+}
+
+async fn acknowledge(message: &async_nats::jetstream::Message) {
+    if let Err(error) = message.ack().await {
+        // Not acknowledged: NATS delivers it again, and the dedupe by id absorbs it.
+        tracing::debug!(%error, "could not acknowledge a jetstream message");
+    }
+}

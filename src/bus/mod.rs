@@ -28,6 +28,11 @@ pub trait Bus: Send + Sync + 'static {
     async fn publish_shared(&self, event: &Arc<CloudEvent>) -> Result<(), Error> {
         self.publish(event).await
     }
+
+    /// Why the bus cannot take events now, if it cannot (checked before accepting work).
+    fn problem(&self) -> Option<String> {
+        None
+    }
 }
 
 /// How many events an in-process subscriber may have unread before publishers wait for it. Large enough

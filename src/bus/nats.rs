@@ -1,7 +1,13 @@
-//! NATS backend of [`Bus`](super::Bus).
+//! NATS backend of [`Bus`](super::Bus), and the control plane's durable JetStream consumer.
+//!
+//! Events are published on the subject equal to their type, as Keptn services expect. The stream
+//! [`STREAM`] on `sh.keptn.>` keeps every event until the control plane's durable consumer [`CONSUMER`]
+//! acknowledges it, which it does only once the event is in the history and its effect is stored; so an
+//! event that arrives while Keelson is down or busy waits in NATS instead of being lost.
 
 use std::time::Duration;
 
+use async_nats::jetstream::{self, consumer::pull, consumer::AckPolicy, stream::RetentionPolicy};
 use async_trait::async_trait;
 
 use super::Error;
@@ -9,6 +15,16 @@ use crate::model::event::CloudEvent;
 
 /// How long to wait for the server when connecting at start.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// The JetStream stream holding every Keptn event until the control plane has handled it.
+pub const STREAM: &str = "keptn";
+/// The control plane's durable consumer of [`STREAM`].
+pub const CONSUMER: &str = "keelson-control-plane";
+/// Events handed to the control plane and not yet acknowledged, before NATS stops delivering more.
+const MAX_ACK_PENDING: i64 = 16_384;
+/// An unacknowledged event is delivered again after this long.
+const ACK_WAIT: Duration = Duration::from_secs(30);
+/// How long the stream keeps an event nobody acknowledged.
+const MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
 
 #[derive(Clone)]
 pub struct NatsBus {
@@ -35,6 +51,41 @@ impl NatsBus {
     pub async fn subscribe_all(&self) -> Result<async_nats::Subscriber, Error> {
         self.client.subscribe("sh.keptn.>").await.map_err(|e| Error::Unavailable(e.to_string()))
     }
+
+    /// Whether the client is connected now (publishing while disconnected only buffers).
+    pub fn is_connected(&self) -> bool {
+        self.client.connection_state() == async_nats::connection::State::Connected
+    }
+
+    /// The control plane's durable consumer, creating the stream and the consumer if missing.
+    pub async fn control_plane_consumer(&self) -> Result<jetstream::consumer::PullConsumer, Error> {
+        let unavailable = |e: &dyn std::fmt::Display| Error::Unavailable(format!("jetstream: {e}"));
+        let context = jetstream::new(self.client.clone());
+        let stream = context
+            .get_or_create_stream(jetstream::stream::Config {
+                name: STREAM.to_owned(),
+                subjects: vec!["sh.keptn.>".to_owned()],
+                // Kept until every consumer (here: the control plane) has acknowledged it.
+                retention: RetentionPolicy::Interest,
+                max_age: MAX_AGE,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| unavailable(&e))?;
+        stream
+            .get_or_create_consumer(
+                CONSUMER,
+                pull::Config {
+                    durable_name: Some(CONSUMER.to_owned()),
+                    ack_policy: AckPolicy::Explicit,
+                    ack_wait: ACK_WAIT,
+                    max_ack_pending: MAX_ACK_PENDING,
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| unavailable(&e))
+    }
 }
 
 #[async_trait]
@@ -45,5 +96,9 @@ impl super::Bus for NatsBus {
             .publish(event.event_type.clone(), payload.into())
             .await
             .map_err(|e| Error::Unavailable(e.to_string()))
+    }
+
+    fn problem(&self) -> Option<String> {
+        (!self.is_connected()).then(|| "event bus is unavailable: not connected to nats".to_owned())
     }
 }

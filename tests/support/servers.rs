@@ -84,10 +84,19 @@ fn redis_with(persistence: &[&str]) -> ChildServer {
 }
 
 pub fn nats() -> ChildServer {
+    nats_with_config("")
+}
+
+/// A JetStream-enabled `nats-server` whose store survives [`ChildServer::restart`], with `config`
+/// (nats-server configuration syntax, e.g. `max_payload: 16MB`) added.
+pub fn nats_with_config(config: &str) -> ChildServer {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
+    let config_file = dir.path().join("nats.conf");
+    std::fs::write(&config_file, config).unwrap();
     let mut command = Command::new("nats-server");
-    command.args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"]).arg(dir.path());
+    command.arg("-c").arg(&config_file);
+    command.args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"]).arg(dir.path().join("store"));
     spawn("nats-server", command, port, format!("nats://127.0.0.1:{port}"), dir)
 }
 
