@@ -12,6 +12,8 @@ use thiserror::Error;
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 /// Keptn's default task first-response timeout (`TASK_STARTED_WAIT_DURATION`).
 pub const DEFAULT_TASK_STARTED_TIMEOUT: Duration = Duration::from_secs(600);
+/// Keptn's `UNIFORM_INTEGRATION_TTL` default.
+pub const DEFAULT_UNIFORM_INTEGRATION_TTL: Duration = Duration::from_secs(60);
 /// Keptn's gateway accepts bodies up to 5 MiB (`client_max_body_size 5m`).
 pub const DEFAULT_MAX_REQUEST_BODY_BYTES: usize = 5 * 1024 * 1024;
 
@@ -42,6 +44,7 @@ struct FileConfig {
     mongodb_url: Option<String>,
     task_started_timeout: Option<String>,
     task_finished_timeout: Option<String>,
+    uniform_integration_ttl: Option<String>,
     max_request_body_bytes: Option<u64>,
     git_remote_url_denylist: Option<Vec<String>>,
     log: Option<String>,
@@ -60,6 +63,8 @@ pub struct Config {
     pub task_started_timeout: Duration,
     /// Off (`None`) by default: a task that started may run as long as it needs.
     pub task_finished_timeout: Option<Duration>,
+    /// An integration that has not registered or pinged for this long is removed.
+    pub uniform_integration_ttl: Duration,
     pub max_request_body_bytes: usize,
     /// Regular expressions; a git upstream URL matching any of them is refused.
     pub git_remote_url_denylist: Vec<regex::Regex>,
@@ -78,6 +83,7 @@ impl Default for Config {
             mongodb_url: None,
             task_started_timeout: DEFAULT_TASK_STARTED_TIMEOUT,
             task_finished_timeout: None,
+            uniform_integration_ttl: DEFAULT_UNIFORM_INTEGRATION_TTL,
             max_request_body_bytes: DEFAULT_MAX_REQUEST_BODY_BYTES,
             git_remote_url_denylist: Vec::new(),
             log: "info".to_owned(),
@@ -145,6 +151,16 @@ impl Config {
         if let Some(value) = env("KEELSON_TASK_FINISHED_TIMEOUT").or(file.task_finished_timeout) {
             let timeout = parse_duration("KEELSON_TASK_FINISHED_TIMEOUT", &value)?;
             config.task_finished_timeout = (!timeout.is_zero()).then_some(timeout);
+        }
+        if let Some(value) = env("KEELSON_UNIFORM_INTEGRATION_TTL").or(file.uniform_integration_ttl) {
+            config.uniform_integration_ttl = parse_duration("KEELSON_UNIFORM_INTEGRATION_TTL", &value)?;
+            if config.uniform_integration_ttl.is_zero() {
+                return Err(ConfigError::Invalid {
+                    setting: "KEELSON_UNIFORM_INTEGRATION_TTL",
+                    value,
+                    reason: "must be greater than zero".into(),
+                });
+            }
         }
         let body_limit = match env("KEELSON_MAX_REQUEST_BODY_BYTES") {
             Some(raw) => Some(raw.parse::<u64>().map_err(|_| ConfigError::Invalid {
@@ -272,6 +288,7 @@ mod tests {
         assert!(from_file.nats_url.is_none() && from_file.redis_url.is_none() && from_file.mongodb_url.is_none());
         assert_eq!(from_file.task_started_timeout, built_in.task_started_timeout);
         assert_eq!(from_file.task_finished_timeout, built_in.task_finished_timeout);
+        assert_eq!(from_file.uniform_integration_ttl, built_in.uniform_integration_ttl);
         assert_eq!(from_file.max_request_body_bytes, built_in.max_request_body_bytes);
         assert!(from_file.git_remote_url_denylist.is_empty());
         assert_eq!(from_file.log, built_in.log);

@@ -7,6 +7,8 @@
 //! - [`bus`]: the event bus (NATS or in-process) and the emitter that stores and publishes events.
 //! - [`resources`]: git-backed project resources, one repository per project, one branch per stage.
 //! - [`projects`]: project, stage and service lifecycle, keeping repository, record and events consistent.
+//! - [`actors`]: the actor system running sequences, with durable state and recovery.
+//! - [`integrations`]: registered execution-plane services (uniform API) and their logs.
 //! - [`http`]: the REST API in Keptn's gateway layout, auth, metrics.
 //! - [`server`]: start-up wiring and the HTTP server.
 
@@ -14,6 +16,7 @@ pub mod actors;
 pub mod bus;
 pub mod config;
 pub mod http;
+pub mod integrations;
 pub mod model;
 pub mod projects;
 pub mod resources;

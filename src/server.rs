@@ -106,7 +106,7 @@ pub async fn build(config: &Config) -> anyhow::Result<ControlPlane> {
         Arc::clone(&bus),
         HistoryWriter::start(Arc::clone(&events)),
         SnapshotWriter::start(Arc::clone(&snapshots)),
-        clock,
+        Arc::clone(&clock),
         Timeouts { started: config.task_started_timeout, finished: config.task_finished_timeout },
     );
     let recovered = runtime.recover(snapshots.as_ref()).await.context("cannot restore sequences")?;
@@ -119,8 +119,19 @@ pub async fn build(config: &Config) -> anyhow::Result<ControlPlane> {
     let router = EventRouter::new(runtime);
     consume_bus(&router, in_process_bus.as_ref(), nats_bus.as_ref()).await?;
 
+    let integrations = Arc::new(
+        crate::integrations::Integrations::load(
+            Arc::clone(&snapshots),
+            Arc::clone(&clock),
+            config.uniform_integration_ttl,
+        )
+        .await
+        .context("cannot load integrations")?,
+    );
+    integrations.start_sweeping();
     let state = web::Data::new(AppState {
         projects,
+        integrations,
         events: Arc::clone(&events),
         router,
         token: ApiToken::new(token),

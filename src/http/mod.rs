@@ -10,6 +10,7 @@ pub mod events;
 pub mod metrics;
 pub mod resources;
 pub mod sequences;
+pub mod uniform;
 
 use std::sync::Arc;
 
@@ -22,6 +23,8 @@ use crate::projects::ProjectManager;
 /// What every handler can reach.
 pub struct AppState {
     pub projects: Arc<ProjectManager>,
+    /// Registered integrations and their logs.
+    pub integrations: Arc<crate::integrations::Integrations>,
     /// The event history behind the datastore API.
     pub events: Arc<dyn crate::store::EventStore>,
     /// Delivers events to the actors; also the way to the actor runtime.
@@ -58,7 +61,10 @@ pub fn configure(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceCon
                     .route("/v1/metadata", web::get().to(api_v1::metadata))
                     .route("/v1/event", web::post().to(events::post_event))
                     .service(
-                        web::scope("/controlPlane/v1").configure(control_plane::routes).configure(sequences::routes),
+                        web::scope("/controlPlane/v1")
+                            .configure(control_plane::routes)
+                            .configure(sequences::routes)
+                            .configure(uniform::routes),
                     )
                     .service(web::scope("/resource-service/v1").configure(resources::routes))
                     .service(web::scope("/mongodb-datastore").configure(datastore::routes)),

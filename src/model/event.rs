@@ -101,6 +101,25 @@ mod fixed_nanos {
     }
 }
 
+/// A required time as RFC 3339 with nine fraction digits; reads any RFC 3339 time (Go's zero time
+/// included).
+pub mod keptn_time_serde {
+    use chrono::{DateTime, SecondsFormat, Utc};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(time: &DateTime<Utc>, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&time.to_rfc3339_opts(SecondsFormat::Nanos, true))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<DateTime<Utc>, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        if text.is_empty() {
+            return Ok(DateTime::<Utc>::UNIX_EPOCH);
+        }
+        DateTime::parse_from_rfc3339(&text).map(|time| time.with_timezone(&Utc)).map_err(serde::de::Error::custom)
+    }
+}
+
 /// Outcome fields of a `.finished` event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {

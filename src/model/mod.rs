@@ -14,3 +14,4 @@ pub mod project;
 pub mod sequence;
 pub mod shipyard;
 pub mod slots;
+pub mod uniform;
