@@ -11,6 +11,7 @@
 //! - [`integrations`]: registered execution-plane services (uniform API) and their logs.
 //! - [`http`]: the REST API in Keptn's gateway layout, auth, metrics.
 //! - [`server`]: start-up wiring and the HTTP server.
+//! - [`sdk`]: write a Keptn execution-plane service (NATS or HTTP polling) in a few lines.
 
 pub mod actors;
 pub mod bus;
@@ -20,5 +21,6 @@ pub mod integrations;
 pub mod model;
 pub mod projects;
 pub mod resources;
+pub mod sdk;
 pub mod server;
 pub mod store;

@@ -217,3 +217,101 @@ async fn a_nats_restart_mid_sequence_loses_nothing() {
     let (status, body) = api.post("/api/v1/event", &trigger).await;
     assert_eq!(status, 200, "events are accepted again: {body}");
 }
+
+/// Two services written with `keelson::sdk`, one on NATS and one polling the HTTP API, run a sequence.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sdk_services_on_nats_and_http_run_a_sequence_together() {
+    use keelson::sdk::{Service, TaskError};
+    let nats = servers::nats();
+    let data_dir = tempfile::tempdir().unwrap();
+    let vars = [("KEELSON_NATS_URL", nats.url.clone()), ("KEELSON_API_TOKEN", TOKEN.to_owned())];
+    let keelson = spawn_keelson(data_dir.path(), &vars);
+    let api = Api { base: keelson.base.clone(), client: reqwest::Client::new() };
+    let (status, _) =
+        api.post("/api/controlPlane/v1/project", &json!({ "name": "shop", "shipyard": b64(SHIPYARD) })).await;
+    assert_eq!(status, 201);
+    for service in ["carts", "orders"] {
+        let (status, _) =
+            api.post("/api/controlPlane/v1/project/shop/service", &json!({ "serviceName": service })).await;
+        assert_eq!(status, 200);
+    }
+
+    let deployer = Service::new("sdk-deployer", "deployment")
+        .over_nats(nats.url.clone())
+        .register_with(keelson.base.clone(), TOKEN)
+        .filter(&["shop"], &[], &[])
+        .run(|task| async move { Ok(json!({ "deployment": { "deployedBy": "nats", "service": task.service() } })) });
+    let tester = Service::new("sdk-tester", "test").over_http(keelson.base.clone(), TOKEN).run(|task| async move {
+        match task.service() {
+            "orders" => Err(TaskError::new("orders tests failed")),
+            _ => Ok(json!({ "result": "warning", "test": { "deployedBy": task.data()["deployment"]["deployedBy"] } })),
+        }
+    });
+    let services = [tokio::spawn(deployer), tokio::spawn(tester)];
+    // Both are ready once registered.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while api.get("/api/controlPlane/v1/uniform/registration").await.1.as_array().map_or(0, Vec::len) < 2 {
+        assert!(Instant::now() < deadline, "the services did not register");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let mut contexts = Vec::new();
+    for service in ["carts", "orders"] {
+        let trigger = json!({
+            "type": "sh.keptn.event.dev.delivery.triggered", "source": "ci",
+            "data": { "project": "shop", "stage": "dev", "service": service },
+        });
+        let (status, body) = api.post("/api/v1/event", &trigger).await;
+        assert_eq!(status, 200, "{body}");
+        contexts.push(body["keptnContext"].as_str().unwrap().to_owned());
+    }
+    let finished = |context: String| {
+        let api = &api;
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                let (_, body) = api
+                    .get(&format!(
+                        "/api/mongodb-datastore/event?project=shop&keptnContext={context}&type=sh.keptn.event.dev.delivery.finished"
+                    ))
+                    .await;
+                if let Some(event) = body["events"].as_array().and_then(|events| events.first()) {
+                    return event.clone();
+                }
+                if Instant::now() > deadline {
+                    let (_, all) =
+                        api.get(&format!("/api/mongodb-datastore/event?project=shop&keptnContext={context}")).await;
+                    let types: Vec<&str> =
+                        all["events"].as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap()).collect();
+                    panic!("sequence {context} did not finish: {types:?}");
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    let carts = finished(contexts[0].clone()).await;
+    assert_eq!(carts["data"]["result"], "warning", "{carts}");
+    let (_, tests) = api
+        .get(&format!(
+            "/api/mongodb-datastore/event?project=shop&keptnContext={}&type=sh.keptn.event.test.finished",
+            contexts[0]
+        ))
+        .await;
+    let test_finished = &tests["events"][0];
+    assert_eq!(
+        test_finished["data"]["test"]["deployedBy"], "nats",
+        "data from the NATS service reached the HTTP one: {test_finished}"
+    );
+    let orders = finished(contexts[1].clone()).await;
+    assert_eq!(orders["data"]["result"], "fail", "{orders}");
+    assert_eq!(orders["data"]["status"], "errored", "{orders}");
+    assert_eq!(orders["data"]["message"], "orders tests failed", "{orders}");
+
+    let (_, integrations) = api.get("/api/controlPlane/v1/uniform/registration").await;
+    let mut names: Vec<&str> = integrations.as_array().unwrap().iter().map(|i| i["name"].as_str().unwrap()).collect();
+    names.sort();
+    assert_eq!(names, ["sdk-deployer", "sdk-tester"]);
+    for service in services {
+        service.abort();
+    }
+}

@@ -196,3 +196,52 @@ async fn integration_logs_are_stored_and_paged() {
         send(keelson.post("/api/controlPlane/v1/log").json(&json!({ "logs": [{ "message": "x" }] }))).await;
     assert_error(status, &body, 400);
 }
+
+/// Polling with `integrationId` returns only what that integration's subscriptions accept.
+#[actix_rt::test]
+async fn polling_honours_the_integrations_subscription_filters() {
+    let keelson = TestKeelson::start().await;
+    assert_eq!(keelson.create_project("sockshop", support::SHIPYARD).await.0, 201);
+    assert_eq!(keelson.create_service("sockshop", "carts").await.0, 200);
+    let trigger = json!({
+        "type": "sh.keptn.event.dev.delivery.triggered", "source": "ci",
+        "data": { "project": "sockshop", "stage": "dev", "service": "carts" },
+    });
+    let (status, body) = send(keelson.post("/api/v1/event").json(&trigger)).await;
+    assert_eq!(status, 200, "{body}");
+    let register = |name: &str, stages: &[&str]| {
+        let mut registration = integration(name, &[]);
+        registration["subscriptions"] = json!([{
+            "event": "sh.keptn.event.deployment.triggered",
+            "filter": { "projects": ["sockshop"], "stages": stages },
+        }]);
+        registration
+    };
+    let (_, body) = send(keelson.post(REGISTRATION).json(&register("dev-deployer", &["dev"]))).await;
+    let dev = body["id"].as_str().unwrap().to_owned();
+    let (_, body) = send(keelson.post(REGISTRATION).json(&register("prod-deployer", &["production"]))).await;
+    let prod = body["id"].as_str().unwrap().to_owned();
+    let poll = |id: String| {
+        let keelson = &keelson;
+        async move {
+            let path =
+                format!("/api/controlPlane/v1/event/triggered/sh.keptn.event.deployment.triggered?integrationId={id}");
+            send(keelson.get(&path)).await
+        }
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, body) = poll(dev.clone()).await;
+        assert_eq!(status, 200, "{body}");
+        if body["events"].as_array().unwrap().len() == 1 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the dev deployer never saw its event");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (status, body) = poll(prod).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["events"], json!([]), "a production-only integration is not offered dev work");
+    let (status, body) = poll("unknown".into()).await;
+    assert_error(status, &body, 404);
+}

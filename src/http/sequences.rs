@@ -275,6 +275,9 @@ struct TriggeredQuery {
     service: Option<String>,
     #[serde(rename = "eventID")]
     event_id: Option<String>,
+    /// Keelson extension: only events the subscriptions of this registered integration accept.
+    #[serde(rename = "integrationId")]
+    integration_id: Option<String>,
     #[serde(flatten)]
     page: PageQuery,
 }
@@ -292,6 +295,18 @@ async fn triggered_events(
             return Err(ProjectError::project_not_found(project).into());
         }
     }
+    let subscriptions = match query.integration_id.as_deref().filter(|id| !id.is_empty()) {
+        Some(id) => Some(state.integrations.subscriptions(id).await?),
+        None => None,
+    };
+    let text =
+        |event: &CloudEvent, key: &str| event.data.get(key).and_then(Value::as_str).unwrap_or_default().to_owned();
+    let subscribed = |event: &CloudEvent| {
+        subscriptions.as_ref().is_none_or(|subscriptions| {
+            let (project, stage, service) = (text(event, "project"), text(event, "stage"), text(event, "service"));
+            subscriptions.iter().any(|subscription| subscription.accepts(&event.event_type, &project, &stage, &service))
+        })
+    };
     let mut events: Vec<Arc<CloudEvent>> = state
         .router
         .runtime()
@@ -305,6 +320,7 @@ async fn triggered_events(
                 && accepts(&query.stage, event.data.get("stage").and_then(Value::as_str))
                 && accepts(&query.service, event.data.get("service").and_then(Value::as_str))
                 && accepts(&query.event_id, Some(&event.id))
+                && subscribed(event)
         })
         .collect();
     events.sort_by(|a, b| a.time.cmp(&b.time).then_with(|| a.id.cmp(&b.id)));

@@ -1,0 +1,405 @@
+//! Write a Keptn execution-plane service in a few lines: receive a task's `.triggered` events over NATS
+//! or by polling the HTTP API, and let the SDK send `.started` and `.finished`.
+//!
+//! ```no_run
+//! use keelson::sdk::{Service, TaskError};
+//! use serde_json::json;
+//!
+//! # async fn run() -> Result<(), keelson::sdk::SdkError> {
+//! Service::new("my-deployer", "deployment")
+//!     .over_http("http://127.0.0.1:8080", "my-token")
+//!     .run(|task| async move {
+//!         let image = task.data()["configurationChange"]["values"]["image"].as_str().unwrap_or("?").to_owned();
+//!         if image == "?" {
+//!             return Err(TaskError::new("no image given"));
+//!         }
+//!         Ok(json!({ "deployment": { "deploymentNames": [image] } }))
+//!     })
+//!     .await
+//! # }
+//! ```
+//!
+//! The handler's data is merged into the `.finished` event's data (`result` defaults to `pass`, and a
+//! `result` of its own wins); an error becomes a `.finished` with `status: errored`, `result: fail` and
+//! the error as `message`. With an API endpoint (always, over HTTP; with [`Service::register_with`]
+//! over NATS) the service registers as an integration and pings every few seconds.
+
+use std::collections::{HashSet, VecDeque};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt as _;
+use serde::de::DeserializeOwned;
+use serde_json::{json, Value};
+
+use crate::model::event::CloudEvent;
+use crate::model::uniform::SubscriptionFilter;
+
+/// How often the integration pings the control plane (Keptn's SDK: 5 s).
+const HEARTBEAT: Duration = Duration::from_secs(5);
+/// How often an HTTP service asks for new work (Keptn's SDK: 1 s).
+const POLL_INTERVAL: Duration = Duration::from_secs(1);
+/// Handled `.triggered` ids remembered, so a polled event still open is not handled twice.
+const REMEMBERED: usize = 10_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SdkError {
+    #[error("cannot reach nats: {0}")]
+    Nats(String),
+    #[error("control plane request failed: {0}")]
+    Http(String),
+    /// The control plane did not take the request (unreachable, or 503 before accepting): safe to retry.
+    #[error("control plane unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// A failed task: reported as `status: errored`, `result: fail`, with this message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskError(pub String);
+
+impl TaskError {
+    pub fn new(message: impl Into<String>) -> Self {
+        Self(message.into())
+    }
+}
+
+impl<E: std::fmt::Display> From<E> for TaskError {
+    fn from(error: E) -> Self {
+        Self(error.to_string())
+    }
+}
+
+/// The `.triggered` event a task handler receives.
+#[derive(Debug, Clone)]
+pub struct TriggeredEvent {
+    pub event: CloudEvent,
+    pub task: String,
+}
+
+impl TriggeredEvent {
+    fn text(&self, key: &str) -> &str {
+        self.event.data.get(key).and_then(Value::as_str).unwrap_or_default()
+    }
+
+    pub fn project(&self) -> &str {
+        self.text("project")
+    }
+
+    pub fn stage(&self) -> &str {
+        self.text("stage")
+    }
+
+    pub fn service(&self) -> &str {
+        self.text("service")
+    }
+
+    pub fn keptn_context(&self) -> &str {
+        &self.event.shkeptncontext
+    }
+
+    /// The event's `data`.
+    pub fn data(&self) -> &Value {
+        &self.event.data
+    }
+
+    /// The event's `data` as the handler's own type.
+    pub fn data_as<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        serde_json::from_value(self.event.data.clone())
+    }
+}
+
+#[derive(Clone)]
+enum Transport {
+    Nats(String),
+    Http,
+}
+
+#[derive(Clone)]
+struct Api {
+    endpoint: String,
+    token: String,
+    client: reqwest::Client,
+}
+
+impl Api {
+    fn url(&self, path: &str) -> String {
+        format!("{}/api{path}", self.endpoint.trim_end_matches('/'))
+    }
+
+    async fn send(&self, request: reqwest::RequestBuilder) -> Result<Value, SdkError> {
+        let response =
+            request.header("x-token", &self.token).send().await.map_err(|e| SdkError::Unavailable(e.to_string()))?;
+        let status = response.status();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        if status.is_success() {
+            return Ok(body);
+        }
+        let message = format!("{status}: {}", body["message"].as_str().unwrap_or_default());
+        if status == reqwest::StatusCode::SERVICE_UNAVAILABLE
+            && body["message"].as_str().is_some_and(|text| text.starts_with("event not accepted"))
+        {
+            return Err(SdkError::Unavailable(message));
+        }
+        Err(SdkError::Http(message))
+    }
+}
+
+/// An execution-plane service handling one task.
+pub struct Service {
+    name: String,
+    task: String,
+    transport: Transport,
+    api: Option<Api>,
+    filter: SubscriptionFilter,
+}
+
+impl Service {
+    /// A service called `name` that handles `sh.keptn.event.<task>.triggered`.
+    pub fn new(name: impl Into<String>, task: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            task: task.into(),
+            transport: Transport::Http,
+            api: None,
+            filter: SubscriptionFilter::default(),
+        }
+    }
+
+    /// Receives and sends events over NATS (a queue group named after the service).
+    pub fn over_nats(mut self, url: impl Into<String>) -> Self {
+        self.transport = Transport::Nats(url.into());
+        self
+    }
+
+    /// Polls the control plane's API for work and sends events to it (a remote execution plane).
+    pub fn over_http(mut self, endpoint: impl Into<String>, token: impl Into<String>) -> Self {
+        self.transport = Transport::Http;
+        self.register_with(endpoint, token)
+    }
+
+    /// Registers with the control plane's API as an integration (and pings it).
+    pub fn register_with(mut self, endpoint: impl Into<String>, token: impl Into<String>) -> Self {
+        self.api = Some(Api { endpoint: endpoint.into(), token: token.into(), client: reqwest::Client::new() });
+        self
+    }
+
+    /// Handles only events of these projects, stages and services (empty: any).
+    pub fn filter(mut self, projects: &[&str], stages: &[&str], services: &[&str]) -> Self {
+        let owned = |values: &[&str]| values.iter().map(|value| (*value).to_owned()).collect();
+        self.filter =
+            SubscriptionFilter { projects: owned(projects), stages: owned(stages), services: owned(services) };
+        self
+    }
+
+    fn triggered_type(&self) -> String {
+        format!("sh.keptn.event.{}.triggered", self.task)
+    }
+
+    /// Runs the service until an unrecoverable error: each `.triggered` event is answered with
+    /// `.started`, then `handler` runs, then `.finished` reports its outcome.
+    pub async fn run<H, F>(self, handler: H) -> Result<(), SdkError>
+    where
+        H: Fn(TriggeredEvent) -> F + Send + Sync + 'static,
+        F: Future<Output = Result<Value, TaskError>> + Send + 'static,
+    {
+        // Subscribed before registering: once the integration is listed, it receives events.
+        let (nats, subscription) = match &self.transport {
+            Transport::Nats(url) => {
+                let client = async_nats::connect(url.as_str()).await.map_err(|e| SdkError::Nats(e.to_string()))?;
+                let subscription = client
+                    .queue_subscribe(self.triggered_type(), self.name.clone())
+                    .await
+                    .map_err(|e| SdkError::Nats(e.to_string()))?;
+                client.flush().await.map_err(|e| SdkError::Nats(e.to_string()))?;
+                (Some(client), Some(subscription))
+            }
+            Transport::Http => (None, None),
+        };
+        let integration_id = match &self.api {
+            Some(api) => Some(self.register(api).await?),
+            None => None,
+        };
+        let sender = Sender { name: self.name.clone(), nats, api: self.api.clone() };
+        let handler = Arc::new(handler);
+        let service = self;
+        let task = service.task.clone();
+        let handle = move |event: CloudEvent| {
+            let (sender, handler, task) = (sender.clone(), Arc::clone(&handler), task.clone());
+            tokio::spawn(async move { sender.handle(TriggeredEvent { event, task }, handler.as_ref()).await });
+        };
+        match subscription {
+            Some(mut messages) => {
+                while let Some(message) = messages.next().await {
+                    let Ok(event) = serde_json::from_slice::<CloudEvent>(&message.payload) else { continue };
+                    if service.wants(&event) {
+                        handle(event);
+                    }
+                }
+                Err(SdkError::Nats("subscription ended".into()))
+            }
+            None => {
+                let api = service.api.clone().expect("an HTTP service has an API endpoint");
+                let mut handled = Remembered::default();
+                loop {
+                    let mut path =
+                        format!("/controlPlane/v1/event/triggered/{}?pageSize=100", service.triggered_type());
+                    if let Some(id) = &integration_id {
+                        path.push_str(&format!("&integrationId={id}"));
+                    }
+                    match api.send(api.client.get(api.url(&path))).await {
+                        Ok(body) => {
+                            for event in body["events"].as_array().cloned().unwrap_or_default() {
+                                let Ok(event) = serde_json::from_value::<CloudEvent>(event) else { continue };
+                                if service.wants(&event) && handled.insert(&event.id) {
+                                    handle(event);
+                                }
+                            }
+                        }
+                        Err(error) => tracing::warn!(%error, "polling for work failed; retrying"),
+                    }
+                    tokio::time::sleep(POLL_INTERVAL).await;
+                }
+            }
+        }
+    }
+
+    fn wants(&self, event: &CloudEvent) -> bool {
+        let text = |key: &str| event.data.get(key).and_then(Value::as_str).unwrap_or_default();
+        let listed = |values: &Vec<String>, value: &str| values.is_empty() || values.iter().any(|item| item == value);
+        event.event_type == self.triggered_type()
+            && listed(&self.filter.projects, text("project"))
+            && listed(&self.filter.stages, text("stage"))
+            && listed(&self.filter.services, text("service"))
+    }
+
+    /// Registers the integration and keeps it alive with pings; returns its id.
+    async fn register(&self, api: &Api) -> Result<String, SdkError> {
+        let hostname = std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".to_owned());
+        let registration = json!({
+            "name": self.name,
+            "metadata": {
+                "hostname": hostname, "integrationversion": env!("CARGO_PKG_VERSION"),
+                "distributorversion": format!("keelson-sdk-{}", env!("CARGO_PKG_VERSION")),
+                "location": match self.transport { Transport::Nats(_) => "control-plane", Transport::Http => "remote-execution-plane" },
+                "kubernetesmetadata": { "namespace": "keelson", "podname": hostname, "deploymentname": self.name },
+            },
+            "subscriptions": [{ "event": self.triggered_type(), "filter": self.filter }],
+        });
+        let body =
+            api.send(api.client.post(api.url("/controlPlane/v1/uniform/registration")).json(&registration)).await?;
+        let id = body["id"].as_str().unwrap_or_default().to_owned();
+        let (api, ping_id) = (api.clone(), id.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(HEARTBEAT).await;
+                let url = api.url(&format!("/controlPlane/v1/uniform/registration/{ping_id}/ping"));
+                if let Err(error) = api.send(api.client.put(url)).await {
+                    tracing::warn!(%error, "integration ping failed");
+                }
+            }
+        });
+        Ok(id)
+    }
+}
+
+/// Ids seen recently, bounded.
+#[derive(Default)]
+struct Remembered {
+    set: HashSet<String>,
+    order: VecDeque<String>,
+}
+
+impl Remembered {
+    /// False when `id` was seen already.
+    fn insert(&mut self, id: &str) -> bool {
+        if !self.set.insert(id.to_owned()) {
+            return false;
+        }
+        self.order.push_back(id.to_owned());
+        if self.order.len() > REMEMBERED {
+            if let Some(oldest) = self.order.pop_front() {
+                self.set.remove(&oldest);
+            }
+        }
+        true
+    }
+}
+
+/// Sends a service's `.started` and `.finished` events.
+#[derive(Clone)]
+struct Sender {
+    name: String,
+    nats: Option<async_nats::Client>,
+    api: Option<Api>,
+}
+
+impl Sender {
+    async fn handle<H, F>(&self, triggered: TriggeredEvent, handler: &H)
+    where
+        H: Fn(TriggeredEvent) -> F,
+        F: Future<Output = Result<Value, TaskError>>,
+    {
+        let started = self.answer(&triggered, "started", json!({}));
+        if let Err(error) = self.send(started).await {
+            tracing::warn!(%error, "cannot send .started");
+        }
+        let outcome = match handler(triggered.clone()).await {
+            Ok(data) => {
+                let mut fields = json!({ "status": "succeeded", "result": "pass" });
+                crate::model::payload::merge(&mut fields, &data);
+                fields
+            }
+            Err(TaskError(message)) => json!({ "status": "errored", "result": "fail", "message": message }),
+        };
+        let finished = self.answer(&triggered, "finished", outcome);
+        if let Err(error) = self.send(finished).await {
+            tracing::warn!(%error, "cannot send .finished");
+        }
+    }
+
+    fn answer(&self, triggered: &TriggeredEvent, kind: &str, extra: Value) -> CloudEvent {
+        let source = &triggered.event.data;
+        let mut data = json!({ "project": source["project"], "stage": source["stage"], "service": source["service"] });
+        if let Some(labels) = source.get("labels").filter(|labels| !labels.is_null()) {
+            data["labels"] = labels.clone();
+        }
+        crate::model::payload::merge(&mut data, &extra);
+        let mut event = CloudEvent::emitted(
+            &format!("sh.keptn.event.{}.{kind}", triggered.task),
+            uuid::Uuid::new_v4().to_string(),
+            triggered.event.shkeptncontext.clone(),
+            chrono::Utc::now(),
+            data,
+        );
+        event.source = self.name.clone();
+        event.triggeredid = Some(triggered.event.id.clone());
+        event.gitcommitid = triggered.event.gitcommitid.clone();
+        event
+    }
+
+    async fn send(&self, event: CloudEvent) -> Result<(), SdkError> {
+        if let Some(client) = &self.nats {
+            let payload = serde_json::to_vec(&event).expect("a CloudEvent always serialises");
+            return client
+                .publish(event.event_type.clone(), payload.into())
+                .await
+                .map_err(|e| SdkError::Nats(e.to_string()));
+        }
+        let api = self.api.as_ref().expect("a service sends over NATS or HTTP");
+        // Sent again only when it was not taken (unreachable, or refused before accepting): the API
+        // gives every event a new id, so resending a taken one would double it.
+        let mut attempt = 0;
+        loop {
+            match api.send(api.client.post(api.url("/v1/event")).json(&event)).await {
+                Ok(_) => return Ok(()),
+                Err(error @ SdkError::Unavailable(_)) if attempt < 30 => {
+                    attempt += 1;
+                    tracing::debug!(%error, "sending an event failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Err(error) => return Err(error),
+            }
+        }
+    }
+}
