@@ -6,6 +6,7 @@
 //! `Supervisor`; a panic while applying an input is caught at the actor boundary, the state from before
 //! the input is restored, and the actor restarts from it, so one bad input affects one execution only.
 
+pub mod lanes;
 pub mod project;
 pub mod recovery;
 pub mod registry;

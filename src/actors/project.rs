@@ -77,6 +77,11 @@ pub enum ControlError {
 #[rtype(result = "()")]
 pub struct ProjectDeleted;
 
+/// Fault injection for tests of backpressure: the project actor handles nothing else for this long.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Freeze(pub std::time::Duration);
+
 /// Sends a command to one running execution (fault injection and tests).
 #[derive(Message)]
 #[rtype(result = "bool")]
@@ -511,5 +516,13 @@ impl Handler<SendToExecution> for ProjectActor {
             }
             None => false,
         }
+    }
+}
+
+impl Handler<Freeze> for ProjectActor {
+    type Result = ();
+
+    fn handle(&mut self, message: Freeze, ctx: &mut Context<Self>) {
+        ctx.wait(tokio::time::sleep(message.0).into_actor(self));
     }
 }

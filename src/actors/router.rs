@@ -3,11 +3,10 @@
 
 use std::sync::Arc;
 
-use actix::dev::SendError;
-use actix::{Addr, Handler, Message};
-
-use super::project::SequenceTriggered;
 use tokio::sync::oneshot;
+
+use super::lanes::{Delivery, Lanes};
+use super::project::SequenceTriggered;
 
 use super::sequence::{Apply, Command};
 use super::Runtime;
@@ -18,11 +17,20 @@ use crate::store::history::Stored;
 #[derive(Clone)]
 pub struct EventRouter {
     runtime: Arc<Runtime>,
+    lanes: Arc<Lanes>,
+}
+
+/// What to do when the target project's lane is full.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum WhenFull {
+    Wait,
+    /// Give up and report it (the caller can have the event redelivered later).
+    GiveBack,
 }
 
 impl EventRouter {
     pub fn new(runtime: Arc<Runtime>) -> Self {
-        Self { runtime }
+        Self { runtime, lanes: Arc::default() }
     }
 
     pub fn runtime(&self) -> &Arc<Runtime> {
@@ -31,16 +39,35 @@ impl EventRouter {
 
     /// Records `event` and delivers it; waits only while the target's mailbox is full.
     pub async fn route(&self, event: Arc<CloudEvent>) {
-        self.route_inner(event, false).await;
+        self.route_inner(event, false, WhenFull::Wait).await;
     }
 
     /// Like [`route`](Self::route), with a receipt that tells when the event is in the history and its
     /// effect on the actor's state is durable.
     pub async fn route_acked(&self, event: Arc<CloudEvent>) -> Receipt {
-        self.route_inner(event, true).await
+        self.route_inner(event, true, WhenFull::Wait).await
     }
 
-    async fn route_inner(&self, event: Arc<CloudEvent>, acked: bool) -> Receipt {
+    /// Like [`route_acked`](Self::route_acked), but never waits for a busy project: the receipt says
+    /// [`Receipt::busy`] instead, and the event was not delivered.
+    pub async fn route_or_give_back(&self, event: Arc<CloudEvent>) -> Receipt {
+        self.route_inner(event, true, WhenFull::GiveBack).await
+    }
+
+    async fn deliver(&self, project: &str, delivery: Delivery, when_full: WhenFull, receipt: &mut Receipt) {
+        match when_full {
+            WhenFull::Wait => self.lanes.deliver_waiting(project, delivery).await,
+            WhenFull::GiveBack => {
+                if self.lanes.deliver(project, delivery).is_err() {
+                    metrics::counter!("keelson_lane_full_total").increment(1);
+                    receipt.busy = true;
+                    receipt.applied = None;
+                }
+            }
+        }
+    }
+
+    async fn route_inner(&self, event: Arc<CloudEvent>, acked: bool, when_full: WhenFull) -> Receipt {
         let mut receipt = Receipt::default();
         // The control plane stored its own events when it emitted them.
         if event.source != CONTROL_PLANE_SOURCE {
@@ -65,18 +92,30 @@ impl EventRouter {
                     return receipt;
                 };
                 let ack = ack();
-                deliver(&address, SequenceTriggered { event, ack }).await;
+                let project = project.to_owned();
+                self.deliver(
+                    &project,
+                    Delivery::Trigger(address, SequenceTriggered { event, ack }),
+                    when_full,
+                    &mut receipt,
+                )
+                .await;
             }
             EventType::Task { kind: event_type::STARTED | event_type::FINISHED, .. } => {
                 let Some(triggered_id) = event.triggeredid.as_deref() else { return receipt };
-                let Some(open) =
-                    self.runtime.registry.open_tasks.get(triggered_id).map(|entry| entry.execution.clone())
+                let Some((open, project)) = self
+                    .runtime
+                    .registry
+                    .open_tasks
+                    .get(triggered_id)
+                    .map(|entry| (entry.execution.clone(), entry.project.clone()))
                 else {
                     tracing::debug!(triggered_id, "event for no open task ignored");
                     return receipt;
                 };
                 let ack = ack();
-                deliver(&open, Apply { command: Command::TaskEvent(event), ack }).await;
+                let delivery = Delivery::Task(open, Apply { command: Command::TaskEvent(event), ack });
+                self.deliver(&project, delivery, when_full, &mut receipt).await;
             }
             _ => {}
         }
@@ -89,9 +128,15 @@ impl EventRouter {
 pub struct Receipt {
     stored: Option<Stored>,
     applied: Option<oneshot::Receiver<()>>,
+    busy: bool,
 }
 
 impl Receipt {
+    /// The target project's lane was full and the event was not delivered.
+    pub fn busy(&self) -> bool {
+        self.busy
+    }
+
     /// Waits until the event is in the history and the actor's resulting state is durable; false when
     /// the handling actor stopped first (the input was not applied).
     pub async fn durable(self) -> bool {
@@ -107,26 +152,11 @@ impl Receipt {
     }
 }
 
-/// `try_send` first (no waiting while there is room), `send().await` when the mailbox is full.
-async fn deliver<A, M>(address: &Addr<A>, message: M)
-where
-    A: actix::Actor<Context = actix::Context<A>> + Handler<M>,
-    M: Message<Result = ()> + Send + 'static,
-{
-    match address.try_send(message) {
-        Ok(()) => {}
-        Err(SendError::Full(message)) => {
-            // A full mailbox: count it (mailbox pressure) and wait for room.
-            metrics::counter!("keelson_mailbox_full_total", "actor" => std::any::type_name::<A>().rsplit("::").next().unwrap_or("actor")).increment(1);
-            let _ = address.send(message).await;
-        }
-        Err(SendError::Closed(_)) => tracing::debug!("event for a stopped actor dropped"),
-    }
-}
-
 /// Largest event taken from the bus; larger messages (possible only with a raised NATS `max_payload`)
 /// are dropped as poison rather than held in memory.
 pub const MAX_BUS_EVENT_BYTES: usize = 4 * 1024 * 1024;
+/// When an event's project is backed up, NATS redelivers it after this long.
+const BUSY_REDELIVERY: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Feeds the control plane's durable JetStream consumer to the router. Each event is acknowledged once
 /// it is in the history and its effect is stored; until then NATS keeps it (and redelivers it after the
@@ -168,7 +198,14 @@ async fn handle_message(message: async_nats::jetstream::Message, router: &EventR
         acknowledge(&message).await;
         return;
     }
-    let receipt = router.route_acked(Arc::new(event)).await;
+    let receipt = router.route_or_give_back(Arc::new(event)).await;
+    if receipt.busy() {
+        // Its project is backed up: NATS delivers it again shortly, while other projects carry on.
+        if let Err(error) = message.ack_with(async_nats::jetstream::AckKind::Nak(Some(BUSY_REDELIVERY))).await {
+            tracing::debug!(%error, "could not hand a message back to jetstream");
+        }
+        return;
+    }
     tokio::spawn(async move {
         if receipt.durable().await {
             acknowledge(&message).await;

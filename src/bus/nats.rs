@@ -22,7 +22,7 @@ pub const CONSUMER: &str = "keelson-control-plane";
 /// Events handed to the control plane and not yet acknowledged, before NATS stops delivering more.
 const MAX_ACK_PENDING: i64 = 16_384;
 /// An unacknowledged event is delivered again after this long.
-const ACK_WAIT: Duration = Duration::from_secs(30);
+const ACK_WAIT: Duration = Duration::from_secs(10);
 /// How long the stream keeps an event nobody acknowledged.
 const MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
 
