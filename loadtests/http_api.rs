@@ -161,7 +161,7 @@ async fn seed(client: &reqwest::Client, base: &str) {
 #[actix_rt::main]
 async fn main() {
     let options = options();
-    let (server, _data_dir, base) = common::start_keelson_on(None, None).await;
+    let (server, _data_dir, base) = common::start_keelson(|_| {}).await;
     let base = Arc::new(base);
     seed(&reqwest::Client::new(), &base).await;
 

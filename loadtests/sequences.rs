@@ -119,10 +119,14 @@ async fn main() {
         }
         None => None,
     };
-    let (server, _data_dir, base) = common::start_keelson_on(
-        backends.as_ref().map(|b| b.redis_url.as_str()),
-        backends.as_ref().filter(|_| options.servers).map(|b| b.mongodb_url.as_str()),
-    )
+    let (server, _data_dir, base) = common::start_keelson(|config| {
+        if let Some(backends) = &backends {
+            config.redis_url = Some(backends.redis_url.parse().unwrap());
+            if options.servers {
+                config.mongodb_url = Some(backends.mongodb_url.clone());
+            }
+        }
+    })
     .await;
     let client = reqwest::Client::new();
     let created = client

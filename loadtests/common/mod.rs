@@ -5,22 +5,20 @@ use std::time::Duration;
 /// The API token of load-test servers.
 pub const TOKEN: &str = "loadtest-token";
 
-/// A Keelson in a temporary data dir (keep the `TempDir` alive while it runs), with Redis snapshots
-/// and/or a MongoDB-compatible history where URLs are given, embedded stores otherwise.
-pub async fn start_keelson_on(
-    redis_url: Option<&str>,
-    mongodb_url: Option<&str>,
+/// A Keelson in a temporary data dir (keep the `TempDir` alive while it runs), on the embedded stores
+/// unless `adjust` configures servers.
+pub async fn start_keelson(
+    adjust: impl FnOnce(&mut keelson::config::Config),
 ) -> (keelson::server::RunningServer, tempfile::TempDir, String) {
     let data_dir = tempfile::tempdir().unwrap();
-    let config = keelson::config::Config {
+    let mut config = keelson::config::Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         data_dir: data_dir.path().to_owned(),
         api_token: Some(TOKEN.to_owned()),
         log: "warn".to_owned(),
-        redis_url: redis_url.map(|url| url.parse().unwrap()),
-        mongodb_url: mongodb_url.map(str::to_owned),
         ..Default::default()
     };
+    adjust(&mut config);
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let server = keelson::server::start(&config, listener).await.expect("keelson starts");
     let base = format!("http://{}", server.addr);
