@@ -1,7 +1,7 @@
 //! Sequence orchestration over NATS, next to the raw NATS round-trip rate on the same machine.
 //!
 //! Starts a JetStream-enabled `nats-server` on a free loopback port, measures the raw request/reply rate
-//! between two NATS clients (one request at a time, and `--sequences`-many concurrent requesters), then
+//! between two NATS clients (one request at a time, and as many in flight as sequences run at once), then
 //! starts Keelson on that server and runs `--sequences` three-task sequences over `--services` services,
 //! answered by executors that are separate NATS clients (`sh.keptn.event.*.triggered` in a queue group,
 //! `.started` and `.finished` published back). Reports task transitions per second and the dispatch
@@ -150,7 +150,8 @@ async fn main() {
     let options = options();
     let nats = start_nats();
     let sequential = raw_round_trips(&nats.url, 1).await;
-    let concurrent = raw_round_trips(&nats.url, options.sequences.min(1024)).await;
+    // As many requests in flight as sequences run at once (one per service).
+    let concurrent = raw_round_trips(&nats.url, options.services).await;
 
     let url = nats.url.clone();
     let (server, _data_dir, base) = common::start_keelson(|config| config.nats_url = Some(url.parse().unwrap())).await;
@@ -246,7 +247,7 @@ async fn main() {
     );
     println!(
         "raw nats request/reply between two clients (same run): {sequential:.0}/s one at a time, {concurrent:.0}/s with {} in flight",
-        options.sequences.min(1024)
+        options.services
     );
     println!("sequences: {} over {} services", options.sequences, options.services);
     println!("task transitions: {tasks} in {elapsed:.2?} = {transitions:.0}/s");
