@@ -17,6 +17,19 @@ use crate::model::event::CloudEvent;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// The JetStream stream holding every Keptn event until the control plane has handled it.
 pub const STREAM: &str = "keptn";
+/// What the stream keeps: the events the control plane acts on or stores as they come in from others —
+/// task `.started`/`.finished`/`.invalidated`/`.configure` (5 tokens), sequence triggers (6 tokens)
+/// and logs. Left out are what only the control plane itself emits (task `.triggered`, sequence
+/// `.started`/`.finished`, lifecycle events): storing them in the stream would only make NATS deliver
+/// them back to be ignored.
+pub const STREAM_SUBJECTS: &[&str] = &[
+    "sh.keptn.event.*.started",
+    "sh.keptn.event.*.finished",
+    "sh.keptn.event.*.invalidated",
+    "sh.keptn.event.*.configure",
+    "sh.keptn.event.*.*.triggered",
+    "sh.keptn.log.>",
+];
 /// The control plane's durable consumer of [`STREAM`].
 pub const CONSUMER: &str = "keelson-control-plane";
 /// Events handed to the control plane and not yet acknowledged, before NATS stops delivering more.
@@ -64,7 +77,7 @@ impl NatsBus {
         let stream = context
             .get_or_create_stream(jetstream::stream::Config {
                 name: STREAM.to_owned(),
-                subjects: vec!["sh.keptn.>".to_owned()],
+                subjects: STREAM_SUBJECTS.iter().map(|subject| (*subject).to_owned()).collect(),
                 // Kept until every consumer (here: the control plane) has acknowledged it.
                 retention: RetentionPolicy::Interest,
                 max_age: MAX_AGE,
