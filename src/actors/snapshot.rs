@@ -9,8 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::model::event::CloudEvent;
 use crate::model::sequence::Execution;
 
-/// Version of the records this release writes.
-pub const SCHEMA_VERSION: u32 = 1;
+pub use crate::store::versioned::SCHEMA_VERSION;
 /// Prefix of every execution record: `execution/<project>/<execution id>`.
 pub const EXECUTION_PREFIX: &str = "execution/";
 /// Prefix of every project's control record: `sequence-control/<project>`.
@@ -66,21 +65,14 @@ impl ExecutionRecordRef<'_> {
 /// Reads a stored execution; refuses records of a newer schema rather than misreading them.
 pub fn decode_execution(bytes: &[u8]) -> Result<ExecutionRecord, String> {
     let record: ExecutionRecord = serde_json::from_slice(bytes).map_err(|error| error.to_string())?;
-    check_version(record.schema_version)?;
+    crate::store::versioned::check(record.schema_version)?;
     Ok(record)
 }
 
 pub fn decode_control(bytes: &[u8]) -> Result<ControlRecord, String> {
     let record: ControlRecord = serde_json::from_slice(bytes).map_err(|error| error.to_string())?;
-    check_version(record.schema_version)?;
+    crate::store::versioned::check(record.schema_version)?;
     Ok(record)
-}
-
-fn check_version(version: u32) -> Result<(), String> {
-    if version == 0 || version > SCHEMA_VERSION {
-        return Err(format!("schemaVersion {version} is not readable by this release (reads 1..={SCHEMA_VERSION})"));
-    }
-    Ok(())
 }
 
 #[cfg(test)]

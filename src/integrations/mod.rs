@@ -14,7 +14,13 @@ use tokio::sync::Mutex;
 
 use crate::model::clock::Clock;
 use crate::model::uniform::{EventSubscription, Integration, IntegrationQuery, LogEntry};
-use crate::store::SnapshotStore;
+use crate::store::{versioned, SnapshotStore};
+
+/// An integration's log entries as stored.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredLogs {
+    logs: Vec<LogEntry>,
+}
 
 const INTEGRATION_PREFIX: &str = "integration/";
 const LOG_PREFIX: &str = "integration-log/";
@@ -67,7 +73,7 @@ impl Integrations {
     ) -> crate::store::Result<Self> {
         let mut entries = HashMap::new();
         for (key, bytes) in store.scan_prefix(INTEGRATION_PREFIX).await? {
-            match serde_json::from_slice::<Integration>(&bytes) {
+            match versioned::decode::<Integration>(&bytes) {
                 Ok(integration) => {
                     entries.insert(integration.id.clone(), integration);
                 }
@@ -76,9 +82,9 @@ impl Integrations {
         }
         let mut logs = HashMap::new();
         for (key, bytes) in store.scan_prefix(LOG_PREFIX).await? {
-            match serde_json::from_slice::<Vec<LogEntry>>(&bytes) {
-                Ok(entries) => {
-                    logs.insert(key[LOG_PREFIX.len()..].to_owned(), entries);
+            match versioned::decode::<StoredLogs>(&bytes) {
+                Ok(stored) => {
+                    logs.insert(key[LOG_PREFIX.len()..].to_owned(), stored.logs);
                 }
                 Err(error) => tracing::error!(key, %error, "stored integration logs cannot be read; ignored"),
             }
@@ -91,7 +97,7 @@ impl Integrations {
     }
 
     async fn save(&self, integration: &Integration) -> Result<()> {
-        let bytes = serde_json::to_vec(integration).expect("an integration always serialises");
+        let bytes = versioned::encode(integration);
         self.store.put(&format!("{INTEGRATION_PREFIX}{}", integration.id), bytes).await?;
         Ok(())
     }
@@ -261,7 +267,7 @@ impl Integrations {
             list.sort_by_key(|entry| entry.time);
             let excess = list.len().saturating_sub(LOGS_PER_INTEGRATION);
             list.drain(..excess);
-            let bytes = serde_json::to_vec(&*list).expect("log entries always serialise");
+            let bytes = versioned::encode(&StoredLogs { logs: list.clone() });
             self.store.put(&format!("{LOG_PREFIX}{integration}"), bytes).await?;
         }
         Ok(())

@@ -91,8 +91,8 @@ impl ProjectManager {
     /// repositories without a record to `lost+found`.
     pub async fn load(&self) -> Result<usize, ProjectError> {
         for (key, value) in self.snapshots.scan_prefix(RECORD_PREFIX).await? {
-            let record: ProjectRecord = serde_json::from_slice(&value)
-                .map_err(|e| ProjectError::Internal(format!("stored project '{key}' is corrupt: {e}")))?;
+            let record: ProjectRecord = crate::store::versioned::decode(&value)
+                .map_err(|e| ProjectError::Internal(format!("stored project '{key}' cannot be read: {e}")))?;
             self.cache(record);
         }
         for (key, value) in self.snapshots.scan_prefix(CREDENTIALS_PREFIX).await? {
@@ -102,8 +102,9 @@ impl ProjectManager {
                 self.snapshots.delete(&key).await?;
                 continue;
             }
-            let credentials: GitCredentials = serde_json::from_slice(&value)
-                .map_err(|e| ProjectError::Internal(format!("stored credentials of '{project}' are corrupt: {e}")))?;
+            let credentials: GitCredentials = crate::store::versioned::decode(&value).map_err(|e| {
+                ProjectError::Internal(format!("stored credentials of '{project}' cannot be read: {e}"))
+            })?;
             self.repos.restore_upstream(project, Some(credentials)).await.map_err(ProjectError::from_resource)?;
         }
         self.sweep_repositories().await;
@@ -205,13 +206,13 @@ impl ProjectManager {
     }
 
     async fn store_record(&self, record: &ProjectRecord) -> Result<(), ProjectError> {
-        let bytes = serde_json::to_vec(record).map_err(|e| ProjectError::Internal(e.to_string()))?;
+        let bytes = crate::store::versioned::encode(record);
         self.snapshots.put(&format!("{RECORD_PREFIX}{}", record.name), bytes).await?;
         Ok(())
     }
 
     async fn store_credentials(&self, project: &str, credentials: &GitCredentials) -> Result<(), ProjectError> {
-        let bytes = serde_json::to_vec(credentials).map_err(|e| ProjectError::Internal(e.to_string()))?;
+        let bytes = crate::store::versioned::encode(credentials);
         self.snapshots.put(&format!("{CREDENTIALS_PREFIX}{project}"), bytes).await?;
         Ok(())
     }

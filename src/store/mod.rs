@@ -12,6 +12,7 @@ pub mod query;
 pub mod redis;
 pub mod snapshots;
 pub mod sqlite;
+pub mod versioned;
 
 use std::sync::Arc;
 
