@@ -105,6 +105,7 @@ impl Lanes {
             Ok(()) => Ok(()),
             Err(mpsc::error::TrySendError::Full(delivery)) | Err(mpsc::error::TrySendError::Closed(delivery)) => {
                 pending.fetch_sub(1, Ordering::AcqRel);
+                metrics::counter!("keelson_lane_full_total").increment(1);
                 Err(delivery)
             }
         }
@@ -113,7 +114,6 @@ impl Lanes {
     /// Like [`Lanes::deliver`], waiting for room in a full lane.
     pub async fn deliver_waiting(&self, project: &str, delivery: Delivery) {
         let Err(delivery) = self.deliver(project, delivery) else { return };
-        metrics::counter!("keelson_lane_full_total").increment(1);
         let (sender, pending) = self.lane(project);
         pending.fetch_add(1, Ordering::AcqRel);
         if sender.send(delivery).await.is_err() {

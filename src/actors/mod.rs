@@ -89,11 +89,6 @@ impl Runtime {
         Some(address)
     }
 
-    /// Stores `event` in the history and publishes it on the bus.
-    pub async fn publish(&self, event: Arc<CloudEvent>) {
-        self.publish_all(std::slice::from_ref(&event)).await;
-    }
-
     /// Queues `events` for the history and publishes them on the bus, in order; the receiver resolves
     /// once the history holds all of them (`None` for no events).
     pub async fn publish_all(&self, events: &[Arc<CloudEvent>]) -> Option<Stored> {

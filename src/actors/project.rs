@@ -339,15 +339,7 @@ impl ProjectActor {
         paused.sort();
         let record = ControlRecord { schema_version: SCHEMA_VERSION, paused };
         let bytes = serde_json::to_vec(&record).expect("pause flags always serialise");
-        let snapshots = self.runtime.snapshots.clone();
-        let queued = snapshots.try_queue(control_key(&self.name), Some(bytes));
-        async move {
-            let persisted = match queued {
-                Ok(persisted) => persisted,
-                Err((key, value)) => snapshots.queue_waiting(key, value).await,
-            };
-            let _ = persisted.await;
-        }
+        self.runtime.snapshots.queue_in_order(control_key(&self.name), Some(bytes)).durable()
     }
 
     /// Clears pause flags. A context-wide resume clears every flag of the context; resuming one stage of

@@ -59,7 +59,6 @@ impl EventRouter {
             WhenFull::Wait => self.lanes.deliver_waiting(project, delivery).await,
             WhenFull::GiveBack => {
                 if self.lanes.deliver(project, delivery).is_err() {
-                    metrics::counter!("keelson_lane_full_total").increment(1);
                     receipt.busy = true;
                     receipt.applied = None;
                 }

@@ -17,6 +17,7 @@ use super::stage::{SlotRelease, SlotRequest, StageActor};
 use super::{guarded, Runtime};
 use crate::model::event::CloudEvent;
 use crate::model::sequence::{Applied, Effect, Execution, Input};
+use crate::store::snapshots::Queued;
 
 /// Mailbox capacity: an execution gets a handful of messages per task (executor events, slot grants,
 /// control commands); 64 absorbs many executors answering at once.
@@ -80,9 +81,8 @@ pub struct SequenceActor {
     outbox_dropped: u64,
     /// Ended with `triggeredOn` followers the project has not started yet.
     chain_pending: bool,
-    /// The stored record is older than the state (only by bookkeeping: a shorter outbox, a finished
-    /// chain); a flush is scheduled unless the next step writes first.
-    stale_record: bool,
+    /// Set while the stored record is older than the state only by bookkeeping (a shorter outbox, a
+    /// finished chain): the scheduled write of it, cancelled when a step writes first.
     flush: Option<SpawnHandle>,
     /// The single armed timer (see `Effect::WakeAt`).
     timer: Option<SpawnHandle>,
@@ -92,9 +92,18 @@ pub struct SequenceActor {
     completed_at: Option<Instant>,
 }
 
+/// What a step does to the execution's stored record.
+enum RecordWrite {
+    Put(Vec<u8>),
+    /// The project was deleted.
+    Delete,
+    /// Already stored (a restored execution).
+    Unchanged,
+}
+
 /// What one step hands to the asynchronous part: persist, acknowledge, publish, report.
 struct Delivery {
-    record: Option<Vec<u8>>,
+    record: RecordWrite,
     ack: Option<Ack>,
     publish: Vec<Arc<CloudEvent>>,
     release_slot: bool,
@@ -119,7 +128,6 @@ impl SequenceActor {
             outbox_appended: 0,
             outbox_dropped: 0,
             chain_pending: false,
-            stale_record: false,
             flush: None,
             timer: None,
             open_task_id: None,
@@ -193,7 +201,8 @@ impl SequenceActor {
     }
 
     fn perform(&mut self, effects: Vec<Effect>, ack: Option<Ack>, ctx: &mut Context<Self>) {
-        let mut delivery = Delivery { record: None, ack, publish: Vec::new(), release_slot: false, ended: None };
+        let mut delivery =
+            Delivery { record: RecordWrite::Unchanged, ack, publish: Vec::new(), release_slot: false, ended: None };
         for effect in effects {
             match effect {
                 Effect::Publish(event) => delivery.publish.push(event),
@@ -229,14 +238,14 @@ impl SequenceActor {
         self.sync_open_task(ctx);
         self.outbox.extend(delivery.publish.iter().cloned());
         self.outbox_appended += delivery.publish.len() as u64;
-        delivery.record = project_exists.then(|| self.encode_current(ctx));
-        self.deliver(delivery, project_exists, ctx);
+        delivery.record = if project_exists { RecordWrite::Put(self.encode_current(ctx)) } else { RecordWrite::Delete };
+        self.deliver(delivery, ctx);
     }
 
     /// Persists (or, for a deleted project, removes) the state, then acknowledges, publishes and reports.
     /// Runs with the mailbox blocked: this execution's events leave in order, and a slow store or bus
     /// slows the sequences that produce events instead of piling them up.
-    fn deliver(&mut self, delivery: Delivery, persist: bool, ctx: &mut Context<Self>) {
+    fn deliver(&mut self, delivery: Delivery, ctx: &mut Context<Self>) {
         let Delivery { record, ack, publish, release_slot, ended } = delivery;
         let runtime = Arc::clone(&self.runtime);
         let key = execution_key(&self.execution.scope.project, &self.execution.id);
@@ -249,26 +258,20 @@ impl SequenceActor {
         let published_upto = self.outbox_appended;
         // The write is queued here, synchronously, so this execution's writes reach the writer in step
         // order (the writer keeps the last value per key). Only a full queue makes it wait below.
-        let write = match (record, persist) {
-            (Some(record), _) => Some(Some(record)),
-            (None, false) => Some(None),
-            (None, true) => None,
+        let queued = match record {
+            RecordWrite::Put(record) => Some(runtime.snapshots.queue_in_order(key, Some(record))),
+            RecordWrite::Delete => Some(runtime.snapshots.queue_in_order(key, None)),
+            RecordWrite::Unchanged => None,
         };
-        let queued = write.map(|value| runtime.snapshots.try_queue(key, value));
-        let waits_for_room = matches!(queued, Some(Err(_)));
+        let waits_for_room = queued.as_ref().is_some_and(Queued::is_waiting_for_room);
         // A step that publishes and reports nothing (a `.started`, a pause) need not hold the mailbox
         // while its write becomes durable: the next step's write is queued behind it.
         let quiet = publish.is_empty() && !release_slot && ended_message.is_none() && !waits_for_room;
         let work = async move {
-            let durable = match queued {
-                Some(Ok(persisted)) => Some(persisted),
-                Some(Err((key, value))) => Some(runtime.snapshots.queue_waiting(key, value).await),
-                None => None,
-            };
             // Waits for as long as the store is down: nothing after this point may run before the
             // state is durable.
-            if let Some(durable) = durable {
-                let _ = durable.await;
+            if let Some(queued) = queued {
+                queued.durable().await;
             }
             if let Some(ack) = ack {
                 let _ = ack.send(());
@@ -327,17 +330,16 @@ impl SequenceActor {
     /// Nothing depends on this write: losing it only means republishing events or re-chaining after a
     /// crash, both with the same ids.
     fn mark_stale(&mut self, ctx: &mut Context<Self>) {
-        self.stale_record = true;
         if self.flush.is_none() {
             self.flush = Some(ctx.run_later(STALE_RECORD_FLUSH, |actor, ctx| {
                 actor.flush = None;
-                if !actor.stale_record || actor.runtime.projects.get(&actor.execution.scope.project).is_none() {
+                if actor.runtime.projects.get(&actor.execution.scope.project).is_none() {
                     return;
                 }
                 let key = execution_key(&actor.execution.scope.project, &actor.execution.id);
                 let record = actor.encode_current(ctx);
                 // Queued synchronously, like every write of this actor, so it cannot overtake a later one.
-                if actor.runtime.snapshots.try_queue(key, Some(record)).is_err() {
+                if actor.runtime.snapshots.queue_in_order(key, Some(record)).is_waiting_for_room() {
                     // A full queue: the next step (or the next flush) stores it.
                     actor.mark_stale(ctx);
                 }
@@ -347,7 +349,6 @@ impl SequenceActor {
 
     /// The record of the current state; it makes any scheduled flush unnecessary.
     fn encode_current(&mut self, ctx: &mut Context<Self>) -> Vec<u8> {
-        self.stale_record = false;
         if let Some(flush) = self.flush.take() {
             ctx.cancel_future(flush);
         }
@@ -429,9 +430,14 @@ impl Actor for SequenceActor {
                     self.resume_waiting(ctx);
                 }
                 let ended = (self.execution.phase.is_terminal() && self.chain_pending).then_some(true);
-                let delivery =
-                    Delivery { record: None, ack: None, publish: self.outbox.clone(), release_slot: false, ended };
-                self.deliver(delivery, true, ctx);
+                let delivery = Delivery {
+                    record: RecordWrite::Unchanged,
+                    ack: None,
+                    publish: self.outbox.clone(),
+                    release_slot: false,
+                    ended,
+                };
+                self.deliver(delivery, ctx);
             }
         }
     }

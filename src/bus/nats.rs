@@ -60,11 +60,6 @@ impl NatsBus {
         &self.client
     }
 
-    /// Every event on `sh.keptn.>`.
-    pub async fn subscribe_all(&self) -> Result<async_nats::Subscriber, Error> {
-        self.client.subscribe("sh.keptn.>").await.map_err(|e| Error::Unavailable(e.to_string()))
-    }
-
     /// Whether the client is connected now (publishing while disconnected only buffers).
     pub fn is_connected(&self) -> bool {
         self.client.connection_state() == async_nats::connection::State::Connected

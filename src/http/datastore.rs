@@ -57,10 +57,8 @@ fn is_zero(count: &u64) -> bool {
 /// A time bound in the stored form (RFC 3339 with nine fraction digits), so that comparing the stored
 /// text orders by time whatever precision the client wrote.
 fn time_bound(name: &str, value: Option<String>) -> Result<Option<String>, ApiError> {
-    let Some(value) = given(value) else { return Ok(None) };
-    let time = chrono::DateTime::parse_from_rfc3339(&value)
-        .map_err(|_| ApiError::bad_request(format!("invalid {name} '{value}': expected an RFC 3339 time")))?;
-    Ok(Some(time.with_timezone(&chrono::Utc).to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)))
+    let time = super::params::rfc3339(name, value.as_deref())?;
+    Ok(time.map(|time| time.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)))
 }
 
 /// An empty query value counts as absent, as go-openapi binds it.

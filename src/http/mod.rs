@@ -8,6 +8,7 @@ pub mod datastore;
 pub mod error;
 pub mod events;
 pub mod metrics;
+pub mod params;
 pub mod resources;
 pub mod sequences;
 pub mod uniform;

@@ -2,11 +2,11 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
-use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::json;
 
 use super::error::ApiError;
+use super::params::rfc3339;
 use super::AppState;
 use crate::integrations::IntegrationError;
 use crate::model::uniform::{EventSubscription, Integration, IntegrationQuery, LogEntry};
@@ -114,15 +114,6 @@ struct LogQuery {
     next_page_key: Option<String>,
 }
 
-fn parse_time(name: &str, value: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError> {
-    match value.filter(|value| !value.is_empty()) {
-        None => Ok(None),
-        Some(value) => DateTime::parse_from_rfc3339(value)
-            .map(|time| Some(time.with_timezone(&Utc)))
-            .map_err(|_| ApiError::bad_request(format!("invalid {name} '{value}': expected an RFC 3339 time"))),
-    }
-}
-
 fn parse_count(name: &str, value: Option<&str>) -> Result<usize, ApiError> {
     match value.filter(|value| !value.is_empty()) {
         None => Ok(0),
@@ -132,8 +123,8 @@ fn parse_count(name: &str, value: Option<&str>) -> Result<usize, ApiError> {
 
 /// `GET /log`: newest first, paged with integer keys (`pageSize` 0 or absent = everything).
 async fn logs(state: web::Data<AppState>, query: web::Query<LogQuery>) -> Result<HttpResponse, ApiError> {
-    let from = parse_time("fromTime", query.from_time.as_deref())?;
-    let before = parse_time("beforeTime", query.before_time.as_deref())?;
+    let from = rfc3339("fromTime", query.from_time.as_deref())?;
+    let before = rfc3339("beforeTime", query.before_time.as_deref())?;
     let page_size = parse_count("pageSize", query.page_size.as_deref())?;
     let offset = parse_count("nextPageKey", query.next_page_key.as_deref())?;
     let integration = query.integration_id.as_deref().filter(|id| !id.is_empty());

@@ -89,16 +89,17 @@ impl EventStore for MongoEventStore {
         let collection_name = event.project().unwrap_or(UNMAPPED_EVENTS).to_owned();
         self.ensure_indexes(&collection_name).await?;
         let document = to_document(event)?;
+        let side = self.side_documents(&[(event, &document)]);
         let outcome = self
             .database
             .collection::<Document>(&collection_name)
-            .update_one(doc! { "id": &event.id }, doc! { "$setOnInsert": document.clone() })
+            .update_one(doc! { "id": &event.id }, doc! { "$setOnInsert": document })
             .upsert(true)
             .await
             .map_err(unavailable)?;
         let inserted = outcome.upserted_id.is_some();
         if inserted {
-            self.record_side_collections(&collection_name, &[(event, &document)]).await?;
+            self.store_side_documents(&collection_name, side).await?;
         }
         Ok(inserted)
     }
@@ -115,10 +116,11 @@ impl EventStore for MongoEventStore {
         for (collection_name, events) in by_collection {
             self.ensure_indexes(collection_name).await?;
             let documents = events.iter().map(|event| to_document(event)).collect::<Result<Vec<_>>>()?;
-            // The unique index on `id` refuses events stored already (a retried batch, a republished outbox).
-            self.insert_new(collection_name, documents.clone()).await?;
             let pairs: Vec<(&CloudEvent, &Document)> = events.iter().copied().zip(&documents).collect();
-            self.record_side_collections(collection_name, &pairs).await?;
+            let side = self.side_documents(&pairs);
+            // The unique index on `id` refuses events stored already (a retried batch, a republished outbox).
+            self.insert_new(collection_name, documents).await?;
+            self.store_side_documents(collection_name, side).await?;
         }
         Ok(())
     }
@@ -157,17 +159,16 @@ impl EventStore for MongoEventStore {
 }
 
 impl MongoEventStore {
-    /// Records what the datastore keeps beside newly stored events: each new context's project and
-    /// root (first) event, and withdrawn results. One `insertMany` per side collection; entries stored
-    /// already are left as they are.
-    async fn record_side_collections(&self, collection_name: &str, fresh: &[(&CloudEvent, &Document)]) -> Result<()> {
+    /// What the datastore keeps beside the given events: each new context's project and root (first)
+    /// event, and withdrawn results.
+    fn side_documents(&self, events: &[(&CloudEvent, &Document)]) -> SideDocuments {
         let mut mappings = Vec::new();
         let mut roots = Vec::new();
         let mut invalidated = Vec::new();
         let mut new_contexts = HashSet::new();
-        for (event, document) in fresh {
+        for (event, document) in events {
             let context = &event.shkeptncontext;
-            if !context.is_empty() && !self.known_contexts.contains(context) && new_contexts.insert(context.as_str()) {
+            if !context.is_empty() && !self.known_contexts.contains(context) && new_contexts.insert(context.clone()) {
                 if let Some(project) = event.project() {
                     mappings.push(doc! { "_id": context, "projectName": project });
                 }
@@ -180,6 +181,13 @@ impl MongoEventStore {
                 invalidated.push(doc! { "_id": &triggered_id, "triggeredid": &triggered_id });
             }
         }
+        SideDocuments { mappings, roots, invalidated, new_contexts }
+    }
+
+    /// Stores [`SideDocuments`]: one `insertMany` per side collection; entries stored already are left
+    /// as they are.
+    async fn store_side_documents(&self, collection_name: &str, side: SideDocuments) -> Result<()> {
+        let SideDocuments { mappings, roots, invalidated, new_contexts } = side;
         self.insert_new(CONTEXT_TO_PROJECT, mappings).await?;
         self.insert_new(&format!("{collection_name}{ROOT_EVENTS_SUFFIX}"), roots).await?;
         self.insert_new(&format!("{collection_name}{INVALIDATED_SUFFIX}"), invalidated).await?;
@@ -187,7 +195,7 @@ impl MongoEventStore {
             self.known_contexts.clear();
         }
         for context in new_contexts {
-            self.known_contexts.insert(context.to_owned());
+            self.known_contexts.insert(context);
         }
         Ok(())
     }
@@ -257,6 +265,14 @@ impl MongoEventStore {
         }
         Ok((collection_name, filter))
     }
+}
+
+/// Documents for the side collections, computed from a batch before it is inserted.
+struct SideDocuments {
+    mappings: Vec<Document>,
+    roots: Vec<Document>,
+    invalidated: Vec<Document>,
+    new_contexts: HashSet<String>,
 }
 
 fn to_document(event: &CloudEvent) -> Result<Document> {

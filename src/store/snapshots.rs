@@ -31,6 +31,32 @@ struct Write {
     done: oneshot::Sender<()>,
 }
 
+/// A write handed to [`SnapshotWriter::queue_in_order`].
+pub enum Queued {
+    InQueue(Persisted),
+    /// The queue was full; [`Queued::durable`] queues it, waiting for room.
+    WaitingForRoom {
+        writer: SnapshotWriter,
+        key: String,
+        value: Option<Vec<u8>>,
+    },
+}
+
+impl Queued {
+    pub fn is_waiting_for_room(&self) -> bool {
+        matches!(self, Queued::WaitingForRoom { .. })
+    }
+
+    /// Waits until the write is stored (or the writer has stopped).
+    pub async fn durable(self) {
+        let persisted = match self {
+            Queued::InQueue(persisted) => persisted,
+            Queued::WaitingForRoom { writer, key, value } => writer.queue(key, value).await,
+        };
+        let _ = persisted.await;
+    }
+}
+
 /// A handle to the background writer; cheap to clone.
 #[derive(Clone)]
 pub struct SnapshotWriter {
@@ -52,24 +78,21 @@ impl SnapshotWriter {
         self.queue(key, None).await
     }
 
-    /// Queues a write (`None` deletes) without waiting, when the queue has room; a full queue hands the
-    /// write back for [`SnapshotWriter::queue_waiting`]. Callers that must keep their writes in order
-    /// use this from synchronous code, where nothing can overtake.
-    pub fn try_queue(&self, key: String, value: Option<Vec<u8>>) -> Result<Persisted, (String, Option<Vec<u8>>)> {
+    /// Queues a write (`None` deletes) at once when the queue has room. Callers that must keep their
+    /// writes in order call this from synchronous code, where nothing can overtake; a full queue hands
+    /// the write back as [`Queued::WaitingForRoom`] (dropping that queues nothing).
+    pub fn queue_in_order(&self, key: String, value: Option<Vec<u8>>) -> Queued {
         let (done, persisted) = oneshot::channel();
         match self.sender.try_send(Write { key, value, done }) {
-            Ok(()) => Ok(persisted),
-            Err(mpsc::error::TrySendError::Full(write)) => Err((write.key, write.value)),
+            Ok(()) => Queued::InQueue(persisted),
+            Err(mpsc::error::TrySendError::Full(write)) => {
+                Queued::WaitingForRoom { writer: self.clone(), key: write.key, value: write.value }
+            }
             Err(mpsc::error::TrySendError::Closed(_)) => {
                 tracing::error!("snapshot writer has stopped");
-                Ok(persisted)
+                Queued::InQueue(persisted)
             }
         }
-    }
-
-    /// Queues a write (`None` deletes), waiting for room; the receiver resolves when it is stored.
-    pub async fn queue_waiting(&self, key: String, value: Option<Vec<u8>>) -> Persisted {
-        self.queue(key, value).await
     }
 
     async fn queue(&self, key: String, value: Option<Vec<u8>>) -> Persisted {
