@@ -1,7 +1,8 @@
 //! Sequence orchestration over NATS, next to the raw NATS round-trip rate on the same machine.
 //!
 //! Starts a JetStream-enabled `nats-server` on a free loopback port, measures the raw request/reply rate
-//! between two NATS clients (one request at a time, and as many in flight as sequences run at once), then
+//! between two NATS clients (one request at a time, and as many in flight as sequences run at once) and the
+//! durable round-trip rate through a JetStream stream and a pull consumer that acknowledges, then
 //! starts Keelson on that server and runs `--sequences` three-task sequences over `--services` services,
 //! answered by executors that are separate NATS clients (`sh.keptn.event.*.triggered` in a queue group,
 //! `.started` and `.finished` published back). Reports task transitions per second and the dispatch
@@ -131,6 +132,74 @@ async fn raw_round_trips(url: &str, concurrency: usize) -> f64 {
     total as f64 / started.elapsed().as_secs_f64()
 }
 
+/// Durable round trips per second with `concurrency` in flight: a request published into a JetStream
+/// stream (file storage), taken by a durable pull consumer that acknowledges it and answers on the
+/// requester's inbox — the least an at-least-once consumer of the bus does per incoming event.
+async fn raw_durable_round_trips(url: &str, concurrency: usize) -> f64 {
+    use async_nats::jetstream::{self, consumer::pull};
+    let consumer_client = async_nats::connect(url).await.unwrap();
+    let stream_context = jetstream::new(consumer_client.clone());
+    let stream = stream_context
+        .get_or_create_stream(jetstream::stream::Config {
+            name: "bench".to_owned(),
+            subjects: vec!["bench.durable".to_owned()],
+            retention: jetstream::stream::RetentionPolicy::Interest,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let consumer = stream
+        .get_or_create_consumer(
+            "bench-consumer",
+            pull::Config {
+                durable_name: Some("bench-consumer".to_owned()),
+                max_ack_pending: 16_384,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let mut messages = consumer.messages().await.unwrap();
+    let answer_client = consumer_client.clone();
+    let answering = tokio::spawn(async move {
+        while let Some(Ok(message)) = messages.next().await {
+            let inbox = message.headers.as_ref().and_then(|headers| headers.get("reply-to")).map(|v| v.to_string());
+            let _ = message.ack().await;
+            if let Some(inbox) = inbox {
+                let _ = answer_client.publish(inbox, bytes::Bytes::new()).await;
+            }
+        }
+    });
+    let requester = async_nats::connect(url).await.unwrap();
+    let payload = bytes::Bytes::from(vec![b'x'; 512]);
+    let started = Instant::now();
+    let window = Duration::from_secs(3);
+    let workers: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let (client, payload) = (requester.clone(), payload.clone());
+            tokio::spawn(async move {
+                let inbox = client.new_inbox();
+                let mut answers = client.subscribe(inbox.clone()).await.unwrap();
+                let mut headers = async_nats::HeaderMap::new();
+                headers.insert("reply-to", inbox.as_str());
+                let mut count = 0u64;
+                while started.elapsed() < window {
+                    client.publish_with_headers("bench.durable", headers.clone(), payload.clone()).await.unwrap();
+                    answers.next().await.unwrap();
+                    count += 1;
+                }
+                count
+            })
+        })
+        .collect();
+    let mut total = 0;
+    for worker in workers {
+        total += worker.await.unwrap();
+    }
+    answering.abort();
+    total as f64 / started.elapsed().as_secs_f64()
+}
+
 fn answer(source: &Value, kind: &str, task: &str) -> Vec<u8> {
     let mut data = json!({ "project": source["data"]["project"], "stage": source["data"]["stage"], "service": source["data"]["service"] });
     if kind == "finished" {
@@ -152,6 +221,7 @@ async fn main() {
     let sequential = raw_round_trips(&nats.url, 1).await;
     // As many requests in flight as sequences run at once (one per service).
     let concurrent = raw_round_trips(&nats.url, options.services).await;
+    let durable = raw_durable_round_trips(&nats.url, options.services).await;
 
     let url = nats.url.clone();
     let (server, _data_dir, base) = common::start_keelson(|config| config.nats_url = Some(url.parse().unwrap())).await;
@@ -249,12 +319,17 @@ async fn main() {
         "raw nats request/reply between two clients (same run): {sequential:.0}/s one at a time, {concurrent:.0}/s with {} in flight",
         options.services
     );
+    println!(
+        "raw durable round trips (JetStream publish → durable pull consumer ack → answer) with {} in flight: {durable:.0}/s",
+        options.services
+    );
     println!("sequences: {} over {} services", options.sequences, options.services);
     println!("task transitions: {tasks} in {elapsed:.2?} = {transitions:.0}/s");
     println!(
-        "= {:.0} % of the raw one-at-a-time round-trip rate, {:.0} % of the concurrent one",
+        "= {:.0} % of the raw one-at-a-time round-trip rate, {:.0} % of the concurrent one, {:.0} % of the durable one",
         transitions / sequential * 100.0,
-        transitions / concurrent * 100.0
+        transitions / concurrent * 100.0,
+        transitions / durable * 100.0
     );
     println!(
         "dispatch latency (executor .finished → next .triggered): p50 {:.3} ms, p99 {:.3} ms",
