@@ -47,7 +47,56 @@ struct FileConfig {
     uniform_integration_ttl: Option<String>,
     max_request_body_bytes: Option<u64>,
     git_remote_url_denylist: Option<Vec<String>>,
+    secret_key: Option<String>,
+    secret_scopes: Option<Vec<String>>,
+    services: Option<Vec<String>>,
+    webhook_allowed_hosts: Option<Vec<String>>,
+    webhook_denied_hosts: Option<Vec<String>>,
+    webhook_timeout: Option<String>,
+    webhook_max_response_bytes: Option<u64>,
+    webhook_retries: Option<u32>,
     log: Option<String>,
+}
+
+/// A configured secret; `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Sensitive(pub String);
+
+impl std::fmt::Debug for Sensitive {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// The built-in execution-plane services Keelson can run in-process.
+pub const BUILTIN_SERVICES: &[&str] = &["approval", "lighthouse", "remediation", "webhook"];
+
+/// How webhooks may reach the outside world.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookSettings {
+    /// `host` or `host:port` entries a webhook may call even though they are denied otherwise (loopback,
+    /// link-local, the deny list).
+    pub allowed_hosts: Vec<String>,
+    /// Host names denied besides Keptn's defaults (`kubernetes…`, `localhost`, `cluster.local`).
+    pub denied_hosts: Vec<String>,
+    /// Longest a request may take, unless its own `--max-time` is shorter.
+    pub timeout: Duration,
+    /// Larger response bodies fail the request.
+    pub max_response_bytes: usize,
+    /// Extra attempts after a connection failure or a 429/502/503/504 answer.
+    pub retries: u32,
+}
+
+impl Default for WebhookSettings {
+    fn default() -> Self {
+        Self {
+            allowed_hosts: Vec::new(),
+            denied_hosts: Vec::new(),
+            timeout: Duration::from_secs(30),
+            max_response_bytes: 1024 * 1024,
+            retries: 2,
+        }
+    }
 }
 
 /// The validated configuration a running Keelson uses.
@@ -68,6 +117,13 @@ pub struct Config {
     pub max_request_body_bytes: usize,
     /// Regular expressions; a git upstream URL matching any of them is refused.
     pub git_remote_url_denylist: Vec<regex::Regex>,
+    /// Base64 of the 32-byte key secrets are encrypted with; `None` means "generate one in the data dir".
+    pub secret_key: Option<Sensitive>,
+    /// The scopes secrets may be created in.
+    pub secret_scopes: Vec<String>,
+    /// The built-in services to run in-process (names from [`BUILTIN_SERVICES`]).
+    pub services: Vec<String>,
+    pub webhook: WebhookSettings,
     /// `tracing` filter directive, e.g. `info` or `keelson=debug`.
     pub log: String,
 }
@@ -86,6 +142,10 @@ impl Default for Config {
             uniform_integration_ttl: DEFAULT_UNIFORM_INTEGRATION_TTL,
             max_request_body_bytes: DEFAULT_MAX_REQUEST_BODY_BYTES,
             git_remote_url_denylist: Vec::new(),
+            secret_key: None,
+            secret_scopes: crate::secrets::DEFAULT_SCOPES.iter().map(|scope| (*scope).to_owned()).collect(),
+            services: BUILTIN_SERVICES.iter().map(|service| (*service).to_owned()).collect(),
+            webhook: WebhookSettings::default(),
             log: "info".to_owned(),
         }
     }
@@ -188,11 +248,70 @@ impl Config {
             })?;
             config.git_remote_url_denylist.push(regex);
         }
+        if let Some(key) = env("KEELSON_SECRET_KEY").or(file.secret_key) {
+            crate::secrets::SecretKey::from_base64(&key).map_err(|error| ConfigError::Invalid {
+                setting: "KEELSON_SECRET_KEY",
+                value: "***".into(),
+                reason: format!("{error} (generate one with: openssl rand -base64 32)"),
+            })?;
+            config.secret_key = Some(Sensitive(key));
+        }
+        if let Some(scopes) = file.secret_scopes {
+            if scopes.iter().any(|scope| scope.trim().is_empty()) || scopes.is_empty() {
+                return Err(ConfigError::Invalid {
+                    setting: "secret_scopes",
+                    value: scopes.join(","),
+                    reason: "expected a non-empty list of non-empty scope names".into(),
+                });
+            }
+            config.secret_scopes = scopes;
+        }
+        let services = env("KEELSON_SERVICES").map(|list| comma_list(&list)).or(file.services);
+        if let Some(services) = services {
+            let services: Vec<String> = services.into_iter().filter(|service| service != "none").collect();
+            if let Some(unknown) = services.iter().find(|service| !BUILTIN_SERVICES.contains(&service.as_str())) {
+                return Err(ConfigError::Invalid {
+                    setting: "KEELSON_SERVICES",
+                    value: unknown.clone(),
+                    reason: format!("known services: {} (or none)", BUILTIN_SERVICES.join(", ")),
+                });
+            }
+            config.services = services;
+        }
+        if let Some(hosts) =
+            env("KEELSON_WEBHOOK_ALLOWED_HOSTS").map(|list| comma_list(&list)).or(file.webhook_allowed_hosts)
+        {
+            config.webhook.allowed_hosts = hosts;
+        }
+        if let Some(hosts) = file.webhook_denied_hosts {
+            config.webhook.denied_hosts = hosts;
+        }
+        if let Some(value) = env("KEELSON_WEBHOOK_TIMEOUT").or(file.webhook_timeout) {
+            config.webhook.timeout = parse_duration("KEELSON_WEBHOOK_TIMEOUT", &value)?;
+            if config.webhook.timeout.is_zero() {
+                return Err(ConfigError::Invalid {
+                    setting: "KEELSON_WEBHOOK_TIMEOUT",
+                    value,
+                    reason: "must be greater than zero".into(),
+                });
+            }
+        }
+        if let Some(limit) = file.webhook_max_response_bytes {
+            config.webhook.max_response_bytes = usize::try_from(limit).unwrap_or(usize::MAX);
+        }
+        if let Some(retries) = file.webhook_retries {
+            config.webhook.retries = retries.min(10);
+        }
         if let Some(log) = env("KEELSON_LOG").or(file.log) {
             config.log = log;
         }
         Ok(config)
     }
+}
+
+/// `a, b,c` → `["a", "b", "c"]`, empty entries dropped.
+fn comma_list(text: &str) -> Vec<String> {
+    text.split(',').map(str::trim).filter(|item| !item.is_empty()).map(str::to_owned).collect()
 }
 
 fn parse_url(setting: &'static str, value: Option<String>, schemes: &[&str]) -> Result<Option<url::Url>, ConfigError> {
@@ -291,7 +410,32 @@ mod tests {
         assert_eq!(from_file.uniform_integration_ttl, built_in.uniform_integration_ttl);
         assert_eq!(from_file.max_request_body_bytes, built_in.max_request_body_bytes);
         assert!(from_file.git_remote_url_denylist.is_empty());
+        assert_eq!(from_file.secret_key, built_in.secret_key);
+        assert_eq!(from_file.secret_scopes, built_in.secret_scopes);
+        assert_eq!(from_file.services, built_in.services);
+        assert_eq!(from_file.webhook, built_in.webhook);
         assert_eq!(from_file.log, built_in.log);
+    }
+
+    #[test]
+    fn services_secret_key_and_webhook_settings() {
+        let key = crate::secrets::SecretKey::generate_text();
+        let config = load(&[
+            ("KEELSON_SERVICES", "approval, webhook"),
+            ("KEELSON_SECRET_KEY", &key),
+            ("KEELSON_WEBHOOK_ALLOWED_HOSTS", "127.0.0.1:9000,hooks.internal"),
+            ("KEELSON_WEBHOOK_TIMEOUT", "5s"),
+        ])
+        .unwrap();
+        assert_eq!(config.services, vec!["approval".to_owned(), "webhook".to_owned()]);
+        assert_eq!(config.webhook.allowed_hosts, vec!["127.0.0.1:9000".to_owned(), "hooks.internal".to_owned()]);
+        assert_eq!(config.webhook.timeout, Duration::from_secs(5));
+        assert!(!format!("{config:?}").contains(&key), "the key never shows in Debug output");
+        assert!(load(&[("KEELSON_SERVICES", "none")]).unwrap().services.is_empty());
+        let error = load(&[("KEELSON_SERVICES", "helm")]).unwrap_err().to_string();
+        assert!(error.contains("known services"), "{error}");
+        let error = load(&[("KEELSON_SECRET_KEY", "c2hvcnQ=")]).unwrap_err().to_string();
+        assert!(error.contains("KEELSON_SECRET_KEY") && error.contains("32 bytes"), "{error}");
     }
 
     #[test]

@@ -9,6 +9,8 @@
 //! - [`projects`]: project, stage and service lifecycle, keeping repository, record and events consistent.
 //! - [`actors`]: the actor system running sequences, with durable state and recovery.
 //! - [`integrations`]: registered execution-plane services (uniform API) and their logs.
+//! - [`secrets`]: secrets for webhooks, encrypted at rest.
+//! - [`services`]: the built-in execution-plane services (approval, lighthouse, remediation, webhook).
 //! - [`http`]: the REST API in Keptn's gateway layout, auth, metrics.
 //! - [`server`]: start-up wiring and the HTTP server.
 //! - [`sdk`]: write a Keptn execution-plane service (NATS or HTTP polling) in a few lines.
@@ -22,5 +24,7 @@ pub mod model;
 pub mod projects;
 pub mod resources;
 pub mod sdk;
+pub mod secrets;
 pub mod server;
+pub mod services;
 pub mod store;

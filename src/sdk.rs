@@ -33,8 +33,9 @@ use futures_util::StreamExt as _;
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
+use crate::bus::{Bus as _, InProcessBus};
 use crate::model::event::CloudEvent;
-use crate::model::uniform::SubscriptionFilter;
+use crate::model::uniform::{subject_matches, SubscriptionFilter};
 
 /// How often the integration pings the control plane (Keptn's SDK: 5 s).
 const HEARTBEAT: Duration = Duration::from_secs(5);
@@ -113,6 +114,8 @@ impl TriggeredEvent {
 enum Transport {
     Nats(String),
     Http,
+    /// The embedded bus of a Keelson in the same process (its built-in services).
+    InProcess(InProcessBus),
 }
 
 #[derive(Clone)]
@@ -145,10 +148,14 @@ impl Api {
     }
 }
 
-/// An execution-plane service handling one task.
+/// An execution-plane service: a task handler ([`Service::new`] + [`Service::run`]) or a listener to
+/// any event types ([`Service::listen`] + [`Service::run_events`]).
 pub struct Service {
     name: String,
+    /// The task whose `.triggered` events [`Service::run`] answers (empty for a listener).
     task: String,
+    /// Event types (NATS subjects, wildcards allowed) the service receives.
+    subjects: Vec<String>,
     transport: Transport,
     api: Option<Api>,
     filter: SubscriptionFilter,
@@ -157,13 +164,24 @@ pub struct Service {
 impl Service {
     /// A service called `name` that handles `sh.keptn.event.<task>.triggered`.
     pub fn new(name: impl Into<String>, task: impl Into<String>) -> Self {
+        let task = task.into();
         Self {
             name: name.into(),
-            task: task.into(),
+            subjects: vec![format!("sh.keptn.event.{task}.triggered")],
+            task,
             transport: Transport::Http,
             api: None,
             filter: SubscriptionFilter::default(),
         }
+    }
+
+    /// A service called `name` that receives every event of the given types (NATS subjects such as
+    /// `sh.keptn.event.get-sli.finished` or `sh.keptn.event.*.triggered`) and decides itself what to
+    /// send; run it with [`Service::run_events`] over NATS or in-process.
+    pub fn listen(name: impl Into<String>, subjects: &[&str]) -> Self {
+        let mut service = Self::new(name, "");
+        service.subjects = subjects.iter().map(|subject| (*subject).to_owned()).collect();
+        service
     }
 
     /// Receives and sends events over NATS (a queue group named after the service).
@@ -176,6 +194,12 @@ impl Service {
     pub fn over_http(mut self, endpoint: impl Into<String>, token: impl Into<String>) -> Self {
         self.transport = Transport::Http;
         self.register_with(endpoint, token)
+    }
+
+    /// Receives and sends events on the embedded bus of a Keelson in the same process.
+    pub fn in_process(mut self, bus: InProcessBus) -> Self {
+        self.transport = Transport::InProcess(bus);
+        self
     }
 
     /// Registers with the control plane's API as an integration (and pings it).
@@ -192,10 +216,6 @@ impl Service {
         self
     }
 
-    fn triggered_type(&self) -> String {
-        format!("sh.keptn.event.{}.triggered", self.task)
-    }
-
     /// Runs the service until an unrecoverable error: each `.triggered` event is answered with
     /// `.started`, then `handler` runs, then `.finished` reports its outcome.
     pub async fn run<H, F>(self, handler: H) -> Result<(), SdkError>
@@ -203,60 +223,83 @@ impl Service {
         H: Fn(TriggeredEvent) -> F + Send + Sync + 'static,
         F: Future<Output = Result<Value, TaskError>> + Send + 'static,
     {
+        let handler = Arc::new(handler);
+        let task = self.task.clone();
+        self.run_events(move |event, sender| {
+            let (handler, task) = (Arc::clone(&handler), task.clone());
+            async move { sender.handle(TriggeredEvent { event, task }, handler.as_ref()).await }
+        })
+        .await
+    }
+
+    /// Runs the service until an unrecoverable error, calling `handler` for every event received
+    /// (concurrently); the handler sends what it wants with the [`Sender`].
+    pub async fn run_events<H, F>(self, handler: H) -> Result<(), SdkError>
+    where
+        H: Fn(CloudEvent, Sender) -> F + Send + Sync + 'static,
+        F: Future<Output = ()> + Send + 'static,
+    {
         // Subscribed before registering: once the integration is listed, it receives events.
-        let (nats, subscription) = match &self.transport {
-            Transport::Nats(url) => {
-                let client = async_nats::connect(url.as_str()).await.map_err(|e| SdkError::Nats(e.to_string()))?;
-                let subscription = client
-                    .queue_subscribe(self.triggered_type(), self.name.clone())
-                    .await
-                    .map_err(|e| SdkError::Nats(e.to_string()))?;
-                client.flush().await.map_err(|e| SdkError::Nats(e.to_string()))?;
-                (Some(client), Some(subscription))
-            }
-            Transport::Http => (None, None),
-        };
+        let mut source = self.subscribe().await?;
         let integration_id = match &self.api {
             Some(api) => Some(self.register(api).await?),
             None => None,
         };
-        let sender = Sender { name: self.name.clone(), nats, api: self.api.clone() };
-        let handler = Arc::new(handler);
-        let service = self;
-        let task = service.task.clone();
-        let handle = move |event: CloudEvent| {
-            let (sender, handler, task) = (sender.clone(), Arc::clone(&handler), task.clone());
-            tokio::spawn(async move { sender.handle(TriggeredEvent { event, task }, handler.as_ref()).await });
+        let sender = Sender {
+            name: self.name.clone(),
+            nats: match &source {
+                Source::Nats(client, _) => Some(client.clone()),
+                _ => None,
+            },
+            bus: match &self.transport {
+                Transport::InProcess(bus) => Some(bus.clone()),
+                _ => None,
+            },
+            api: self.api.clone(),
         };
-        match subscription {
-            Some(mut messages) => {
+        let handler = Arc::new(handler);
+        let dispatch = |event: CloudEvent| {
+            let (sender, handler) = (sender.clone(), Arc::clone(&handler));
+            tokio::spawn(async move { handler(event, sender).await });
+        };
+        match &mut source {
+            Source::Nats(_, messages) => {
                 while let Some(message) = messages.next().await {
                     let Ok(event) = serde_json::from_slice::<CloudEvent>(&message.payload) else { continue };
-                    if service.wants(&event) {
-                        handle(event);
+                    if self.wants(&event) {
+                        dispatch(event);
                     }
                 }
                 Err(SdkError::Nats("subscription ended".into()))
             }
-            None => {
-                let api = service.api.clone().expect("an HTTP service has an API endpoint");
+            Source::InProcess(events) => {
+                while let Some(event) = events.recv().await {
+                    if self.wants(&event) {
+                        dispatch(Arc::unwrap_or_clone(event));
+                    }
+                }
+                Ok(())
+            }
+            Source::Polling => {
+                let api = self.api.clone().expect("an HTTP service has an API endpoint");
                 let mut handled = Remembered::default();
                 loop {
-                    let mut path =
-                        format!("/controlPlane/v1/event/triggered/{}?pageSize=100", service.triggered_type());
-                    if let Some(id) = &integration_id {
-                        path.push_str(&format!("&integrationId={id}"));
-                    }
-                    match api.send(api.client.get(api.url(&path))).await {
-                        Ok(body) => {
-                            for event in body["events"].as_array().cloned().unwrap_or_default() {
-                                let Ok(event) = serde_json::from_value::<CloudEvent>(event) else { continue };
-                                if service.wants(&event) && handled.insert(&event.id) {
-                                    handle(event);
+                    for subject in &self.subjects {
+                        let mut path = format!("/controlPlane/v1/event/triggered/{subject}?pageSize=100");
+                        if let Some(id) = &integration_id {
+                            path.push_str(&format!("&integrationId={id}"));
+                        }
+                        match api.send(api.client.get(api.url(&path))).await {
+                            Ok(body) => {
+                                for event in body["events"].as_array().cloned().unwrap_or_default() {
+                                    let Ok(event) = serde_json::from_value::<CloudEvent>(event) else { continue };
+                                    if self.wants(&event) && handled.insert(&event.id) {
+                                        dispatch(event);
+                                    }
                                 }
                             }
+                            Err(error) => tracing::warn!(%error, "polling for work failed; retrying"),
                         }
-                        Err(error) => tracing::warn!(%error, "polling for work failed; retrying"),
                     }
                     tokio::time::sleep(POLL_INTERVAL).await;
                 }
@@ -264,10 +307,45 @@ impl Service {
         }
     }
 
+    async fn subscribe(&self) -> Result<Source, SdkError> {
+        match &self.transport {
+            Transport::Nats(url) => {
+                let client = async_nats::connect(url.as_str()).await.map_err(|e| SdkError::Nats(e.to_string()))?;
+                let mut subscriptions = Vec::new();
+                for subject in &self.subjects {
+                    subscriptions.push(
+                        client
+                            .queue_subscribe(subject.clone(), self.name.clone())
+                            .await
+                            .map_err(|e| SdkError::Nats(e.to_string()))?,
+                    );
+                }
+                client.flush().await.map_err(|e| SdkError::Nats(e.to_string()))?;
+                Ok(Source::Nats(client, futures_util::stream::select_all(subscriptions)))
+            }
+            Transport::InProcess(bus) => {
+                let (subjects, name) = (self.subjects.clone(), self.name.clone());
+                // Its own events never come back to a service.
+                let events = bus.subscribe_filtered(Some(Box::new(move |event: &CloudEvent| {
+                    event.source != name && subjects.iter().any(|subject| subject_matches(subject, &event.event_type))
+                })));
+                Ok(Source::InProcess(events))
+            }
+            Transport::Http => {
+                if self.subjects.iter().any(|subject| !subject.ends_with(".triggered") || subject.contains('*')) {
+                    return Err(SdkError::Http(
+                        "over HTTP a service can only poll for the .triggered events of named tasks".into(),
+                    ));
+                }
+                Ok(Source::Polling)
+            }
+        }
+    }
+
     fn wants(&self, event: &CloudEvent) -> bool {
         let text = |key: &str| event.data.get(key).and_then(Value::as_str).unwrap_or_default();
         let listed = |values: &Vec<String>, value: &str| values.is_empty() || values.iter().any(|item| item == value);
-        event.event_type == self.triggered_type()
+        self.subjects.iter().any(|subject| subject_matches(subject, &event.event_type))
             && listed(&self.filter.projects, text("project"))
             && listed(&self.filter.stages, text("stage"))
             && listed(&self.filter.services, text("service"))
@@ -276,15 +354,17 @@ impl Service {
     /// Registers the integration and keeps it alive with pings; returns its id.
     async fn register(&self, api: &Api) -> Result<String, SdkError> {
         let hostname = std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".to_owned());
+        let subscriptions: Vec<Value> =
+            self.subjects.iter().map(|subject| json!({ "event": subject, "filter": self.filter })).collect();
         let registration = json!({
             "name": self.name,
             "metadata": {
                 "hostname": hostname, "integrationversion": env!("CARGO_PKG_VERSION"),
                 "distributorversion": format!("keelson-sdk-{}", env!("CARGO_PKG_VERSION")),
-                "location": match self.transport { Transport::Nats(_) => "control-plane", Transport::Http => "remote-execution-plane" },
+                "location": match self.transport { Transport::Http => "remote-execution-plane", _ => "control-plane" },
                 "kubernetesmetadata": { "namespace": "keelson", "podname": hostname, "deploymentname": self.name },
             },
-            "subscriptions": [{ "event": self.triggered_type(), "filter": self.filter }],
+            "subscriptions": subscriptions,
         });
         let body =
             api.send(api.client.post(api.url("/controlPlane/v1/uniform/registration")).json(&registration)).await?;
@@ -301,6 +381,13 @@ impl Service {
         });
         Ok(id)
     }
+}
+
+/// Where a running service's events come from.
+enum Source {
+    Nats(async_nats::Client, futures_util::stream::SelectAll<async_nats::Subscriber>),
+    InProcess(tokio::sync::mpsc::Receiver<Arc<CloudEvent>>),
+    Polling,
 }
 
 /// Ids seen recently, bounded.
@@ -326,11 +413,12 @@ impl Remembered {
     }
 }
 
-/// Sends a service's `.started` and `.finished` events.
+/// Sends a service's events: to NATS, the in-process bus, or the control plane's API.
 #[derive(Clone)]
-struct Sender {
+pub struct Sender {
     name: String,
     nats: Option<async_nats::Client>,
+    bus: Option<InProcessBus>,
     api: Option<Api>,
 }
 
@@ -359,26 +447,55 @@ impl Sender {
     }
 
     fn answer(&self, triggered: &TriggeredEvent, kind: &str, extra: Value) -> CloudEvent {
-        let source = &triggered.event.data;
+        self.reply(&triggered.event, &format!("sh.keptn.event.{}.{kind}", triggered.task), extra)
+    }
+
+    /// The name events are sent with (their `source`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// A new event of `event_type` answering `to`: same context and commit, `triggeredid` = `to`'s id,
+    /// data = `to`'s project, stage, service and labels with `extra` merged in.
+    pub fn reply(&self, to: &CloudEvent, event_type: &str, extra: Value) -> CloudEvent {
+        let mut event = self.event(to, event_type, extra);
+        event.triggeredid = Some(to.id.clone());
+        event
+    }
+
+    /// Like [`Sender::reply`], without a `triggeredid` (e.g. a new task such as `get-sli.triggered`).
+    pub fn event(&self, to: &CloudEvent, event_type: &str, extra: Value) -> CloudEvent {
+        let source = &to.data;
         let mut data = json!({ "project": source["project"], "stage": source["stage"], "service": source["service"] });
         if let Some(labels) = source.get("labels").filter(|labels| !labels.is_null()) {
             data["labels"] = labels.clone();
         }
         crate::model::payload::merge(&mut data, &extra);
         let mut event = CloudEvent::emitted(
-            &format!("sh.keptn.event.{}.{kind}", triggered.task),
+            event_type,
             uuid::Uuid::new_v4().to_string(),
-            triggered.event.shkeptncontext.clone(),
+            to.shkeptncontext.clone(),
             chrono::Utc::now(),
             data,
         );
         event.source = self.name.clone();
-        event.triggeredid = Some(triggered.event.id.clone());
-        event.gitcommitid = triggered.event.gitcommitid.clone();
+        event.gitcommitid = to.gitcommitid.clone();
         event
     }
 
-    async fn send(&self, event: CloudEvent) -> Result<(), SdkError> {
+    /// Sends `event`; logs instead of failing (for handlers that have nobody to report to).
+    pub async fn send_logged(&self, event: CloudEvent) {
+        let event_type = event.event_type.clone();
+        if let Err(error) = self.send(event).await {
+            tracing::warn!(service = %self.name, %event_type, %error, "cannot send event");
+        }
+    }
+
+    /// Sends `event`.
+    pub async fn send(&self, event: CloudEvent) -> Result<(), SdkError> {
+        if let Some(bus) = &self.bus {
+            return bus.publish(&event).await.map_err(|e| SdkError::Unavailable(e.to_string()));
+        }
         if let Some(client) = &self.nats {
             let payload = serde_json::to_vec(&event).expect("a CloudEvent always serialises");
             return client

@@ -29,6 +29,8 @@ const TOKEN_FILE: &str = "api-token";
 const SQLITE_FILE: &str = "keelson.sqlite";
 /// File in the data dir of the embedded event history.
 const HISTORY_FILE: &str = "history.sqlite";
+/// File in the data dir that holds a generated secret-encryption key.
+const SECRET_KEY_FILE: &str = "secret-key";
 /// Directory in the data dir of the project repositories.
 const GIT_DIR: &str = "git";
 
@@ -129,9 +131,29 @@ pub async fn build(config: &Config) -> anyhow::Result<ControlPlane> {
         .context("cannot load integrations")?,
     );
     integrations.start_sweeping();
+    let secret_key = match &config.secret_key {
+        Some(key) => crate::secrets::SecretKey::from_base64(&key.0)?,
+        None => load_or_generate_secret_key(&config.data_dir)?,
+    };
+    let secrets =
+        Arc::new(crate::secrets::Secrets::new(Arc::clone(&snapshots), secret_key, config.secret_scopes.clone()));
+    let service_transport = match (&in_process_bus, &config.nats_url) {
+        (Some(bus), _) => crate::services::Transport::InProcess(bus.clone()),
+        (None, Some(url)) => crate::services::Transport::Nats(url.to_string()),
+        (None, None) => unreachable!("either the in-process bus or nats is configured"),
+    };
+    let access = Arc::new(crate::services::LocalAccess {
+        projects: Arc::clone(&projects),
+        events: Arc::clone(&events),
+        secrets: Arc::clone(&secrets),
+        snapshots: Arc::clone(&snapshots),
+        integrations: Arc::clone(&integrations),
+    });
+    crate::services::start(config, service_transport, access, Arc::clone(&integrations)).await;
     let state = web::Data::new(AppState {
         projects,
         integrations,
+        secrets,
         events: Arc::clone(&events),
         router,
         token: ApiToken::new(token),
@@ -189,6 +211,18 @@ fn load_or_generate_token(data_dir: &Path) -> anyhow::Result<String> {
     };
     write_private_file(&path, &token).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(token)
+}
+
+/// The secret-encryption key stored in the data dir, generated on first start.
+fn load_or_generate_secret_key(data_dir: &Path) -> anyhow::Result<crate::secrets::SecretKey> {
+    let path = data_dir.join(SECRET_KEY_FILE);
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        return crate::secrets::SecretKey::from_base64(&text)
+            .with_context(|| format!("unusable key in {}", path.display()));
+    }
+    let text = crate::secrets::SecretKey::generate_text();
+    write_private_file(&path, &text).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(crate::secrets::SecretKey::from_base64(&text)?)
 }
 
 /// Creates `path` readable by its owner only (it holds the token, the database and credentials).

@@ -1,5 +1,5 @@
 //! The HTTP surface on one port, in Keptn's gateway layout: `/api/v1`, `/api/controlPlane/v1`,
-//! `/api/resource-service/v1`, plus `/health` and `/metrics`. Every `/api/*` route needs `x-token`.
+//! `/api/resource-service/v1`, `/api/mongodb-datastore`, `/api/secrets/v1`, plus `/health` and `/metrics`. Every `/api/*` route needs `x-token`.
 
 pub mod api_v1;
 pub mod auth;
@@ -10,6 +10,7 @@ pub mod events;
 pub mod metrics;
 pub mod params;
 pub mod resources;
+pub mod secrets;
 pub mod sequences;
 pub mod uniform;
 
@@ -33,6 +34,8 @@ pub struct AppState {
     pub token: auth::ApiToken,
     pub auth_limiter: auth::AuthLimiter,
     pub metrics: PrometheusHandle,
+    /// Secrets for webhooks, encrypted at rest.
+    pub secrets: Arc<crate::secrets::Secrets>,
     /// Largest accepted request body, in bytes.
     pub max_request_body_bytes: usize,
 }
@@ -68,7 +71,8 @@ pub fn configure(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceCon
                             .configure(uniform::routes),
                     )
                     .service(web::scope("/resource-service/v1").configure(resources::routes))
-                    .service(web::scope("/mongodb-datastore").configure(datastore::routes)),
+                    .service(web::scope("/mongodb-datastore").configure(datastore::routes))
+                    .service(web::scope("/secrets/v1").configure(secrets::routes)),
             )
             .default_service(web::to(error::not_found));
     }

@@ -4,6 +4,7 @@
 
 pub mod chaining;
 pub mod clock;
+pub mod evaluation_window;
 pub mod event;
 pub mod event_type;
 pub mod incoming;
@@ -11,7 +12,10 @@ pub mod names;
 pub mod paging;
 pub mod payload;
 pub mod project;
+pub mod remediation;
 pub mod sequence;
 pub mod shipyard;
+pub mod slo;
 pub mod slots;
 pub mod uniform;
+pub mod webhook;

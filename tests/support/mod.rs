@@ -59,12 +59,14 @@ pub fn unb64(text: &str) -> Vec<u8> {
     base64::engine::general_purpose::STANDARD.decode(text).expect("valid base64")
 }
 
-/// A config for tests: loopback, a fresh data dir, a known token.
+/// A config for tests: loopback, a fresh data dir, a known token, and no built-in services (most tests
+/// play the execution plane themselves; the services' tests turn them on).
 pub fn test_config(data_dir: &std::path::Path) -> Config {
     Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         data_dir: data_dir.to_owned(),
         api_token: Some("test-token".to_owned()),
+        services: Vec::new(),
         ..Config::default()
     }
 }

@@ -38,6 +38,8 @@ pub fn spawn_keelson(data_dir: &std::path::Path, vars: &[(&str, String)]) -> Pro
         .env("KEELSON_DATA_DIR", data_dir)
         .env("KEELSON_LISTEN", format!("127.0.0.1:{port}"))
         .env("KEELSON_LOG", "warn")
+        // The tests play the execution plane themselves.
+        .env("KEELSON_SERVICES", "none")
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
     for (key, value) in vars {

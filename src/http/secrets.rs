@@ -1,0 +1,66 @@
+//! The secrets API (`/api/secrets/v1/secret`, `/api/secrets/v1/scope`), Keptn's secret-service.
+//!
+//! Values go in and never come out: create and update answer with the secret's name, scope and keys.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::error::ApiError;
+use super::AppState;
+use crate::secrets::{NewSecret, SecretError};
+
+pub fn routes(config: &mut web::ServiceConfig) {
+    config
+        .route("/secret", web::get().to(list))
+        .route("/secret", web::post().to(create))
+        .route("/secret", web::put().to(update))
+        .route("/secret", web::delete().to(delete))
+        .route("/scope", web::get().to(scopes));
+}
+
+fn api_error(action: &str, error: SecretError) -> ApiError {
+    let status = match error {
+        SecretError::BadRequest(_) => StatusCode::BAD_REQUEST,
+        SecretError::Exists => StatusCode::CONFLICT,
+        SecretError::NotFound => StatusCode::NOT_FOUND,
+        SecretError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+    };
+    ApiError::new(status, format!("Unable to {action} secret: {error}"))
+}
+
+#[derive(Deserialize)]
+struct Selection {
+    name: Option<String>,
+    scope: Option<String>,
+}
+
+async fn list(state: web::Data<AppState>, query: web::Query<Selection>) -> Result<HttpResponse, ApiError> {
+    let name = query.name.as_deref().filter(|name| !name.is_empty());
+    let scope = query.scope.as_deref().filter(|scope| !scope.is_empty());
+    let secrets = state.secrets.list(name, scope).await.map_err(|error| api_error("get", error))?;
+    // Keptn's key is capitalised; the Bridge reads `Secrets`.
+    Ok(HttpResponse::Ok().json(json!({ "Secrets": secrets })))
+}
+
+async fn create(state: web::Data<AppState>, body: web::Json<NewSecret>) -> Result<HttpResponse, ApiError> {
+    let created = state.secrets.create(body.into_inner()).await.map_err(|error| api_error("create", error))?;
+    Ok(HttpResponse::Created().json(created))
+}
+
+async fn update(state: web::Data<AppState>, body: web::Json<NewSecret>) -> Result<HttpResponse, ApiError> {
+    let updated = state.secrets.update(body.into_inner()).await.map_err(|error| api_error("update", error))?;
+    Ok(HttpResponse::Ok().json(updated))
+}
+
+async fn delete(state: web::Data<AppState>, query: web::Query<Selection>) -> Result<HttpResponse, ApiError> {
+    let name = query.name.as_deref().unwrap_or_default();
+    let scope = query.scope.as_deref().unwrap_or_default();
+    state.secrets.delete(name, scope).await.map_err(|error| api_error("delete", error))?;
+    Ok(HttpResponse::Ok().finish())
+}
+
+async fn scopes(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok().json(json!({ "scopes": state.secrets.scopes() }))
+}

@@ -1,0 +1,152 @@
+//! What the built-in services read from the control plane: resources at a commit, earlier events,
+//! secrets, the SLI provider of a project, the webhook service's subscriptions.
+//!
+//! In-process the services read it directly ([`LocalAccess`]); the trait keeps them independent of how.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::integrations::Integrations;
+use crate::model::event::CloudEvent;
+use crate::model::uniform::{EventSubscription, IntegrationQuery};
+use crate::projects::ProjectManager;
+use crate::resources::git::{ResourceError, Scope};
+use crate::secrets::Secrets;
+use crate::store::{versioned, EventQuery, EventStore, SnapshotStore};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AccessError {
+    /// The project, stage or service asked about does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+/// Where a resource is read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level<'a> {
+    Project,
+    Stage(&'a str),
+    Service { stage: &'a str, service: &'a str },
+}
+
+#[async_trait]
+pub trait ControlPlaneAccess: Send + Sync + 'static {
+    /// The text of resource `uri` at `level` of `project`, at `commit` when given (falling back to the
+    /// branch head when that commit does not hold the level's branch); `None` when there is no such file.
+    async fn resource(
+        &self,
+        project: &str,
+        level: Level<'_>,
+        uri: &str,
+        commit: Option<&str>,
+    ) -> Result<Option<String>, AccessError>;
+    /// Events of the history, newest first.
+    async fn find_events(&self, query: &EventQuery) -> Result<Vec<CloudEvent>, AccessError>;
+    /// The value of `key` in secret `name` (`None`: no such secret).
+    async fn secret(&self, name: &str, key: &str) -> Result<Option<String>, AccessError>;
+    /// The SLI provider configured for `project` (`sh.keptn.event.monitoring.configure`).
+    async fn sli_provider(&self, project: &str) -> Result<Option<String>, AccessError>;
+    async fn set_sli_provider(&self, project: &str, provider: &str) -> Result<(), AccessError>;
+    /// The subscriptions of the integrations called `integration`.
+    async fn subscriptions(&self, integration: &str) -> Result<Vec<EventSubscription>, AccessError>;
+}
+
+/// Reads straight from the stores of the Keelson the services run in.
+pub struct LocalAccess {
+    pub projects: Arc<ProjectManager>,
+    pub events: Arc<dyn EventStore>,
+    pub secrets: Arc<Secrets>,
+    pub snapshots: Arc<dyn SnapshotStore>,
+    pub integrations: Arc<Integrations>,
+}
+
+/// Where a project's SLI provider is kept (Keptn: ConfigMap `lighthouse-config-<project>`).
+const SLI_PROVIDER_PREFIX: &str = "lighthouse-config/";
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct LighthouseConfig {
+    #[serde(rename = "sli-provider")]
+    sli_provider: String,
+}
+
+fn unavailable(error: impl std::fmt::Display) -> AccessError {
+    AccessError::Unavailable(error.to_string())
+}
+
+#[async_trait]
+impl ControlPlaneAccess for LocalAccess {
+    async fn resource(
+        &self,
+        project: &str,
+        level: Level<'_>,
+        uri: &str,
+        commit: Option<&str>,
+    ) -> Result<Option<String>, AccessError> {
+        let record =
+            self.projects.get(project).ok_or_else(|| AccessError::NotFound(format!("project {project} not found")))?;
+        let scope = match level {
+            Level::Project => Scope::Project,
+            Level::Stage(stage) | Level::Service { stage, .. } => {
+                let stage_record =
+                    record.stage(stage).ok_or_else(|| AccessError::NotFound(format!("stage {stage} not found")))?;
+                match level {
+                    Level::Service { service, .. } => {
+                        if !stage_record.services.iter().any(|known| known.name == service) {
+                            return Err(AccessError::NotFound(format!("service {service} not found")));
+                        }
+                        Scope::Service { stage: stage.to_owned(), service: service.to_owned() }
+                    }
+                    _ => Scope::Stage(stage.to_owned()),
+                }
+            }
+        };
+        let repos = self.projects.repos();
+        let read = |commit: Option<String>| repos.read(project, scope.clone(), uri.to_owned(), commit);
+        let result = match commit.filter(|commit| !commit.is_empty()) {
+            // A commit of a stage branch does not hold project-level files written later; those are
+            // read at the head of their own branch.
+            Some(commit) if level != Level::Project => match read(Some(commit.to_owned())).await {
+                Err(ResourceError::ResourceNotFound | ResourceError::InvalidCommitId(_)) => read(None).await,
+                other => other,
+            },
+            _ => read(None).await,
+        };
+        match result {
+            Ok((bytes, _commit)) => Ok(Some(String::from_utf8_lossy(&bytes).into_owned())),
+            Err(ResourceError::ResourceNotFound) => Ok(None),
+            Err(ResourceError::StageNotFound(stage)) => Err(AccessError::NotFound(format!("stage {stage} not found"))),
+            Err(ResourceError::ProjectNotFound) => Err(AccessError::NotFound(format!("project {project} not found"))),
+            Err(error) => Err(unavailable(error)),
+        }
+    }
+
+    async fn find_events(&self, query: &EventQuery) -> Result<Vec<CloudEvent>, AccessError> {
+        self.events.find(query).await.map_err(unavailable)
+    }
+
+    async fn secret(&self, name: &str, key: &str) -> Result<Option<String>, AccessError> {
+        self.secrets.value(name, key).await.map_err(unavailable)
+    }
+
+    async fn sli_provider(&self, project: &str) -> Result<Option<String>, AccessError> {
+        let Some(bytes) = self.snapshots.get(&format!("{SLI_PROVIDER_PREFIX}{project}")).await.map_err(unavailable)?
+        else {
+            return Ok(None);
+        };
+        let config: LighthouseConfig = versioned::decode(&bytes).map_err(unavailable)?;
+        Ok(Some(config.sli_provider))
+    }
+
+    async fn set_sli_provider(&self, project: &str, provider: &str) -> Result<(), AccessError> {
+        let record = versioned::encode(&LighthouseConfig { sli_provider: provider.to_owned() });
+        self.snapshots.put(&format!("{SLI_PROVIDER_PREFIX}{project}"), record).await.map_err(unavailable)
+    }
+
+    async fn subscriptions(&self, integration: &str) -> Result<Vec<EventSubscription>, AccessError> {
+        let query = IntegrationQuery { name: Some(integration.to_owned()), ..Default::default() };
+        Ok(self.integrations.list(&query).await.into_iter().flat_map(|found| found.subscriptions).collect())
+    }
+}

@@ -1,0 +1,327 @@
+//! lighthouse-service: quality gates. `evaluation.triggered` → `get-sli.triggered` to the project's SLI
+//! provider → on `get-sli.finished`, `slo.yaml` is scored ([`crate::model::slo`]) against the values and
+//! earlier evaluations → `evaluation.finished`. `monitoring.configure` sets a project's SLI provider.
+
+use std::sync::Arc;
+
+use base64::Engine as _;
+use serde_json::{json, Value};
+
+use super::access::{AccessError, ControlPlaneAccess, Level};
+use crate::model::evaluation_window;
+use crate::model::event::CloudEvent;
+use crate::model::slo::{self, EvaluationError, IndicatorResult, SliValue, Slo};
+use crate::sdk::{SdkError, Sender, Service};
+use crate::store::{Condition, EventQuery};
+
+pub const NAME: &str = "lighthouse-service";
+pub const EVALUATION_TRIGGERED: &str = "sh.keptn.event.evaluation.triggered";
+pub const EVALUATION_FINISHED: &str = "sh.keptn.event.evaluation.finished";
+pub const GET_SLI_FINISHED: &str = "sh.keptn.event.get-sli.finished";
+pub const MONITORING_CONFIGURE: &str = "sh.keptn.event.monitoring.configure";
+pub const SUBJECTS: &[&str] = &[EVALUATION_TRIGGERED, GET_SLI_FINISHED, MONITORING_CONFIGURE];
+const SLO_FILE: &str = "slo.yaml";
+
+pub async fn run(service: Service, access: Arc<dyn ControlPlaneAccess>) -> Result<(), SdkError> {
+    service
+        .run_events(move |event, sender| {
+            let access = Arc::clone(&access);
+            async move {
+                match event.event_type.as_str() {
+                    EVALUATION_TRIGGERED => start_evaluation(event, sender, access.as_ref()).await,
+                    GET_SLI_FINISHED => finish_evaluation(event, sender, access.as_ref()).await,
+                    MONITORING_CONFIGURE => configure_monitoring(event, access.as_ref()).await,
+                    _ => {}
+                }
+            }
+        })
+        .await
+}
+
+fn text(value: &Value) -> String {
+    value.as_str().unwrap_or_default().to_owned()
+}
+
+/// The project, stage and service an event is about.
+struct Target {
+    project: String,
+    stage: String,
+    service: String,
+}
+
+impl Target {
+    fn of(event: &CloudEvent) -> Option<Self> {
+        let data = &event.data;
+        let target =
+            Target { project: text(&data["project"]), stage: text(&data["stage"]), service: text(&data["service"]) };
+        (!target.project.is_empty() && !target.stage.is_empty() && !target.service.is_empty()).then_some(target)
+    }
+
+    fn level(&self) -> Level<'_> {
+        Level::Service { stage: &self.stage, service: &self.service }
+    }
+}
+
+/// The `evaluation` block of a finished event that carries no scores.
+fn empty_evaluation(start: &str, end: &str, result: &str, slo_text: &str) -> Value {
+    json!({
+        "timeStart": start, "timeEnd": end, "result": result, "score": 0,
+        "sloFileContent": base64::engine::general_purpose::STANDARD.encode(slo_text), "indicatorResults": null,
+    })
+}
+
+/// Reads and parses the service's SLO file: `Ok(None)` when there is none.
+async fn load_slo(
+    access: &dyn ControlPlaneAccess,
+    target: &Target,
+    commit: Option<&str>,
+) -> Result<Option<(Slo, String)>, String> {
+    let found =
+        access.resource(&target.project, target.level(), SLO_FILE, commit).await.map_err(|error| match error {
+            AccessError::NotFound(message) | AccessError::Unavailable(message) => {
+                format!("error retrieving SLO file: {message}")
+            }
+        })?;
+    let Some(raw) = found else { return Ok(None) };
+    let parsed = slo::parse(&raw).map_err(|_| {
+        format!(
+            "Could not parse SLO file for service {} in stage {} in project {}",
+            target.service, target.stage, target.project
+        )
+    })?;
+    Ok(Some((parsed, raw)))
+}
+
+async fn start_evaluation(event: CloudEvent, sender: Sender, access: &dyn ControlPlaneAccess) {
+    let Some(target) = Target::of(&event) else {
+        tracing::debug!(event_id = %event.id, "evaluation.triggered without project, stage and service ignored");
+        return;
+    };
+    let started = sender.reply(&event, "sh.keptn.event.evaluation.started", json!({ "status": "succeeded" }));
+    sender.send_logged(started).await;
+    let finish = |status: &str, result: &str, message: String, evaluation: Value| {
+        sender.reply(
+            &event,
+            EVALUATION_FINISHED,
+            json!({ "status": status, "result": result, "message": message, "evaluation": evaluation }),
+        )
+    };
+
+    let (start, end) = match evaluation_window::window(&event.data, chrono::Utc::now()) {
+        Ok(window) => window,
+        Err(message) => {
+            sender.send_logged(finish("errored", "fail", message, empty_evaluation("", "", "fail", ""))).await;
+            return;
+        }
+    };
+    let slo = match load_slo(access, &target, event.gitcommitid.as_deref()).await {
+        Ok(slo) => slo,
+        Err(message) => {
+            sender.send_logged(finish("errored", "fail", message, empty_evaluation(&start, &end, "fail", ""))).await;
+            return;
+        }
+    };
+    let provider = match access.sli_provider(&target.project).await {
+        Ok(Some(provider)) => provider,
+        Ok(None) => {
+            let message = format!(
+                "no evaluation performed by lighthouse because no SLI-provider configured for project {}",
+                target.project
+            );
+            let raw = slo.as_ref().map(|(_, raw)| raw.as_str()).unwrap_or_default();
+            sender.send_logged(finish("succeeded", "pass", message, empty_evaluation(&start, &end, "pass", raw))).await;
+            return;
+        }
+        Err(error) => {
+            let message = format!("cannot read the SLI provider of project {}: {error}", target.project);
+            sender.send_logged(finish("errored", "fail", message, empty_evaluation(&start, &end, "fail", ""))).await;
+            return;
+        }
+    };
+    let (indicators, filters) = match &slo {
+        Some((slo, _)) => (
+            slo.indicators(),
+            slo.filter.iter().map(|(key, value)| json!({ "key": key, "value": value })).collect::<Vec<_>>(),
+        ),
+        None => (Vec::new(), Vec::new()),
+    };
+    let deployment = text(&event.data["deployment"]["deploymentNames"][0]);
+    let get_sli = sender.event(
+        &event,
+        "sh.keptn.event.get-sli.triggered",
+        json!({
+            "get-sli": { "sliProvider": provider, "start": start, "end": end, "indicators": indicators, "customFilters": filters },
+            "deployment": deployment,
+        }),
+    );
+    sender.send_logged(get_sli).await;
+}
+
+async fn finish_evaluation(event: CloudEvent, sender: Sender, access: &dyn ControlPlaneAccess) {
+    let Some(target) = Target::of(&event) else {
+        tracing::debug!(event_id = %event.id, "get-sli.finished without project, stage and service ignored");
+        return;
+    };
+    let data = &event.data;
+    let (start, end) = (text(&data["get-sli"]["start"]), text(&data["get-sli"]["end"]));
+    let triggered = access
+        .find_events(&EventQuery {
+            project: Some(target.project.clone()),
+            stage: Some(target.stage.clone()),
+            service: Some(target.service.clone()),
+            keptn_context: Some(event.shkeptncontext.clone()),
+            event_type: Some(EVALUATION_TRIGGERED.to_owned()),
+            limit: 1,
+            ..Default::default()
+        })
+        .await
+        .ok()
+        .and_then(|mut found| (!found.is_empty()).then(|| found.remove(0)));
+    let labels = data.get("labels").cloned().unwrap_or(Value::Null);
+    let finished = |status: &str, result: &str, message: String, evaluation: Value| {
+        let mut finished = sender.event(
+            &event,
+            EVALUATION_FINISHED,
+            json!({ "status": status, "result": result, "message": message, "evaluation": evaluation }),
+        );
+        if !labels.is_null() {
+            finished.data["labels"] = labels.clone();
+        }
+        finished.triggeredid = triggered.as_ref().map(|triggered| triggered.id.clone());
+        finished
+    };
+    if triggered.is_none() {
+        let message = format!("Could not retrieve evaluation.triggered event for context {}", event.shkeptncontext);
+        sender.send_logged(finished("errored", "fail", message, empty_evaluation(&start, &end, "fail", ""))).await;
+        return;
+    }
+    match text(&data["status"]).as_str() {
+        "aborted" => {
+            let message = "evaluation performed by lighthouse was aborted".to_owned();
+            sender.send_logged(finished("errored", "fail", message, empty_evaluation(&start, &end, "fail", ""))).await;
+            return;
+        }
+        "errored" => {
+            let message =
+                format!("evaluation performed by lighthouse received an unexpected error: {}", text(&data["message"]));
+            sender.send_logged(finished("errored", "fail", message, empty_evaluation(&start, &end, "fail", ""))).await;
+            return;
+        }
+        _ => {}
+    }
+    let (slo, raw) = match load_slo(access, &target, event.gitcommitid.as_deref()).await {
+        Ok(Some(found)) => found,
+        Ok(None) => {
+            let message = format!(
+                "no evaluation performed by lighthouse because no SLO file configured for project {}",
+                target.project
+            );
+            sender
+                .send_logged(finished("succeeded", "pass", message, empty_evaluation(&start, &end, "pass", "")))
+                .await;
+            return;
+        }
+        Err(message) => {
+            sender.send_logged(finished("errored", "fail", message, empty_evaluation(&start, &end, "fail", ""))).await;
+            return;
+        }
+    };
+    let (previous, compared_events) = match previous_evaluations(access, &target, &slo).await {
+        Ok(found) => found,
+        Err(message) => {
+            sender
+                .send_logged(finished("errored", "fail", message, empty_evaluation(&start, &end, "fail", &raw)))
+                .await;
+            return;
+        }
+    };
+    let values: Vec<SliValue> = data["get-sli"]["indicatorValues"]
+        .as_array()
+        .map(|values| values.iter().filter_map(|value| serde_json::from_value(value.clone()).ok()).collect())
+        .unwrap_or_default();
+    let slo_content = base64::engine::general_purpose::STANDARD.encode(&raw);
+    let mut evaluation = json!({ "timeStart": start, "timeEnd": end, "sloFileContent": slo_content });
+    if !compared_events.is_empty() {
+        evaluation["comparedEvents"] = json!(compared_events);
+    }
+    let (status, mut result, mut message) = match slo::evaluate(&slo, values, &previous) {
+        Ok(outcome) => {
+            evaluation["result"] = json!(outcome.result);
+            evaluation["score"] = json!(outcome.score);
+            evaluation["indicatorResults"] = json!(outcome.indicator_results);
+            ("succeeded", outcome.result.to_owned(), outcome.message)
+        }
+        Err(EvaluationError::Criteria { objective, cause }) => {
+            evaluation["result"] = json!("fail");
+            evaluation["score"] = json!(0);
+            evaluation["indicatorResults"] = Value::Null;
+            ("succeeded", "fail".to_owned(), format!("error with {objective}: {cause}"))
+        }
+        Err(EvaluationError::TotalScore(message)) => {
+            sender
+                .send_logged(finished("errored", "fail", message, empty_evaluation(&start, &end, "fail", &raw)))
+                .await;
+            return;
+        }
+    };
+    if slo.objectives.is_empty() {
+        result = "fail".to_owned();
+        message = "lighthouse failed because no SLO objective was provided".to_owned();
+    } else if text(&data["result"]) == "fail" {
+        result = "fail".to_owned();
+        message = format!("lighthouse failed because SLI failed with message {}", text(&data["message"]));
+    }
+    sender.send_logged(finished(status, &result, message, evaluation)).await;
+}
+
+/// The indicator results of earlier evaluations to compare with (newest first) and their event ids.
+async fn previous_evaluations(
+    access: &dyn ControlPlaneAccess,
+    target: &Target,
+    slo: &Slo,
+) -> Result<(Vec<Vec<IndicatorResult>>, Vec<String>), String> {
+    let conditions = slo
+        .comparison_result_filter()
+        .map(|results| Condition {
+            path: "data.result".to_owned(),
+            values: results.split(',').map(str::to_owned).collect(),
+        })
+        .into_iter()
+        .collect();
+    let events = access
+        .find_events(&EventQuery {
+            project: Some(target.project.clone()),
+            stage: Some(target.stage.clone()),
+            service: Some(target.service.clone()),
+            event_type: Some(EVALUATION_FINISHED.to_owned()),
+            exclude_invalidated: true,
+            conditions,
+            limit: slo.comparison_count(),
+            ..Default::default()
+        })
+        .await
+        .map_err(|error| format!("could not retrieve previous evaluations: {error}"))?;
+    let mut results = Vec::with_capacity(events.len());
+    let mut ids = Vec::with_capacity(events.len());
+    for event in events {
+        let indicators: Vec<IndicatorResult> = event.data["evaluation"]["indicatorResults"]
+            .as_array()
+            .map(|items| items.iter().filter_map(|item| serde_json::from_value(item.clone()).ok()).collect())
+            .unwrap_or_default();
+        results.push(indicators);
+        ids.push(event.id);
+    }
+    Ok((results, ids))
+}
+
+async fn configure_monitoring(event: CloudEvent, access: &dyn ControlPlaneAccess) {
+    let (project, provider) = (text(&event.data["project"]), text(&event.data["type"]));
+    if project.is_empty() {
+        tracing::warn!(event_id = %event.id, "monitoring.configure without a project ignored");
+        return;
+    }
+    match access.set_sli_provider(&project, &provider).await {
+        Ok(()) => tracing::info!(project, provider, "SLI provider configured"),
+        Err(error) => tracing::error!(project, provider, %error, "cannot store the SLI provider"),
+    }
+}

@@ -1,0 +1,295 @@
+//! webhook-service: for each event one of its uniform subscriptions accepts, runs the HTTP requests of
+//! the matching webhook in `webhook/webhook.yaml` (service, else stage, else project level, at the
+//! event's commit), with event data and secrets templated in, and reports on `.triggered` tasks with
+//! `.started` / `.finished` as the webhook's `sendStarted` / `sendFinished` say.
+//!
+//! Requests are made with reqwest, never by running curl. Every destination is checked before the
+//! request: the host against the deny list, then every address it resolves to (loopback, link-local,
+//! metadata and unspecified addresses are refused unless allowed in the configuration); the request is
+//! pinned to the checked address so a second DNS answer cannot redirect it, and redirects are not
+//! followed.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{json, Map, Value};
+
+use super::access::{ControlPlaneAccess, Level};
+use crate::config::WebhookSettings;
+use crate::model::event::CloudEvent;
+use crate::model::webhook::{self, HostPolicy, HttpRequest, Webhook};
+use crate::sdk::{SdkError, Sender, Service};
+
+pub const NAME: &str = crate::model::uniform::WEBHOOK_SERVICE;
+/// Task events: `sh.keptn.event.<task>.<kind>` (sequence events never reach webhooks, as in Keptn).
+pub const SUBJECTS: &[&str] = &["sh.keptn.event.*.*"];
+const CONFIG_FILE: &str = "webhook/webhook.yaml";
+
+/// What every webhook execution shares.
+struct Runner {
+    access: Arc<dyn ControlPlaneAccess>,
+    policy: HostPolicy,
+    settings: WebhookSettings,
+}
+
+pub async fn run(
+    service: Service,
+    access: Arc<dyn ControlPlaneAccess>,
+    settings: WebhookSettings,
+) -> Result<(), SdkError> {
+    let policy = HostPolicy::with_defaults(settings.denied_hosts.clone(), settings.allowed_hosts.clone());
+    let runner = Arc::new(Runner { access, policy, settings });
+    service
+        .run_events(move |event, sender| {
+            let runner = Arc::clone(&runner);
+            async move { runner.handle(event, sender).await }
+        })
+        .await
+}
+
+fn text(value: &Value) -> &str {
+    value.as_str().unwrap_or_default()
+}
+
+/// `(task, kind)` of a task event type.
+fn task_and_kind(event_type: &str) -> Option<(&str, &str)> {
+    let rest = event_type.strip_prefix("sh.keptn.event.")?;
+    let (task, kind) = rest.split_once('.')?;
+    (!kind.contains('.')).then_some((task, kind))
+}
+
+impl Runner {
+    async fn handle(&self, event: CloudEvent, sender: Sender) {
+        let data = &event.data;
+        let (project, stage, service) = (text(&data["project"]), text(&data["stage"]), text(&data["service"]));
+        if project.is_empty() || stage.is_empty() || service.is_empty() {
+            return;
+        }
+        let subscriptions = match self.access.subscriptions(NAME).await {
+            Ok(subscriptions) => subscriptions,
+            Err(error) => {
+                tracing::warn!(%error, "cannot read the webhook subscriptions");
+                return;
+            }
+        };
+        for subscription in subscriptions {
+            if subscription.accepts(&event.event_type, project, stage, service) {
+                self.execute(&event, &sender, &subscription.id).await;
+            }
+        }
+    }
+
+    /// The webhook of `subscription_id`, looked up service → stage → project; the first file that
+    /// parses and names the subscription wins.
+    async fn find_webhook(&self, event: &CloudEvent, subscription_id: &str) -> Option<Webhook> {
+        let data = &event.data;
+        let (project, stage, service) = (text(&data["project"]), text(&data["stage"]), text(&data["service"]));
+        let levels = [Level::Service { stage, service }, Level::Stage(stage), Level::Project];
+        for level in levels {
+            let Ok(Some(raw)) = self.access.resource(project, level, CONFIG_FILE, event.gitcommitid.as_deref()).await
+            else {
+                continue;
+            };
+            match webhook::parse(&raw) {
+                Ok(config) => {
+                    if let Some(found) = config.for_subscription(subscription_id) {
+                        return Some(found.clone());
+                    }
+                }
+                Err(error) => tracing::debug!(project, ?level, %error, "webhook config skipped"),
+            }
+        }
+        None
+    }
+
+    async fn execute(&self, event: &CloudEvent, sender: &Sender, subscription_id: &str) {
+        let Some((task, kind)) = task_and_kind(&event.event_type) else { return };
+        let triggered = kind == "triggered";
+        let started_type = format!("sh.keptn.event.{task}.started");
+        let finished_type = format!("sh.keptn.event.{task}.finished");
+        let Some(hook) = self.find_webhook(event, subscription_id).await else {
+            if triggered {
+                sender.send_logged(sender.reply(event, &started_type, json!({ "status": "succeeded" }))).await;
+                let failed = json!({
+                    "status": "errored", "result": "fail",
+                    "message": "could not retrieve Webhook config: no valid webhook config found",
+                });
+                sender.send_logged(sender.reply(event, &finished_type, failed)).await;
+            }
+            return;
+        };
+        if triggered && hook.send_started {
+            // Without sendFinished the called systems finish the task, one `.finished` per request.
+            let count = if hook.send_finished { 1 } else { hook.requests.len() };
+            for _ in 0..count {
+                sender.send_logged(sender.reply(event, &started_type, json!({ "status": "succeeded" }))).await;
+            }
+        }
+        let mut secrets = Vec::new();
+        let outcome = self.run_requests(event, &hook, &mut secrets).await;
+        if !triggered {
+            if let Err((message, _)) = outcome {
+                tracing::warn!(event_type = %event.event_type, %message, "webhook failed");
+            }
+            return;
+        }
+        match outcome {
+            Ok(responses) if hook.send_finished => {
+                let mut data = json!({ "status": "succeeded", "result": "pass" });
+                data[task] = json!({ "responses": responses });
+                sender.send_logged(sender.reply(event, &finished_type, data)).await;
+            }
+            Ok(_) => {}
+            Err((message, succeeded)) => {
+                let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
+                let message = webhook::redact(&message, &secrets);
+                let count = if hook.send_finished { 1 } else { hook.requests.len().saturating_sub(succeeded) };
+                for _ in 0..count {
+                    let failed = json!({ "status": "errored", "result": "fail", "message": message });
+                    sender.send_logged(sender.reply(event, &finished_type, failed)).await;
+                }
+            }
+        }
+    }
+
+    /// Runs the requests in order; stops at the first failure, returning its message and how many
+    /// requests succeeded before it. `secrets` collects the values read, for redaction.
+    async fn run_requests(
+        &self,
+        event: &CloudEvent,
+        hook: &Webhook,
+        secrets: &mut Vec<String>,
+    ) -> Result<Vec<Value>, (String, usize)> {
+        let mut env = Map::new();
+        for source in &hook.env_from {
+            let value = match self.access.secret(&source.secret_name, &source.secret_key).await {
+                Ok(Some(value)) => value,
+                Ok(None) | Err(_) => {
+                    return Err((format!("could not read secret {}.{}", source.secret_name, source.secret_key), 0));
+                }
+            };
+            if !value.is_empty() {
+                secrets.push(value.clone());
+            }
+            env.insert(source.name.clone(), Value::String(value));
+        }
+        let mut context = serde_json::to_value(event).unwrap_or_else(|_| json!({}));
+        context["env"] = Value::Object(env);
+        let mut responses = Vec::with_capacity(hook.requests.len());
+        for (index, spec) in hook.requests.iter().enumerate() {
+            let request = webhook::prepare(spec, &context).map_err(|error| (error.to_string(), index))?;
+            let body = self.send(request).await.map_err(|message| (message, index))?;
+            responses.push(match serde_json::from_str::<Value>(&body) {
+                Ok(object @ Value::Object(_)) => object,
+                _ => Value::String(body),
+            });
+        }
+        Ok(responses)
+    }
+
+    /// Checks the destination, sends the request (retrying connection failures and 429/502/503/504),
+    /// and returns the response body.
+    async fn send(&self, request: HttpRequest) -> Result<String, String> {
+        self.policy.check_url(&request.url)?;
+        let host = request.url.host_str().unwrap_or_default().trim_matches(['[', ']']).to_owned();
+        let port = request.url.port_or_known_default().unwrap_or(80);
+        let addresses: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), port))
+            .await
+            .map_err(|error| format!("cannot resolve {host}: {error}"))?
+            .collect();
+        let Some(first) = addresses.first().copied() else {
+            return Err(format!("cannot resolve {host}: no addresses"));
+        };
+        for address in &addresses {
+            self.policy.check_address(&request.url, address.ip())?;
+        }
+        let timeout = request.max_time.map_or(self.settings.timeout, |max| max.min(self.settings.timeout));
+        let mut client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(timeout)
+            .resolve(&host, first)
+            .danger_accept_invalid_certs(request.insecure);
+        if let Some(connect) = request.connect_timeout {
+            client = client.connect_timeout(connect);
+        }
+        let client = client.build().map_err(|error| format!("cannot build the HTTP client: {error}"))?;
+        let method = reqwest::Method::from_bytes(request.method.as_bytes())
+            .map_err(|_| format!("method {} is not allowed", request.method))?;
+        let mut attempt = 0;
+        loop {
+            let mut builder = client.request(method.clone(), request.url.clone());
+            for (key, value) in &request.headers {
+                builder = builder.header(key, value);
+            }
+            if let Some(body) = &request.body {
+                builder = builder.body(body.clone());
+            }
+            let retryable = match builder.send().await {
+                Ok(response) => {
+                    let status = response.status();
+                    let retry = matches!(status.as_u16(), 429 | 502 | 503 | 504);
+                    if !retry || attempt >= self.settings.retries {
+                        let body = self.read_body(response).await?;
+                        if status.is_client_error() || status.is_server_error() {
+                            return Err(format!("request to {host} failed with status {}: {body}", status.as_u16()));
+                        }
+                        return Ok(body);
+                    }
+                    format!("status {}", status.as_u16())
+                }
+                Err(error) if error.is_connect() && attempt < self.settings.retries => error.to_string(),
+                Err(error) if error.is_timeout() => {
+                    return Err(format!("request to {host} timed out after {}", humantime::format_duration(timeout)));
+                }
+                Err(error) => return Err(format!("request to {host} failed: {}", without_url(&error))),
+            };
+            attempt += 1;
+            tracing::debug!(%host, attempt, reason = %retryable, "retrying webhook request");
+            tokio::time::sleep(Duration::from_millis(200 * 2u64.pow(attempt))).await;
+        }
+    }
+
+    /// Reads at most the configured number of bytes of a response.
+    async fn read_body(&self, mut response: reqwest::Response) -> Result<String, String> {
+        let limit = self.settings.max_response_bytes;
+        let mut body = Vec::new();
+        while let Some(chunk) =
+            response.chunk().await.map_err(|error| format!("cannot read the response: {}", without_url(&error)))?
+        {
+            if body.len() + chunk.len() > limit {
+                return Err(format!("response larger than {limit} bytes"));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(String::from_utf8_lossy(&body).into_owned())
+    }
+}
+
+/// A reqwest error's text without the URL, which may carry a secret.
+fn without_url(error: &reqwest::Error) -> String {
+    let mut message = String::new();
+    let mut source: Option<&dyn std::error::Error> = std::error::Error::source(error);
+    while let Some(cause) = source {
+        message = cause.to_string();
+        source = cause.source();
+    }
+    if message.is_empty() {
+        "connection error".to_owned()
+    } else {
+        message
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_task_events_have_a_task_and_kind() {
+        assert_eq!(task_and_kind("sh.keptn.event.mytask.triggered"), Some(("mytask", "triggered")));
+        assert_eq!(task_and_kind("sh.keptn.event.evaluation.finished"), Some(("evaluation", "finished")));
+        assert_eq!(task_and_kind("sh.keptn.event.dev.delivery.triggered"), None);
+        assert_eq!(task_and_kind("sh.keptn.log.error"), None);
+    }
+}
