@@ -156,6 +156,8 @@ pub struct Service {
     task: String,
     /// Event types (NATS subjects, wildcards allowed) the service receives.
     subjects: Vec<String>,
+    /// Event types registered as the integration's subscriptions (default: `subjects`).
+    advertised: Option<Vec<String>>,
     transport: Transport,
     api: Option<Api>,
     filter: SubscriptionFilter,
@@ -169,6 +171,7 @@ impl Service {
             name: name.into(),
             subjects: vec![format!("sh.keptn.event.{task}.triggered")],
             task,
+            advertised: None,
             transport: Transport::Http,
             api: None,
             filter: SubscriptionFilter::default(),
@@ -205,6 +208,13 @@ impl Service {
     /// Registers with the control plane's API as an integration (and pings it).
     pub fn register_with(mut self, endpoint: impl Into<String>, token: impl Into<String>) -> Self {
         self.api = Some(Api { endpoint: endpoint.into(), token: token.into(), client: reqwest::Client::new() });
+        self
+    }
+
+    /// Registers these event types as the integration's subscriptions instead of the ones it receives
+    /// (e.g. none, for a service whose subscriptions users manage).
+    pub fn advertise(mut self, subjects: &[&str]) -> Self {
+        self.advertised = Some(subjects.iter().map(|subject| (*subject).to_owned()).collect());
         self
     }
 
@@ -354,8 +364,13 @@ impl Service {
     /// Registers the integration and keeps it alive with pings; returns its id.
     async fn register(&self, api: &Api) -> Result<String, SdkError> {
         let hostname = std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".to_owned());
-        let subscriptions: Vec<Value> =
-            self.subjects.iter().map(|subject| json!({ "event": subject, "filter": self.filter })).collect();
+        let subscriptions: Vec<Value> = self
+            .advertised
+            .as_ref()
+            .unwrap_or(&self.subjects)
+            .iter()
+            .map(|subject| json!({ "event": subject, "filter": self.filter }))
+            .collect();
         let registration = json!({
             "name": self.name,
             "metadata": {
@@ -375,7 +390,13 @@ impl Service {
                 tokio::time::sleep(HEARTBEAT).await;
                 let url = api.url(&format!("/controlPlane/v1/uniform/registration/{ping_id}/ping"));
                 if let Err(error) = api.send(api.client.put(url)).await {
-                    tracing::warn!(%error, "integration ping failed");
+                    tracing::warn!(%error, "integration ping failed; registering again");
+                    // Expired while unreachable: registering again keeps the same id.
+                    let register =
+                        api.client.post(api.url("/controlPlane/v1/uniform/registration")).json(&registration);
+                    if let Err(error) = api.send(register).await {
+                        tracing::warn!(%error, "registering again failed");
+                    }
                 }
             }
         });

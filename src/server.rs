@@ -146,10 +146,14 @@ pub async fn build(config: &Config) -> anyhow::Result<ControlPlane> {
         projects: Arc::clone(&projects),
         events: Arc::clone(&events),
         secrets: Arc::clone(&secrets),
-        snapshots: Arc::clone(&snapshots),
+        providers: crate::services::SliProviders(Arc::clone(&snapshots)),
         integrations: Arc::clone(&integrations),
     });
-    crate::services::start(config, service_transport, access, Arc::clone(&integrations)).await;
+    let registration = crate::services::Registration::Local {
+        integrations: Arc::clone(&integrations),
+        ttl: config.uniform_integration_ttl,
+    };
+    crate::services::start(&config.services, service_transport, access, registration, &config.webhook).await;
     let state = web::Data::new(AppState {
         projects,
         integrations,

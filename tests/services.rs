@@ -625,3 +625,106 @@ async fn secrets_api_keeps_values_to_itself() {
         }
     }
 }
+
+#[actix_rt::test]
+async fn services_run_as_their_own_process_on_nats() {
+    use std::io::{BufRead as _, BufReader};
+    let nats = support::servers::nats();
+    let redis = support::servers::redis();
+    let key = keelson::secrets::SecretKey::generate_text();
+    let (nats_url, redis_url, config_key) = (nats.url.clone(), redis.url.clone(), key.clone());
+    let keelson = TestKeelson::start_with(move |config| {
+        config.nats_url = Some(nats_url.parse().unwrap());
+        config.redis_url = Some(redis_url.parse().unwrap());
+        config.secret_key = Some(keelson::config::Sensitive(config_key));
+    })
+    .await;
+    assert_eq!(keelson.create_project("shop", SHIPYARD).await.0, 201);
+    assert_eq!(keelson.create_service("shop", "carts").await.0, 200);
+    upload(&keelson, "/stage/production/service/carts", &[("slo.yaml", SLO)]).await;
+
+    let mut child = std::process::Command::new(support::process::BINARY)
+        .args(["service", "approval", "lighthouse"])
+        .env_clear()
+        .env("KEELSON_NATS_URL", &nats.url)
+        .env("KEELSON_REDIS_URL", &redis.url)
+        .env("KEELSON_SECRET_KEY", &key)
+        .env("KEELSON_API_URL", &keelson.base)
+        .env("KEELSON_API_TOKEN", &keelson.token)
+        .env("KEELSON_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let first_line = BufReader::new(stdout).lines().next().unwrap().unwrap();
+    assert!(first_line.starts_with("Running approval, lighthouse"), "{first_line}");
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _services = Kill(child);
+
+    // Both register through the API.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, listed) = send(keelson.get("/api/controlPlane/v1/uniform/registration")).await;
+        let names: Vec<&str> = listed.as_array().unwrap().iter().filter_map(|i| i["name"].as_str()).collect();
+        if names.contains(&"approval-service") && names.contains(&"lighthouse-service") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "services did not register: {names:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // The SLI provider is another NATS client.
+    tokio::spawn(Service::new("nats-sli-provider", "get-sli").over_nats(nats.url.clone()).run(|task| async move {
+        let window = &task.data()["get-sli"];
+        Ok(json!({ "get-sli": { "start": window["start"], "end": window["end"], "indicatorValues": values(400.0, 0.0) } }))
+    }));
+    post_event(
+        &keelson,
+        json!({ "type": "sh.keptn.event.monitoring.configure", "source": "tests",
+                "data": { "project": "shop", "service": "carts", "type": "prometheus" } }),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let evaluation = evaluation_of(&keelson, &evaluate(&keelson).await).await;
+    assert_eq!(evaluation["data"]["result"], "pass", "{evaluation}");
+    assert_eq!(evaluation["data"]["evaluation"]["score"], 100.0);
+    assert_eq!(evaluation["source"], "lighthouse-service");
+
+    let context = trigger(&keelson, "delivery", json!({ "result": "pass" })).await;
+    let approval = events(&keelson, &context, "sh.keptn.event.approval.finished", 1).await.remove(0);
+    assert_eq!(
+        (approval["source"].as_str(), approval["data"]["result"].as_str()),
+        (Some("approval-service"), Some("pass"))
+    );
+}
+
+#[actix_rt::test]
+async fn a_service_process_refuses_an_incomplete_configuration() {
+    let run = |args: &[&str], vars: &[(&str, &str)]| {
+        let mut command = std::process::Command::new(support::process::BINARY);
+        command.args(args).env_clear();
+        for (key, value) in vars {
+            command.env(key, value);
+        }
+        let output = command.output().unwrap();
+        (output.status.code(), String::from_utf8_lossy(&output.stderr).to_string())
+    };
+    let (code, stderr) = run(&["service", "lighthouse"], &[]);
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("KEELSON_NATS_URL"), "{stderr}");
+    let (code, stderr) = run(&["service", "helm"], &[("KEELSON_NATS_URL", "nats://127.0.0.1:1")]);
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("unknown service 'helm'"), "{stderr}");
+    let (code, stderr) =
+        run(&["service", "webhook"], &[("KEELSON_NATS_URL", "nats://127.0.0.1:1"), ("KEELSON_API_TOKEN", "t")]);
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("KEELSON_REDIS_URL"), "{stderr}");
+}

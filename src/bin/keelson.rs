@@ -13,8 +13,24 @@ use keelson::config::Config;
 #[command(name = "keelson", version, about = "A Keptn-compatible control plane")]
 struct Args {
     /// Configuration file (TOML); `KEELSON_*` environment variables override it.
-    #[arg(long, short = 'c', env = "KEELSON_CONFIG")]
+    #[arg(long, short = 'c', env = "KEELSON_CONFIG", global = true)]
     config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(clap::Subcommand)]
+enum Command {
+    /// Runs built-in services (approval, lighthouse, remediation, webhook) as their own process on the
+    /// control plane's NATS server, instead of inside the control plane.
+    Service {
+        /// The services to run.
+        #[arg(required = true)]
+        names: Vec<String>,
+        /// The control plane's API (its token is `KEELSON_API_TOKEN`).
+        #[arg(long, env = "KEELSON_API_URL", default_value = "http://127.0.0.1:8080")]
+        endpoint: String,
+    },
 }
 
 fn main() {
@@ -25,7 +41,11 @@ fn main() {
     };
     init_tracing(&config.log);
     let runtime = actix_web::rt::System::new();
-    if let Err(error) = runtime.block_on(run(config)) {
+    let outcome = match args.command {
+        None => runtime.block_on(run(config)),
+        Some(Command::Service { names, endpoint }) => runtime.block_on(run_services(config, names, endpoint)),
+    };
+    if let Err(error) = outcome {
         fail(&format!("{error:#}"));
     }
 }
@@ -61,5 +81,14 @@ async fn run(config: Config) -> anyhow::Result<()> {
         }
     });
     server.stopped.await.context("server task failed")?.context("server failed")?;
+    Ok(())
+}
+
+async fn run_services(config: Config, names: Vec<String>, endpoint: String) -> anyhow::Result<()> {
+    keelson::services::run_standalone(&config, &names, &endpoint).await?;
+    tracing::info!(services = %names.join(", "), %endpoint, "services are running");
+    println!("Running {} against {endpoint}", names.join(", "));
+    tokio::signal::ctrl_c().await?;
+    tracing::info!("shutting down");
     Ok(())
 }

@@ -59,7 +59,7 @@ pub struct LocalAccess {
     pub projects: Arc<ProjectManager>,
     pub events: Arc<dyn EventStore>,
     pub secrets: Arc<Secrets>,
-    pub snapshots: Arc<dyn SnapshotStore>,
+    pub providers: SliProviders,
     pub integrations: Arc<Integrations>,
 }
 
@@ -70,6 +70,25 @@ const SLI_PROVIDER_PREFIX: &str = "lighthouse-config/";
 struct LighthouseConfig {
     #[serde(rename = "sli-provider")]
     sli_provider: String,
+}
+
+/// The SLI provider of each project, in the snapshot store (`lighthouse-config/<project>`).
+#[derive(Clone)]
+pub struct SliProviders(pub Arc<dyn SnapshotStore>);
+
+impl SliProviders {
+    pub async fn get(&self, project: &str) -> Result<Option<String>, AccessError> {
+        let Some(bytes) = self.0.get(&format!("{SLI_PROVIDER_PREFIX}{project}")).await.map_err(unavailable)? else {
+            return Ok(None);
+        };
+        let config: LighthouseConfig = versioned::decode(&bytes).map_err(unavailable)?;
+        Ok(Some(config.sli_provider))
+    }
+
+    pub async fn set(&self, project: &str, provider: &str) -> Result<(), AccessError> {
+        let record = versioned::encode(&LighthouseConfig { sli_provider: provider.to_owned() });
+        self.0.put(&format!("{SLI_PROVIDER_PREFIX}{project}"), record).await.map_err(unavailable)
+    }
 }
 
 fn unavailable(error: impl std::fmt::Display) -> AccessError {
@@ -132,17 +151,11 @@ impl ControlPlaneAccess for LocalAccess {
     }
 
     async fn sli_provider(&self, project: &str) -> Result<Option<String>, AccessError> {
-        let Some(bytes) = self.snapshots.get(&format!("{SLI_PROVIDER_PREFIX}{project}")).await.map_err(unavailable)?
-        else {
-            return Ok(None);
-        };
-        let config: LighthouseConfig = versioned::decode(&bytes).map_err(unavailable)?;
-        Ok(Some(config.sli_provider))
+        self.providers.get(project).await
     }
 
     async fn set_sli_provider(&self, project: &str, provider: &str) -> Result<(), AccessError> {
-        let record = versioned::encode(&LighthouseConfig { sli_provider: provider.to_owned() });
-        self.snapshots.put(&format!("{SLI_PROVIDER_PREFIX}{project}"), record).await.map_err(unavailable)
+        self.providers.set(project, provider).await
     }
 
     async fn subscriptions(&self, integration: &str) -> Result<Vec<EventSubscription>, AccessError> {

@@ -15,18 +15,19 @@ pub mod access;
 pub mod approval;
 pub mod lighthouse;
 pub mod remediation;
+pub mod remote;
 pub mod webhook;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::bus::InProcessBus;
-use crate::config::Config;
+use crate::config::{Config, WebhookSettings};
 use crate::integrations::Integrations;
 use crate::model::uniform::{EventSubscription, Integration, Metadata};
 use crate::sdk::Service;
 
-pub use access::{AccessError, ControlPlaneAccess, Level, LocalAccess};
+pub use access::{AccessError, ControlPlaneAccess, Level, LocalAccess, SliProviders};
 
 /// How the built-in services reach the bus.
 #[derive(Clone)]
@@ -44,28 +45,48 @@ impl Transport {
     }
 }
 
-/// Starts the services named in `config.services`, each as its own task that restarts after a
-/// failure.
+/// How the services appear in the control plane's integration list.
+#[derive(Clone)]
+pub enum Registration {
+    /// Registered straight in the registry of the Keelson they run in.
+    Local { integrations: Arc<Integrations>, ttl: Duration },
+    /// Registered (and pinged) through the control plane's API.
+    Remote { endpoint: String, token: String },
+}
+
+/// The name, subscribed subjects and subjects advertised as subscriptions of a built-in service.
+fn describe(name: &str) -> Option<(&'static str, &'static [&'static str], &'static [&'static str])> {
+    Some(match name {
+        "approval" => (approval::NAME, approval::SUBJECTS, approval::SUBJECTS),
+        "lighthouse" => (lighthouse::NAME, lighthouse::SUBJECTS, lighthouse::SUBJECTS),
+        "remediation" => (remediation::NAME, remediation::SUBJECTS, remediation::SUBJECTS),
+        // The webhook service's subscriptions are the users' (one per webhook).
+        "webhook" => (webhook::NAME, webhook::SUBJECTS, &[]),
+        _ => return None,
+    })
+}
+
+/// Starts the built-in services `names`, each as its own task that restarts after a failure.
 pub async fn start(
-    config: &Config,
+    names: &[String],
     transport: Transport,
     access: Arc<dyn ControlPlaneAccess>,
-    integrations: Arc<Integrations>,
+    registration: Registration,
+    webhook_settings: &WebhookSettings,
 ) {
-    for name in &config.services {
-        let (service_name, subjects): (&str, &[&str]) = match name.as_str() {
-            "approval" => (approval::NAME, approval::SUBJECTS),
-            "lighthouse" => (lighthouse::NAME, lighthouse::SUBJECTS),
-            "remediation" => (remediation::NAME, remediation::SUBJECTS),
-            "webhook" => (webhook::NAME, webhook::SUBJECTS),
-            _ => continue,
-        };
-        register(&integrations, service_name, subjects, config.uniform_integration_ttl).await;
-        let (transport, access, name, webhook_settings) =
-            (transport.clone(), Arc::clone(&access), name.clone(), config.webhook.clone());
+    for name in names {
+        let Some((service_name, subjects, advertised)) = describe(name) else { continue };
+        if let Registration::Local { integrations, ttl } = &registration {
+            register(integrations, service_name, advertised, *ttl).await;
+        }
+        let (transport, access, name, webhook_settings, registration) =
+            (transport.clone(), Arc::clone(&access), name.clone(), webhook_settings.clone(), registration.clone());
         tokio::spawn(async move {
             loop {
-                let service = transport.attach(Service::listen(service_name, subjects));
+                let mut service = transport.attach(Service::listen(service_name, subjects));
+                if let Registration::Remote { endpoint, token } = &registration {
+                    service = service.register_with(endpoint.clone(), token.clone()).advertise(advertised);
+                }
                 let outcome = match name.as_str() {
                     "approval" => approval::run(service).await,
                     "lighthouse" => lighthouse::run(service, Arc::clone(&access)).await,
@@ -85,8 +106,55 @@ pub async fn start(
     }
 }
 
+/// Runs built-in services as their own process on NATS (`keelson service <name>…`), talking to the
+/// control plane at `endpoint`; returns only on a start-up error.
+pub async fn run_standalone(config: &Config, names: &[String], endpoint: &str) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    if names.is_empty() {
+        anyhow::bail!("name at least one service: {}", crate::config::BUILTIN_SERVICES.join(", "));
+    }
+    if let Some(unknown) = names.iter().find(|name| describe(name).is_none()) {
+        anyhow::bail!("unknown service '{unknown}' (known: {})", crate::config::BUILTIN_SERVICES.join(", "));
+    }
+    let nats = config
+        .nats_url
+        .as_ref()
+        .context("a service runs on NATS: set KEELSON_NATS_URL to the control plane's NATS server")?;
+    let token = config.api_token.clone().context("set KEELSON_API_TOKEN to the control plane's API token")?;
+    let (secrets, providers) = match &config.redis_url {
+        Some(url) => {
+            let store: Arc<dyn crate::store::SnapshotStore> = Arc::new(
+                crate::store::redis::RedisSnapshotStore::connect(url.as_str())
+                    .await
+                    .context("cannot connect to the control plane's redis")?,
+            );
+            let secrets = match &config.secret_key {
+                Some(key) => Some(Arc::new(crate::secrets::Secrets::new(
+                    Arc::clone(&store),
+                    crate::secrets::SecretKey::from_base64(&key.0)?,
+                    config.secret_scopes.clone(),
+                ))),
+                None => None,
+            };
+            (secrets, Some(SliProviders(store)))
+        }
+        None => (None, None),
+    };
+    let needs_store = names.iter().any(|name| name == "lighthouse" || name == "webhook");
+    if needs_store && providers.is_none() {
+        anyhow::bail!("lighthouse and webhook read the control plane's redis: set KEELSON_REDIS_URL");
+    }
+    if names.iter().any(|name| name == "webhook") && secrets.is_none() {
+        anyhow::bail!("webhook reads secrets: set KEELSON_SECRET_KEY to the control plane's key");
+    }
+    let access = Arc::new(remote::RemoteAccess::new(endpoint, &token, secrets, providers));
+    let registration = Registration::Remote { endpoint: endpoint.to_owned(), token };
+    start(names, Transport::Nats(nats.to_string()), access, registration, &config.webhook).await;
+    Ok(())
+}
+
 /// Registers a built-in service as an integration and pings it for as long as the process runs.
-async fn register(integrations: &Arc<Integrations>, name: &str, subjects: &[&str], ttl: Duration) {
+async fn register(integrations: &Arc<Integrations>, name: &str, advertised: &[&str], ttl: Duration) {
     let hostname = "keelson".to_owned();
     let integration = Integration {
         name: name.to_owned(),
@@ -102,16 +170,10 @@ async fn register(integrations: &Arc<Integrations>, name: &str, subjects: &[&str
             },
             ..Default::default()
         },
-        // The webhook service's subscriptions are the users' (one per webhook); the others subscribe
-        // to their fixed event types.
-        subscriptions: if name == webhook::NAME {
-            Vec::new()
-        } else {
-            subjects
-                .iter()
-                .map(|subject| EventSubscription { event: (*subject).to_owned(), ..Default::default() })
-                .collect()
-        },
+        subscriptions: advertised
+            .iter()
+            .map(|subject| EventSubscription { event: (*subject).to_owned(), ..Default::default() })
+            .collect(),
         ..Default::default()
     };
     let mut id = match integrations.register(integration.clone()).await {
