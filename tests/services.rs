@@ -171,6 +171,11 @@ fn start_sli_provider(keelson: &TestKeelson) -> (Shared<VecDeque<Value>>, Shared
                     return Err(keelson::sdk::TaskError::new("prometheus is down"));
                 }
                 let window = &task.data()["get-sli"];
+                if values["result"] == "fail" {
+                    // A provider that ran but reports a failed query.
+                    return Ok(json!({ "result": "fail", "message": values["message"],
+                        "get-sli": { "start": window["start"], "end": window["end"], "indicatorValues": values["values"] } }));
+                }
                 Ok(json!({ "get-sli": { "start": window["start"], "end": window["end"], "indicatorValues": values } }))
             }
         },
@@ -286,6 +291,51 @@ async fn quality_gates_score_compare_and_honour_invalidation_and_key_slis() {
     );
     assert_eq!(errored["data"]["evaluation"]["result"], "fail");
     assert!(errored["data"]["message"].as_str().unwrap().contains("unexpected error: prometheus is down"), "{errored}");
+}
+
+#[actix_rt::test]
+async fn evaluation_edge_cases_end_the_gate_with_the_right_result() {
+    let keelson = keelson().await;
+    post_event(
+        &keelson,
+        json!({ "type": "sh.keptn.event.monitoring.configure", "source": "tests",
+                "data": { "project": "shop", "service": "carts", "type": "test-provider" } }),
+    )
+    .await;
+    let (answers, _) = start_sli_provider(&keelson);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // An evaluation sequence triggered without any window.
+    let context = trigger(&keelson, "evaluation", json!({})).await;
+    let finished = evaluation_of(&keelson, &context).await;
+    assert_eq!(
+        (finished["data"]["status"].as_str(), finished["data"]["result"].as_str()),
+        (Some("errored"), Some("fail"))
+    );
+    assert_eq!(finished["data"]["message"], "evaluation.triggered event does not contain evaluation timeframe");
+    let sequence = events(&keelson, &context, "sh.keptn.event.production.evaluation.finished", 1).await.remove(0);
+    assert_eq!(sequence["data"]["result"], "fail", "the gate fails the sequence");
+
+    // (slo.yaml, the provider's answer — none when the provider is never asked, status, result, message)
+    let cases: [(&str, Option<Value>, &str, &str, &str); 5] = [
+        ("objectives: [", None, "errored", "fail", "Could not parse SLO file for service carts in stage production in project shop"),
+        ("objectives: []\ntotal_score: {pass: '90%'}\n", Some(json!([])), "succeeded", "fail", "lighthouse failed because no SLO objective was provided"),
+        ("objectives:\n  - sli: error_rate\n    pass: [{criteria: ['<=1']}]\n", Some(values(1.0, 0.0)), "errored", "fail", "no target score defined"),
+        (SLO, Some(json!({ "result": "fail", "message": "query timed out", "values": values(400.0, 0.0) })), "succeeded", "fail", "lighthouse failed because SLI failed with message query timed out"),
+        ("objectives:\n  - sli: error_rate\n    displayName: Errors\n    pass: [{criteria: ['<<1']}]\ntotal_score: {pass: '90%'}\n", Some(values(1.0, 0.0)), "succeeded", "fail", "error with Errors: "),
+    ];
+    for (slo, answer, status, result, message) in cases {
+        upload(&keelson, "/stage/production/service/carts", &[("slo.yaml", slo)]).await;
+        answers.lock().unwrap().extend(answer);
+        let finished = evaluation_of(&keelson, &evaluate(&keelson).await).await;
+        let data = &finished["data"];
+        assert_eq!(
+            (data["status"].as_str(), data["result"].as_str()),
+            (Some(status), Some(result)),
+            "{slo}: {finished}"
+        );
+        assert!(data["message"].as_str().unwrap().starts_with(message), "{slo}: {finished}");
+    }
 }
 
 #[actix_rt::test]
