@@ -43,6 +43,9 @@ spec:
         - name: forbidden
           tasks:
             - name: notify-denied
+        - name: handover
+          tasks:
+            - name: notify-async
 ";
 
 const SLO: &str = r#"spec_version: "1.0"
@@ -477,9 +480,11 @@ async fn start_recorder() -> Recorder {
     let port = listener.local_addr().unwrap().port();
     let requests: Arc<Mutex<Vec<String>>> = Arc::default();
     let recorded = Arc::clone(&requests);
+    // The first request to /flaky is answered 503, as by a service being restarted.
+    let flaked = Arc::new(std::sync::atomic::AtomicBool::new(false));
     tokio::spawn(async move {
         while let Ok((mut stream, _)) = listener.accept().await {
-            let recorded = Arc::clone(&recorded);
+            let (recorded, flaked) = (Arc::clone(&recorded), Arc::clone(&flaked));
             tokio::spawn(async move {
                 let mut buffer = vec![0u8; 65536];
                 let mut read = 0;
@@ -505,10 +510,17 @@ async fn start_recorder() -> Recorder {
                         }
                     }
                 }
-                recorded.lock().unwrap().push(String::from_utf8_lossy(&buffer[..read]).to_string());
-                let body = r#"{"ok":true,"id":"remote-1"}"#;
+                let request = String::from_utf8_lossy(&buffer[..read]).to_string();
+                let unavailable =
+                    request.contains(" /flaky ") && !flaked.swap(true, std::sync::atomic::Ordering::SeqCst);
+                recorded.lock().unwrap().push(request);
+                let (status, body) = if unavailable {
+                    ("503 Service Unavailable", "restarting")
+                } else {
+                    ("200 OK", r#"{"ok":true,"id":"remote-1"}"#)
+                };
                 let response = format!(
-                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
                     body.len()
                 );
                 let _ = stream.write_all(response.as_bytes()).await;
@@ -541,7 +553,7 @@ async fn webhooks_call_allowed_hosts_with_secrets_and_refuse_denied_ones() {
     let (_, integrations) = send(keelson.get("/api/controlPlane/v1/uniform/registration?name=webhook-service")).await;
     let integration_id = integrations[0]["id"].as_str().expect("the webhook service is registered").to_owned();
     let mut subscription_ids = Vec::new();
-    for task in ["notify", "notify-denied"] {
+    for task in ["notify", "notify-denied", "notify-async"] {
         let (status, body) = send(
             keelson.post(&format!("/api/controlPlane/v1/uniform/registration/{integration_id}/subscription")).json(
                 &json!({ "event": format!("sh.keptn.event.{task}.triggered"), "filter": { "projects": ["shop"] } }),
@@ -570,15 +582,25 @@ spec:
             - {{key: Authorization, value: "Bearer {{{{.env.token}}}}"}}
             - {{key: Content-Type, value: application/json}}
           payload: '{{"service": "{{{{.data.service}}}}", "context": "{{{{.shkeptncontext}}}}"}}'
+        - url: http://127.0.0.1:{port}/flaky
+          method: GET
     - type: sh.keptn.event.notify-denied.triggered
       subscriptionID: {denied}
       sendFinished: true
       requests:
         - url: http://169.254.169.254/latest/meta-data
           method: GET
+    - type: sh.keptn.event.notify-async.triggered
+      subscriptionID: {handover}
+      requests:
+        - url: http://127.0.0.1:{port}/start-job
+          method: POST
+        - url: http://127.0.0.1:{port}/start-other-job
+          method: POST
 "#,
         allowed = subscription_ids[0],
         denied = subscription_ids[1],
+        handover = subscription_ids[2],
     );
     upload(&keelson, "", &[("webhook/webhook.yaml", &webhook_yaml)]).await;
 
@@ -590,9 +612,13 @@ spec:
         "{finished}"
     );
     assert_eq!(finished["source"], "webhook-service");
-    assert_eq!(finished["data"]["notify"]["responses"], json!([{ "ok": true, "id": "remote-1" }]));
+    assert_eq!(
+        finished["data"]["notify"]["responses"],
+        json!([{ "ok": true, "id": "remote-1" }, { "ok": true, "id": "remote-1" }]),
+        "the 503 was retried"
+    );
     let requests = recorder.requests.lock().unwrap().clone();
-    assert_eq!(requests.len(), 1);
+    assert_eq!(requests.len(), 3);
     assert!(requests[0].starts_with("POST /hooks/shop HTTP/1.1"), "{}", requests[0]);
     assert!(requests[0].to_ascii_lowercase().contains("authorization: bearer s3cr3t-value"), "{}", requests[0]);
     assert!(requests[0].contains(&format!(r#"{{"service": "carts", "context": "{context}"}}"#)), "{}", requests[0]);
@@ -608,7 +634,35 @@ spec:
     assert!(message.contains("169.254.169.254") && message.contains("refused"), "{message}");
     let sequence = events(&keelson, &context, "sh.keptn.event.production.forbidden.finished", 1).await.remove(0);
     assert_eq!(sequence["data"]["result"], "fail");
-    assert_eq!(recorder.requests.lock().unwrap().len(), 1, "the denied request was never sent");
+    assert_eq!(recorder.requests.lock().unwrap().len(), 3, "the denied request was never sent");
+
+    // Without sendFinished the called systems finish the task: one .started per request, no .finished.
+    let context = trigger(&keelson, "handover", json!({})).await;
+    let started = events(&keelson, &context, "sh.keptn.event.notify-async.started", 2).await;
+    assert_eq!(started.len(), 2);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while recorder.requests.lock().unwrap().len() < 5 {
+        assert!(Instant::now() < deadline, "both jobs were started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (_, none) = send(keelson.get(&format!(
+        "/api/mongodb-datastore/event?project=shop&keptnContext={context}&type=sh.keptn.event.notify-async.finished"
+    )))
+    .await;
+    assert_eq!(none["events"], json!([]));
+    let triggered = events(&keelson, &context, "sh.keptn.event.notify-async.triggered", 1).await.remove(0);
+    for _ in 0..2 {
+        post_event(
+            &keelson,
+            json!({ "type": "sh.keptn.event.notify-async.finished", "source": "job-runner", "shkeptncontext": context,
+                    "triggeredid": triggered["id"], "data": { "project": "shop", "stage": "production", "service": "carts",
+                    "status": "succeeded", "result": "pass" } }),
+        )
+        .await;
+    }
+    let sequence = events(&keelson, &context, "sh.keptn.event.production.handover.finished", 1).await.remove(0);
+    assert_eq!(sequence["data"]["result"], "pass");
 
     // No secret value anywhere in the history.
     let (_, all) = send(keelson.get("/api/mongodb-datastore/event?project=shop&pageSize=100")).await;
