@@ -268,7 +268,10 @@ impl Config {
         }
         let services = env("KEELSON_SERVICES").map(|list| comma_list(&list)).or(file.services);
         if let Some(services) = services {
-            let services: Vec<String> = services.into_iter().filter(|service| service != "none").collect();
+            let mut services: Vec<String> = services.into_iter().filter(|service| service != "none").collect();
+            // Twice the same service would answer every event twice.
+            let mut seen = std::collections::HashSet::new();
+            services.retain(|service| seen.insert(service.clone()));
             if let Some(unknown) = services.iter().find(|service| !BUILTIN_SERVICES.contains(&service.as_str())) {
                 return Err(ConfigError::Invalid {
                     setting: "KEELSON_SERVICES",
@@ -281,10 +284,10 @@ impl Config {
         if let Some(hosts) =
             env("KEELSON_WEBHOOK_ALLOWED_HOSTS").map(|list| comma_list(&list)).or(file.webhook_allowed_hosts)
         {
-            config.webhook.allowed_hosts = hosts;
+            config.webhook.allowed_hosts = check_hosts("KEELSON_WEBHOOK_ALLOWED_HOSTS", hosts)?;
         }
         if let Some(hosts) = file.webhook_denied_hosts {
-            config.webhook.denied_hosts = hosts;
+            config.webhook.denied_hosts = check_hosts("webhook_denied_hosts", hosts)?;
         }
         if let Some(value) = env("KEELSON_WEBHOOK_TIMEOUT").or(file.webhook_timeout) {
             config.webhook.timeout = parse_duration("KEELSON_WEBHOOK_TIMEOUT", &value)?;
@@ -297,6 +300,13 @@ impl Config {
             }
         }
         if let Some(limit) = file.webhook_max_response_bytes {
+            if limit == 0 {
+                return Err(ConfigError::Invalid {
+                    setting: "webhook_max_response_bytes",
+                    value: limit.to_string(),
+                    reason: "must be greater than zero".into(),
+                });
+            }
             config.webhook.max_response_bytes = usize::try_from(limit).unwrap_or(usize::MAX);
         }
         if let Some(retries) = file.webhook_retries {
@@ -307,6 +317,23 @@ impl Config {
         }
         Ok(config)
     }
+}
+
+/// Host entries are `host` or `host:port` (IPv6 in brackets).
+fn check_hosts(setting: &'static str, hosts: Vec<String>) -> Result<Vec<String>, ConfigError> {
+    for host in &hosts {
+        let parsed = url::Url::parse(&format!("http://{host}/"));
+        let plain =
+            parsed.as_ref().is_ok_and(|url| url.path() == "/" && url.username().is_empty() && url.query().is_none());
+        if !plain || host.contains('/') {
+            return Err(ConfigError::Invalid {
+                setting,
+                value: host.clone(),
+                reason: "expected host or host:port".into(),
+            });
+        }
+    }
+    Ok(hosts)
 }
 
 /// `a, b,c` → `["a", "b", "c"]`, empty entries dropped.
@@ -432,6 +459,9 @@ mod tests {
         assert_eq!(config.webhook.timeout, Duration::from_secs(5));
         assert!(!format!("{config:?}").contains(&key), "the key never shows in Debug output");
         assert!(load(&[("KEELSON_SERVICES", "none")]).unwrap().services.is_empty());
+        assert_eq!(load(&[("KEELSON_SERVICES", "webhook,webhook")]).unwrap().services, vec!["webhook".to_owned()]);
+        assert!(load(&[("KEELSON_WEBHOOK_ALLOWED_HOSTS", "host:abc")]).is_err());
+        assert!(load(&[("KEELSON_WEBHOOK_ALLOWED_HOSTS", "[::1]:80,a.example")]).is_ok());
         let error = load(&[("KEELSON_SERVICES", "helm")]).unwrap_err().to_string();
         assert!(error.contains("known services"), "{error}");
         let error = load(&[("KEELSON_SECRET_KEY", "c2hvcnQ=")]).unwrap_err().to_string();

@@ -161,7 +161,15 @@ pub struct Service {
     transport: Transport,
     api: Option<Api>,
     filter: SubscriptionFilter,
+    /// The in-process subscription, taken when the transport is chosen so that no event published
+    /// after that moment is missed.
+    pending: Option<tokio::sync::mpsc::Receiver<Arc<CloudEvent>>>,
+    /// Events handled at once; more wait (and so slow the bus down instead of piling up tasks).
+    concurrency: usize,
 }
+
+/// Events a service handles at once by default.
+const DEFAULT_CONCURRENCY: usize = 256;
 
 impl Service {
     /// A service called `name` that handles `sh.keptn.event.<task>.triggered`.
@@ -175,6 +183,8 @@ impl Service {
             transport: Transport::Http,
             api: None,
             filter: SubscriptionFilter::default(),
+            pending: None,
+            concurrency: DEFAULT_CONCURRENCY,
         }
     }
 
@@ -199,9 +209,21 @@ impl Service {
         self.register_with(endpoint, token)
     }
 
-    /// Receives and sends events on the embedded bus of a Keelson in the same process.
+    /// Receives and sends events on the embedded bus of a Keelson in the same process. Subscribes at
+    /// once: events published from now on reach the service even before it runs.
     pub fn in_process(mut self, bus: InProcessBus) -> Self {
+        let subjects = self.subjects.clone();
+        let events = bus.subscribe_filtered(Some(Box::new(move |event: &CloudEvent| {
+            subjects.iter().any(|subject| subject_matches(subject, &event.event_type))
+        })));
+        self.pending = Some(events);
         self.transport = Transport::InProcess(bus);
+        self
+    }
+
+    /// Handles at most `limit` events at once (default 256).
+    pub fn concurrency(mut self, limit: usize) -> Self {
+        self.concurrency = limit.max(1);
         self
     }
 
@@ -244,7 +266,7 @@ impl Service {
 
     /// Runs the service until an unrecoverable error, calling `handler` for every event received
     /// (concurrently); the handler sends what it wants with the [`Sender`].
-    pub async fn run_events<H, F>(self, handler: H) -> Result<(), SdkError>
+    pub async fn run_events<H, F>(mut self, handler: H) -> Result<(), SdkError>
     where
         H: Fn(CloudEvent, Sender) -> F + Send + Sync + 'static,
         F: Future<Output = ()> + Send + 'static,
@@ -268,16 +290,23 @@ impl Service {
             api: self.api.clone(),
         };
         let handler = Arc::new(handler);
+        let permits = Arc::new(tokio::sync::Semaphore::new(self.concurrency));
         let dispatch = |event: CloudEvent| {
-            let (sender, handler) = (sender.clone(), Arc::clone(&handler));
-            tokio::spawn(async move { handler(event, sender).await });
+            let (sender, handler, permits) = (sender.clone(), Arc::clone(&handler), Arc::clone(&permits));
+            async move {
+                let Ok(permit) = permits.acquire_owned().await else { return };
+                tokio::spawn(async move {
+                    handler(event, sender).await;
+                    drop(permit);
+                });
+            }
         };
         match &mut source {
             Source::Nats(_, messages) => {
                 while let Some(message) = messages.next().await {
                     let Ok(event) = serde_json::from_slice::<CloudEvent>(&message.payload) else { continue };
                     if self.wants(&event) {
-                        dispatch(event);
+                        dispatch(event).await;
                     }
                 }
                 Err(SdkError::Nats("subscription ended".into()))
@@ -285,7 +314,7 @@ impl Service {
             Source::InProcess(events) => {
                 while let Some(event) = events.recv().await {
                     if self.wants(&event) {
-                        dispatch(Arc::unwrap_or_clone(event));
+                        dispatch(Arc::unwrap_or_clone(event)).await;
                     }
                 }
                 Ok(())
@@ -304,7 +333,7 @@ impl Service {
                                 for event in body["events"].as_array().cloned().unwrap_or_default() {
                                     let Ok(event) = serde_json::from_value::<CloudEvent>(event) else { continue };
                                     if self.wants(&event) && handled.insert(&event.id) {
-                                        dispatch(event);
+                                        dispatch(event).await;
                                     }
                                 }
                             }
@@ -317,7 +346,7 @@ impl Service {
         }
     }
 
-    async fn subscribe(&self) -> Result<Source, SdkError> {
+    async fn subscribe(&mut self) -> Result<Source, SdkError> {
         match &self.transport {
             Transport::Nats(url) => {
                 let client = async_nats::connect(url.as_str()).await.map_err(|e| SdkError::Nats(e.to_string()))?;
@@ -333,13 +362,8 @@ impl Service {
                 client.flush().await.map_err(|e| SdkError::Nats(e.to_string()))?;
                 Ok(Source::Nats(client, futures_util::stream::select_all(subscriptions)))
             }
-            Transport::InProcess(bus) => {
-                let (subjects, name) = (self.subjects.clone(), self.name.clone());
-                // Its own events never come back to a service.
-                let events = bus.subscribe_filtered(Some(Box::new(move |event: &CloudEvent| {
-                    event.source != name && subjects.iter().any(|subject| subject_matches(subject, &event.event_type))
-                })));
-                Ok(Source::InProcess(events))
+            Transport::InProcess(_) => {
+                Ok(Source::InProcess(self.pending.take().expect("subscribed when the transport was chosen")))
             }
             Transport::Http => {
                 if self.subjects.iter().any(|subject| !subject.ends_with(".triggered") || subject.contains('*')) {
@@ -355,7 +379,9 @@ impl Service {
     fn wants(&self, event: &CloudEvent) -> bool {
         let text = |key: &str| event.data.get(key).and_then(Value::as_str).unwrap_or_default();
         let listed = |values: &Vec<String>, value: &str| values.is_empty() || values.iter().any(|item| item == value);
-        self.subjects.iter().any(|subject| subject_matches(subject, &event.event_type))
+        // A service never receives its own events back, whatever the transport.
+        event.source != self.name
+            && self.subjects.iter().any(|subject| subject_matches(subject, &event.event_type))
             && listed(&self.filter.projects, text("project"))
             && listed(&self.filter.stages, text("stage"))
             && listed(&self.filter.services, text("service"))

@@ -111,16 +111,11 @@ pub async fn build(config: &Config) -> anyhow::Result<ControlPlane> {
         Arc::clone(&clock),
         Timeouts { started: config.task_started_timeout, finished: config.task_finished_timeout },
     );
-    let recovered = runtime.recover(snapshots.as_ref()).await.context("cannot restore sequences")?;
-    tracing::info!(
-        executions = recovered.executions,
-        running = recovered.running,
-        unreadable = recovered.unreadable,
-        "sequences restored"
-    );
-    let router = EventRouter::new(runtime);
-    consume_bus(&router, in_process_bus.as_ref(), nats_bus.as_ref()).await?;
-
+    // The control plane's own subscription to the embedded bus is taken first, so that it sees every
+    // event the services send from here on; it is read once recovery is done.
+    let bus_input = in_process_bus
+        .as_ref()
+        .map(|bus| bus.subscribe_filtered(Some(Box::new(|event| event.source != CONTROL_PLANE_SOURCE))));
     let integrations = Arc::new(
         crate::integrations::Integrations::load(
             Arc::clone(&snapshots),
@@ -154,6 +149,17 @@ pub async fn build(config: &Config) -> anyhow::Result<ControlPlane> {
         ttl: config.uniform_integration_ttl,
     };
     crate::services::start(&config.services, service_transport, access, registration, &config.webhook).await;
+    // Recovery republishes open tasks: the built-in services are subscribed by now.
+    let recovered = runtime.recover(snapshots.as_ref()).await.context("cannot restore sequences")?;
+    tracing::info!(
+        executions = recovered.executions,
+        running = recovered.running,
+        unreadable = recovered.unreadable,
+        "sequences restored"
+    );
+    let router = EventRouter::new(runtime);
+    consume_bus(&router, bus_input, nats_bus.as_ref()).await?;
+
     let state = web::Data::new(AppState {
         projects,
         integrations,
@@ -172,11 +178,10 @@ pub async fn build(config: &Config) -> anyhow::Result<ControlPlane> {
 /// actors already handled; looping them back could make the bus wait on itself).
 async fn consume_bus(
     router: &EventRouter,
-    in_process: Option<&InProcessBus>,
+    in_process: Option<tokio::sync::mpsc::Receiver<Arc<crate::model::event::CloudEvent>>>,
     nats: Option<&NatsBus>,
 ) -> anyhow::Result<()> {
-    if let Some(bus) = in_process {
-        let mut events = bus.subscribe_filtered(Some(Box::new(|event| event.source != CONTROL_PLANE_SOURCE)));
+    if let Some(mut events) = in_process {
         let router = router.clone();
         tokio::spawn(async move {
             while let Some(event) = events.recv().await {
@@ -218,15 +223,37 @@ fn load_or_generate_token(data_dir: &Path) -> anyhow::Result<String> {
 }
 
 /// The secret-encryption key stored in the data dir, generated on first start.
+///
+/// Only a missing file is replaced: any other failure stops start-up, because a new key would make
+/// every stored secret unreadable.
 fn load_or_generate_secret_key(data_dir: &Path) -> anyhow::Result<crate::secrets::SecretKey> {
     let path = data_dir.join(SECRET_KEY_FILE);
-    if let Ok(text) = std::fs::read_to_string(&path) {
-        return crate::secrets::SecretKey::from_base64(&text)
-            .with_context(|| format!("unusable key in {}", path.display()));
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            return crate::secrets::SecretKey::from_base64(&text)
+                .with_context(|| format!("unusable key in {}", path.display()));
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+        Err(error) => return Err(error).with_context(|| format!("cannot read {}", path.display())),
     }
     let text = crate::secrets::SecretKey::generate_text();
-    write_private_file(&path, &text).with_context(|| format!("cannot write {}", path.display()))?;
+    write_new_private_file(&path, &text).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(crate::secrets::SecretKey::from_base64(&text)?)
+}
+
+/// Like [`write_private_file`], failing if the file exists.
+fn write_new_private_file(path: &Path, content: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(content.as_bytes())?;
+    file.sync_all()
 }
 
 /// Creates `path` readable by its owner only (it holds the token, the database and credentials).

@@ -700,6 +700,10 @@ async fn secrets_api_keeps_values_to_itself() {
         let (status, body) = send(keelson.post("/api/secrets/v1/secret").json(&bad)).await;
         assert_error(status, &body, 400);
     }
+    let (status, body) =
+        send(keelson.post("/api/secrets/v1/secret").json(&json!({ "name": "typo", "data": "hunter2-value" }))).await;
+    assert_error(status, &body, 400);
+    assert!(!body.to_string().contains("hunter2"), "a malformed secret is not echoed: {body}");
     let (_, scopes) = send(keelson.get("/api/secrets/v1/scope")).await;
     assert!(scopes["scopes"].as_array().unwrap().contains(&json!("keptn-webhook-service")));
 

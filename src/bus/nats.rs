@@ -28,6 +28,8 @@ pub const STREAM_SUBJECTS: &[&str] = &[
     "sh.keptn.event.*.invalidated",
     "sh.keptn.event.*.configure",
     "sh.keptn.event.*.*.triggered",
+    // The one task lighthouse, not the control plane, triggers: kept so the history has it.
+    "sh.keptn.event.get-sli.triggered",
     "sh.keptn.log.>",
 ];
 /// The control plane's durable consumer of [`STREAM`].

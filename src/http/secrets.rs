@@ -13,6 +13,17 @@ use crate::secrets::{NewSecret, SecretError};
 
 pub fn routes(config: &mut web::ServiceConfig) {
     config
+        // A parse error would quote the offending value, which may be a secret.
+        .app_data(web::JsonConfig::default().content_type_required(false).error_handler(|error, request| {
+            use actix_web::error::JsonPayloadError as E;
+            match error {
+                E::Deserialize(_) => ApiError::bad_request(
+                    "Invalid request format: expected {\"name\": string, \"scope\": string, \"data\": {string: string}}",
+                )
+                .into(),
+                other => super::error::json_error(other, request),
+            }
+        }))
         .route("/secret", web::get().to(list))
         .route("/secret", web::post().to(create))
         .route("/secret", web::put().to(update))

@@ -144,7 +144,8 @@ impl Integrations {
                 (updated, false)
             }
             None => {
-                for subscription in &mut integration.subscriptions {
+                // Ids a client already holds (re-registration after expiry) are kept.
+                for subscription in integration.subscriptions.iter_mut().filter(|s| s.id.is_empty()) {
                     subscription.id = new_id();
                 }
                 (integration, true)

@@ -34,8 +34,8 @@ pub enum Level<'a> {
 
 #[async_trait]
 pub trait ControlPlaneAccess: Send + Sync + 'static {
-    /// The text of resource `uri` at `level` of `project`, at `commit` when given (falling back to the
-    /// branch head when that commit does not hold the level's branch); `None` when there is no such file.
+    /// The text of resource `uri` at `level` of `project`, at `commit` when given (project-level files
+    /// live on their own branch and are read at its head); `None` when there is no such file.
     async fn resource(
         &self,
         project: &str,
@@ -128,7 +128,8 @@ impl ControlPlaneAccess for LocalAccess {
             // A commit of a stage branch does not hold project-level files written later; those are
             // read at the head of their own branch.
             Some(commit) if level != Level::Project => match read(Some(commit.to_owned())).await {
-                Err(ResourceError::ResourceNotFound | ResourceError::InvalidCommitId(_)) => read(None).await,
+                // Not a commit id at all (a client's placeholder): the branch head.
+                Err(ResourceError::InvalidCommitId(_)) => read(None).await,
                 other => other,
             },
             _ => read(None).await,
@@ -155,6 +156,9 @@ impl ControlPlaneAccess for LocalAccess {
     }
 
     async fn set_sli_provider(&self, project: &str, provider: &str) -> Result<(), AccessError> {
+        if self.projects.get(project).is_none() {
+            return Err(AccessError::NotFound(format!("project {project} not found")));
+        }
         self.providers.set(project, provider).await
     }
 

@@ -22,14 +22,45 @@ pub const MONITORING_CONFIGURE: &str = "sh.keptn.event.monitoring.configure";
 pub const SUBJECTS: &[&str] = &[EVALUATION_TRIGGERED, GET_SLI_FINISHED, MONITORING_CONFIGURE];
 const SLO_FILE: &str = "slo.yaml";
 
+/// Most earlier evaluations compared with, whatever `number_of_comparison_results` says.
+const MAX_COMPARED: usize = 100;
+/// Evaluations waiting for their SLI values that this instance remembers.
+const MAX_PENDING: usize = 10_000;
+
+/// Which `evaluation.triggered` each `get-sli.triggered` this instance sent belongs to, so the answer
+/// finds its evaluation without asking the history (which may not hold the trigger yet, and which
+/// another replica's evaluations are looked up in).
+#[derive(Default)]
+struct Pending {
+    by_get_sli: std::collections::HashMap<String, String>,
+    order: std::collections::VecDeque<String>,
+}
+
+impl Pending {
+    fn insert(&mut self, get_sli: String, evaluation: String) {
+        if self.order.len() >= MAX_PENDING {
+            if let Some(oldest) = self.order.pop_front() {
+                self.by_get_sli.remove(&oldest);
+            }
+        }
+        self.order.push_back(get_sli.clone());
+        self.by_get_sli.insert(get_sli, evaluation);
+    }
+
+    fn take(&mut self, get_sli: &str) -> Option<String> {
+        self.by_get_sli.remove(get_sli)
+    }
+}
+
 pub async fn run(service: Service, access: Arc<dyn ControlPlaneAccess>) -> Result<(), SdkError> {
+    let pending: Arc<std::sync::Mutex<Pending>> = Arc::default();
     service
         .run_events(move |event, sender| {
-            let access = Arc::clone(&access);
+            let (access, pending) = (Arc::clone(&access), Arc::clone(&pending));
             async move {
                 match event.event_type.as_str() {
-                    EVALUATION_TRIGGERED => start_evaluation(event, sender, access.as_ref()).await,
-                    GET_SLI_FINISHED => finish_evaluation(event, sender, access.as_ref()).await,
+                    EVALUATION_TRIGGERED => start_evaluation(event, sender, access.as_ref(), &pending).await,
+                    GET_SLI_FINISHED => finish_evaluation(event, sender, access.as_ref(), &pending).await,
                     MONITORING_CONFIGURE => configure_monitoring(event, access.as_ref()).await,
                     _ => {}
                 }
@@ -92,11 +123,12 @@ async fn load_slo(
     Ok(Some((parsed, raw)))
 }
 
-async fn start_evaluation(event: CloudEvent, sender: Sender, access: &dyn ControlPlaneAccess) {
-    let Some(target) = Target::of(&event) else {
-        tracing::debug!(event_id = %event.id, "evaluation.triggered without project, stage and service ignored");
-        return;
-    };
+async fn start_evaluation(
+    event: CloudEvent,
+    sender: Sender,
+    access: &dyn ControlPlaneAccess,
+    pending: &std::sync::Mutex<Pending>,
+) {
     let started = sender.reply(&event, "sh.keptn.event.evaluation.started", json!({ "status": "succeeded" }));
     sender.send_logged(started).await;
     let finish = |status: &str, result: &str, message: String, evaluation: Value| {
@@ -105,6 +137,12 @@ async fn start_evaluation(event: CloudEvent, sender: Sender, access: &dyn Contro
             EVALUATION_FINISHED,
             json!({ "status": status, "result": result, "message": message, "evaluation": evaluation }),
         )
+    };
+    let Some(target) = Target::of(&event) else {
+        // Answered all the same, so the sequence does not wait for a timeout.
+        let message = "evaluation.triggered must name project, stage and service".to_owned();
+        sender.send_logged(finish("errored", "fail", message, empty_evaluation("", "", "fail", ""))).await;
+        return;
     };
 
     let (start, end) = match evaluation_window::window(&event.data, chrono::Utc::now()) {
@@ -154,29 +192,30 @@ async fn start_evaluation(event: CloudEvent, sender: Sender, access: &dyn Contro
             "deployment": deployment,
         }),
     );
+    pending.lock().expect("pending evaluations poisoned").insert(get_sli.id.clone(), event.id.clone());
     sender.send_logged(get_sli).await;
 }
 
-async fn finish_evaluation(event: CloudEvent, sender: Sender, access: &dyn ControlPlaneAccess) {
+async fn finish_evaluation(
+    event: CloudEvent,
+    sender: Sender,
+    access: &dyn ControlPlaneAccess,
+    pending: &std::sync::Mutex<Pending>,
+) {
     let Some(target) = Target::of(&event) else {
         tracing::debug!(event_id = %event.id, "get-sli.finished without project, stage and service ignored");
         return;
     };
     let data = &event.data;
     let (start, end) = (text(&data["get-sli"]["start"]), text(&data["get-sli"]["end"]));
-    let triggered = access
-        .find_events(&EventQuery {
-            project: Some(target.project.clone()),
-            stage: Some(target.stage.clone()),
-            service: Some(target.service.clone()),
-            keptn_context: Some(event.shkeptncontext.clone()),
-            event_type: Some(EVALUATION_TRIGGERED.to_owned()),
-            limit: 1,
-            ..Default::default()
-        })
-        .await
-        .ok()
-        .and_then(|mut found| (!found.is_empty()).then(|| found.remove(0)));
+    let remembered = event
+        .triggeredid
+        .as_deref()
+        .and_then(|get_sli| pending.lock().expect("pending evaluations poisoned").take(get_sli));
+    let triggered = match remembered {
+        Some(id) => Some(id),
+        None => find_evaluation_trigger(access, &target, &event.shkeptncontext).await,
+    };
     let labels = data.get("labels").cloned().unwrap_or(Value::Null);
     let finished = |status: &str, result: &str, message: String, evaluation: Value| {
         let mut finished = sender.event(
@@ -187,7 +226,7 @@ async fn finish_evaluation(event: CloudEvent, sender: Sender, access: &dyn Contr
         if !labels.is_null() {
             finished.data["labels"] = labels.clone();
         }
-        finished.triggeredid = triggered.as_ref().map(|triggered| triggered.id.clone());
+        finished.triggeredid = triggered.clone();
         finished
     };
     if triggered.is_none() {
@@ -274,6 +313,29 @@ async fn finish_evaluation(event: CloudEvent, sender: Sender, access: &dyn Contr
     sender.send_logged(finished(status, &result, message, evaluation)).await;
 }
 
+/// The id of the newest `evaluation.triggered` of this context in the history. The control plane
+/// stores a trigger while it publishes it, so it is looked for a few times before giving up.
+async fn find_evaluation_trigger(access: &dyn ControlPlaneAccess, target: &Target, context: &str) -> Option<String> {
+    let query = EventQuery {
+        project: Some(target.project.clone()),
+        stage: Some(target.stage.clone()),
+        service: Some(target.service.clone()),
+        keptn_context: Some(context.to_owned()),
+        event_type: Some(EVALUATION_TRIGGERED.to_owned()),
+        limit: 1,
+        ..Default::default()
+    };
+    for attempt in 0..10u32 {
+        match access.find_events(&query).await {
+            Ok(found) if !found.is_empty() => return found.into_iter().next().map(|event| event.id),
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "cannot look up the evaluation trigger; retrying"),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100 * u64::from(attempt + 1))).await;
+    }
+    None
+}
+
 /// The indicator results of earlier evaluations to compare with (newest first) and their event ids.
 async fn previous_evaluations(
     access: &dyn ControlPlaneAccess,
@@ -296,7 +358,7 @@ async fn previous_evaluations(
             event_type: Some(EVALUATION_FINISHED.to_owned()),
             exclude_invalidated: true,
             conditions,
-            limit: slo.comparison_count(),
+            limit: slo.comparison_count().min(MAX_COMPARED),
             ..Default::default()
         })
         .await

@@ -81,12 +81,19 @@ pub async fn start(
         }
         let (transport, access, name, webhook_settings, registration) =
             (transport.clone(), Arc::clone(&access), name.clone(), webhook_settings.clone(), registration.clone());
+        let build = move || {
+            let mut service = transport.attach(Service::listen(service_name, subjects));
+            if let Registration::Remote { endpoint, token } = &registration {
+                service = service.register_with(endpoint.clone(), token.clone()).advertise(advertised);
+            }
+            service
+        };
+        // Subscribed before this function returns, so no event published afterwards is missed (the
+        // control plane republishes open tasks right after, when it recovers).
+        let mut next = Some(build());
         tokio::spawn(async move {
             loop {
-                let mut service = transport.attach(Service::listen(service_name, subjects));
-                if let Registration::Remote { endpoint, token } = &registration {
-                    service = service.register_with(endpoint.clone(), token.clone()).advertise(advertised);
-                }
+                let service = next.take().unwrap_or_else(&build);
                 let outcome = match name.as_str() {
                     "approval" => approval::run(service).await,
                     "lighthouse" => lighthouse::run(service, Arc::clone(&access)).await,
@@ -185,16 +192,20 @@ async fn register(integrations: &Arc<Integrations>, name: &str, advertised: &[&s
     };
     let integrations = Arc::clone(integrations);
     let interval = (ttl / 3).min(Duration::from_secs(15));
+    let mut known = integration;
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(interval).await;
-            let alive = match &id {
-                Some(id) => integrations.ping(id).await.is_ok(),
-                None => false,
+            let pinged = match &id {
+                Some(id) => integrations.ping(id).await.ok(),
+                None => None,
             };
-            // Registered again when the store lost it or it expired during an outage.
-            if !alive {
-                id = integrations.register(integration.clone()).await.ok().map(|(id, _)| id);
+            match pinged {
+                // Remembered so that users' subscriptions (webhooks) survive a re-registration.
+                Some(alive) => known.subscriptions = alive.subscriptions,
+                // Registered again, with the subscriptions and their ids, when it expired during an
+                // outage of the store.
+                None => id = integrations.register(known.clone()).await.ok().map(|(id, _)| id),
             }
         }
     });

@@ -128,8 +128,10 @@ impl Runner {
         }
         let mut secrets = Vec::new();
         let outcome = self.run_requests(event, &hook, &mut secrets).await;
+        let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
         if !triggered {
             if let Err((message, _)) = outcome {
+                let message = webhook::redact(&message, &secrets);
                 tracing::warn!(event_type = %event.event_type, %message, "webhook failed");
             }
             return;
@@ -142,7 +144,6 @@ impl Runner {
             }
             Ok(_) => {}
             Err((message, succeeded)) => {
-                let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
                 let message = webhook::redact(&message, &secrets);
                 let count = if hook.send_finished { 1 } else { hook.requests.len().saturating_sub(succeeded) };
                 for _ in 0..count {
@@ -194,26 +195,45 @@ impl Runner {
         self.policy.check_url(&request.url)?;
         let host = request.url.host_str().unwrap_or_default().trim_matches(['[', ']']).to_owned();
         let port = request.url.port_or_known_default().unwrap_or(80);
-        let addresses: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), port))
+        // A name is looked up as an absolute name, so the resolver's search domains (which turn
+        // `redis.ns` into `redis.ns.svc.cluster.local`) never apply; hosts allowed by the
+        // configuration are looked up as written.
+        let is_name = request.url.domain().is_some();
+        let allowed =
+            self.policy.allowed.iter().any(|entry| {
+                entry.eq_ignore_ascii_case(&host) || entry.eq_ignore_ascii_case(&format!("{host}:{port}"))
+            });
+        let lookup = if is_name && !allowed && !host.ends_with('.') { format!("{host}.") } else { host.clone() };
+        let addresses: Vec<SocketAddr> = tokio::net::lookup_host((lookup.as_str(), port))
             .await
             .map_err(|error| format!("cannot resolve {host}: {error}"))?
             .collect();
-        let Some(first) = addresses.first().copied() else {
+        if addresses.is_empty() {
             return Err(format!("cannot resolve {host}: no addresses"));
-        };
+        }
         for address in &addresses {
             self.policy.check_address(&request.url, address.ip())?;
         }
         let timeout = request.max_time.map_or(self.settings.timeout, |max| max.min(self.settings.timeout));
-        let mut client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(timeout)
-            .resolve(&host, first)
-            .danger_accept_invalid_certs(request.insecure);
-        if let Some(connect) = request.connect_timeout {
-            client = client.connect_timeout(connect);
-        }
-        let client = client.build().map_err(|error| format!("cannot build the HTTP client: {error}"))?;
+        let (insecure, connect_timeout) = (request.insecure, request.connect_timeout);
+        let pinned_host = host.clone();
+        // Building a TLS client reads the system's certificates: off the async threads.
+        let client = tokio::task::spawn_blocking(move || {
+            let mut client = reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                // A proxy would resolve the name itself and bypass the checked addresses.
+                .no_proxy()
+                .timeout(timeout)
+                .resolve_to_addrs(&pinned_host, &addresses)
+                .danger_accept_invalid_certs(insecure);
+            if let Some(connect) = connect_timeout {
+                client = client.connect_timeout(connect);
+            }
+            client.build()
+        })
+        .await
+        .map_err(|error| format!("cannot build the HTTP client: {error}"))?
+        .map_err(|error| format!("cannot build the HTTP client: {error}"))?;
         let method = reqwest::Method::from_bytes(request.method.as_bytes())
             .map_err(|_| format!("method {} is not allowed", request.method))?;
         let mut attempt = 0;
@@ -232,13 +252,17 @@ impl Runner {
                     if !retry || attempt >= self.settings.retries {
                         let body = self.read_body(response).await?;
                         if status.is_client_error() || status.is_server_error() {
-                            return Err(format!("request to {host} failed with status {}: {body}", status.as_u16()));
+                            return Err(format!(
+                                "request to {host} failed with status {}: {}",
+                                status.as_u16(),
+                                truncated(&body)
+                            ));
                         }
                         return Ok(body);
                     }
                     format!("status {}", status.as_u16())
                 }
-                Err(error) if error.is_connect() && attempt < self.settings.retries => error.to_string(),
+                Err(error) if error.is_connect() && attempt < self.settings.retries => without_url(&error),
                 Err(error) if error.is_timeout() => {
                     return Err(format!("request to {host} timed out after {}", humantime::format_duration(timeout)));
                 }
@@ -266,6 +290,21 @@ impl Runner {
     }
 }
 
+/// At most this much of a failed response's body goes into the `.finished` message.
+const MESSAGE_BODY_LIMIT: usize = 4096;
+
+/// `body` cut to [`MESSAGE_BODY_LIMIT`] bytes (on a character boundary).
+fn truncated(body: &str) -> String {
+    if body.len() <= MESSAGE_BODY_LIMIT {
+        return body.to_owned();
+    }
+    let mut end = MESSAGE_BODY_LIMIT;
+    while !body.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes)", &body[..end], body.len())
+}
+
 /// A reqwest error's text without the URL, which may carry a secret.
 fn without_url(error: &reqwest::Error) -> String {
     let mut message = String::new();
@@ -284,6 +323,14 @@ fn without_url(error: &reqwest::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_bodies_are_cut_in_messages() {
+        assert_eq!(truncated("short"), "short");
+        let long = "é".repeat(3000);
+        let cut = truncated(&long);
+        assert!(cut.len() < 4200 && cut.ends_with("(6000 bytes)"), "{}", cut.len());
+    }
 
     #[test]
     fn only_task_events_have_a_task_and_kind() {
