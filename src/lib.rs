@@ -13,10 +13,12 @@
 //! - [`services`]: the built-in execution-plane services (approval, lighthouse, remediation, webhook).
 //! - [`http`]: the REST API in Keptn's gateway layout, auth, metrics.
 //! - [`server`]: start-up wiring and the HTTP server.
+//! - [`cli`]: the `keptn` command line.
 //! - [`sdk`]: write a Keptn execution-plane service (NATS or HTTP polling) in a few lines.
 
 pub mod actors;
 pub mod bus;
+pub mod cli;
 pub mod config;
 pub mod http;
 pub mod integrations;

@@ -1,28 +1,12 @@
-//! `keptn`: a command line compatible with Keptn's CLI.
+//! `keptn`: a command line compatible with Keptn's CLI (see [`keelson::cli`]).
 
-use clap::{Parser, Subcommand};
-
-#[derive(Parser)]
-#[command(name = "keptn", about = "The Keptn command line, for Keelson and Keptn 1.x")]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Prints the CLI version and the Keptn API version it speaks.
-    Version,
-}
+use clap::Parser as _;
 
 fn main() {
-    match Cli::parse().command {
-        Command::Version => {
-            println!(
-                "Keptn CLI version: {} (Keelson {})",
-                keelson::http::api_v1::KEPTN_COMPATIBLE_VERSION,
-                env!("CARGO_PKG_VERSION")
-            );
-        }
+    let cli = keelson::cli::args::Cli::parse();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime starts");
+    if let Err(error) = runtime.block_on(keelson::cli::run(cli)) {
+        eprintln!("Error: {error}");
+        std::process::exit(error.exit_code());
     }
 }

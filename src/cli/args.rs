@@ -1,0 +1,435 @@
+//! The command tree, flag for flag as Keptn's CLI (`keptn <verb> <noun>`), plus `keptn approve`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "keptn",
+    version,
+    about = "The Keptn command line, for Keelson and Keptn 1.x",
+    disable_version_flag = true
+)]
+pub struct Cli {
+    /// More output (the API calls made).
+    #[arg(short = 'v', long, global = true, conflicts_with = "quiet")]
+    pub verbose: bool,
+    /// Only errors.
+    #[arg(short = 'q', long, global = true)]
+    pub quiet: bool,
+    /// Accepted for compatibility; Keelson's CLI keeps one set of credentials.
+    #[arg(short = 'n', long, global = true, default_value = "keptn", hide = true)]
+    pub namespace: String,
+    /// Answers yes to questions.
+    #[arg(short = 'y', long, global = true)]
+    pub yes: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Checks an endpoint and API token and stores them in ~/.keptn (mode 0600).
+    Auth(AuthArgs),
+    /// Checks the stored endpoint and token.
+    Status,
+    /// Prints the CLI's version and the API's.
+    Version,
+    /// Creates a project, a service or a secret.
+    #[command(subcommand)]
+    Create(Create),
+    /// Updates a project's git upstream or a secret.
+    #[command(subcommand)]
+    Update(Update),
+    /// Deletes a project, a service or a secret.
+    #[command(subcommand)]
+    Delete(Delete),
+    /// Lists projects, stages, services, events or secrets.
+    #[command(subcommand)]
+    Get(Get),
+    /// Adds a file to a project, stage or service.
+    #[command(name = "add-resource")]
+    AddResource(AddResourceArgs),
+    /// Triggers a delivery, an evaluation or any sequence.
+    #[command(subcommand)]
+    Trigger(Trigger),
+    /// Sends an event.
+    #[command(subcommand)]
+    Send(Send),
+    /// Approves (or declines) an open approval.
+    Approve(ApproveArgs),
+    /// Aborts a running sequence.
+    #[command(subcommand)]
+    Abort(SequenceNoun),
+    /// Pauses a running sequence.
+    #[command(subcommand)]
+    Pause(SequenceNoun),
+    /// Resumes a paused sequence.
+    #[command(subcommand)]
+    Resume(SequenceNoun),
+    /// Configures monitoring (the SLI provider) of a project.
+    #[command(subcommand)]
+    Configure(Configure),
+}
+
+#[derive(Args, Debug)]
+pub struct AuthArgs {
+    /// The API endpoint, e.g. http://127.0.0.1:8080 (`/api` is added when the path is empty).
+    #[arg(short = 'e', long, env = "KEPTN_ENDPOINT")]
+    pub endpoint: Option<String>,
+    /// The API token (x-token).
+    #[arg(short = 'a', long = "api-token", env = "KEPTN_API_TOKEN", hide_env_values = true)]
+    pub api_token: Option<String>,
+    /// Prints the stored endpoint and token instead.
+    #[arg(short = 'c', long)]
+    pub export: bool,
+    /// Accepted for compatibility (there are no namespaces to list).
+    #[arg(short = 'i', long = "skip-namespace-listing", hide = true)]
+    pub skip_namespace_listing: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Create {
+    Project(Box<CreateProjectArgs>),
+    Service(ServiceArgs),
+    Secret(SecretArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Update {
+    Project(Box<UpdateProjectArgs>),
+    Secret(SecretArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Delete {
+    Project(NameArg),
+    Service(ServiceArgs),
+    Secret(DeleteSecretArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct NameArg {
+    pub name: String,
+}
+
+#[derive(Args, Debug, Default)]
+pub struct GitArgs {
+    /// The git repository the project is kept in sync with.
+    #[arg(short = 'r', long = "git-remote-url")]
+    pub git_remote_url: Option<String>,
+    #[arg(short = 'u', long = "git-user")]
+    pub git_user: Option<String>,
+    #[arg(short = 't', long = "git-token")]
+    pub git_token: Option<String>,
+    /// A file with the SSH private key (for ssh:// remotes).
+    #[arg(short = 'k', long = "git-private-key")]
+    pub git_private_key: Option<PathBuf>,
+    #[arg(short = 'l', long = "git-private-key-pass")]
+    pub git_private_key_pass: Option<String>,
+    #[arg(short = 'p', long = "git-proxy-url")]
+    pub git_proxy_url: Option<String>,
+    #[arg(short = 'j', long = "git-proxy-scheme")]
+    pub git_proxy_scheme: Option<String>,
+    #[arg(short = 'w', long = "git-proxy-user")]
+    pub git_proxy_user: Option<String>,
+    #[arg(short = 'e', long = "git-proxy-password")]
+    pub git_proxy_password: Option<String>,
+    /// A file with the PEM certificate of the git server.
+    #[arg(short = 'g', long = "git-pem-certificate")]
+    pub git_pem_certificate: Option<PathBuf>,
+    #[arg(short = 'x', long = "insecure-skip-tls")]
+    pub insecure_skip_tls: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct CreateProjectArgs {
+    pub name: String,
+    /// The shipyard file.
+    #[arg(short = 's', long)]
+    pub shipyard: PathBuf,
+    #[command(flatten)]
+    pub git: GitArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct UpdateProjectArgs {
+    pub name: String,
+    #[command(flatten)]
+    pub git: GitArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct ServiceArgs {
+    pub name: String,
+    #[arg(short = 'p', long)]
+    pub project: String,
+}
+
+#[derive(Args, Debug)]
+pub struct SecretArgs {
+    pub name: String,
+    /// A key and its value, `key=value` (repeatable).
+    #[arg(long = "from-literal", value_name = "KEY=VALUE")]
+    pub from_literal: Vec<String>,
+    #[arg(short = 's', long, default_value = "keptn-default")]
+    pub scope: String,
+}
+
+#[derive(Args, Debug)]
+pub struct DeleteSecretArgs {
+    pub name: String,
+    #[arg(short = 's', long, default_value = "keptn-default")]
+    pub scope: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Json,
+    Yaml,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Get {
+    #[command(alias = "projects")]
+    Project(GetProjectArgs),
+    #[command(alias = "stages")]
+    Stage(GetStageArgs),
+    #[command(alias = "services")]
+    Service(GetServiceArgs),
+    #[command(alias = "events")]
+    Event(GetEventArgs),
+    #[command(alias = "secrets")]
+    Secret(OutputArg),
+}
+
+#[derive(Args, Debug)]
+pub struct OutputArg {
+    /// Output format instead of a table.
+    #[arg(short = 'o', long)]
+    pub output: Option<Format>,
+}
+
+#[derive(Args, Debug)]
+pub struct GetProjectArgs {
+    pub name: Option<String>,
+    #[command(flatten)]
+    pub output: OutputArg,
+}
+
+#[derive(Args, Debug)]
+pub struct GetStageArgs {
+    pub name: Option<String>,
+    #[arg(long)]
+    pub project: String,
+    #[command(flatten)]
+    pub output: OutputArg,
+}
+
+#[derive(Args, Debug)]
+pub struct GetServiceArgs {
+    pub name: Option<String>,
+    #[arg(long)]
+    pub project: String,
+    #[command(flatten)]
+    pub output: OutputArg,
+}
+
+#[derive(Args, Debug)]
+pub struct GetEventArgs {
+    /// The event type, e.g. `evaluation.finished` or `sh.keptn.event.evaluation.finished`.
+    pub event_type: String,
+    #[arg(short = 'p', long)]
+    pub project: Option<String>,
+    #[arg(short = 's', long)]
+    pub stage: Option<String>,
+    #[arg(long)]
+    pub service: Option<String>,
+    #[arg(long = "keptn-context")]
+    pub keptn_context: Option<String>,
+    /// Accepted for compatibility.
+    #[arg(long = "page-size", hide = true)]
+    pub page_size: Option<u32>,
+    /// Pages of 20 events to read at most.
+    #[arg(long = "num-of-pages", default_value_t = 100)]
+    pub num_of_pages: u32,
+    #[command(flatten)]
+    pub output: OutputArg,
+}
+
+#[derive(Args, Debug)]
+pub struct AddResourceArgs {
+    #[arg(short = 'p', long)]
+    pub project: String,
+    #[arg(short = 's', long, conflicts_with = "all_stages")]
+    pub stage: Option<String>,
+    #[arg(long = "all-stages")]
+    pub all_stages: bool,
+    #[arg(long)]
+    pub service: Option<String>,
+    /// The local file.
+    #[arg(short = 'r', long)]
+    pub resource: PathBuf,
+    /// Where it is stored (default: the file's path as given).
+    #[arg(long = "resourceUri")]
+    pub resource_uri: Option<String>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct WatchArgs {
+    /// Follows the sequence's events until it finishes; the exit code tells its result.
+    #[arg(short = 'w', long)]
+    pub watch: bool,
+    /// Longest time to watch, in seconds.
+    #[arg(long = "watch-time", default_value_t = 600)]
+    pub watch_time: u64,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Trigger {
+    Delivery(TriggerDeliveryArgs),
+    Evaluation(TriggerEvaluationArgs),
+    Sequence(TriggerSequenceArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct TriggerDeliveryArgs {
+    #[arg(long)]
+    pub project: String,
+    #[arg(long)]
+    pub service: String,
+    /// The image to deliver, `IMAGE:TAG` (not checked against any registry).
+    #[arg(long)]
+    pub image: String,
+    /// Default: the shipyard's first stage.
+    #[arg(long)]
+    pub stage: Option<String>,
+    #[arg(long, default_value = "delivery")]
+    pub sequence: String,
+    /// Labels, `key=value,...`.
+    #[arg(short = 'l', long, value_delimiter = ',')]
+    pub labels: Vec<String>,
+    /// Values merged into `configurationChange.values`, `a.b=c,...`.
+    #[arg(long, value_delimiter = ',')]
+    pub values: Vec<String>,
+    #[command(flatten)]
+    pub watch: WatchArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct TriggerEvaluationArgs {
+    #[arg(long)]
+    pub project: String,
+    #[arg(long)]
+    pub stage: String,
+    #[arg(long)]
+    pub service: String,
+    /// How far back from now (or from --start), e.g. 5m.
+    #[arg(long, conflicts_with = "end")]
+    pub timeframe: Option<String>,
+    #[arg(long)]
+    pub start: Option<String>,
+    #[arg(long)]
+    pub end: Option<String>,
+    #[arg(short = 'l', long, value_delimiter = ',')]
+    pub labels: Vec<String>,
+    #[arg(long = "git-commit-id")]
+    pub git_commit_id: Option<String>,
+    #[command(flatten)]
+    pub watch: WatchArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct TriggerSequenceArgs {
+    pub sequence: String,
+    #[arg(long)]
+    pub project: String,
+    #[arg(long)]
+    pub stage: String,
+    #[arg(long)]
+    pub service: String,
+    #[arg(short = 'l', long, value_delimiter = ',')]
+    pub labels: Vec<String>,
+    /// Data merged into the event, `a.b=c,...`.
+    #[arg(short = 'd', long, value_delimiter = ',')]
+    pub data: Vec<String>,
+    #[command(flatten)]
+    pub watch: WatchArgs,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Send {
+    /// Sends a CloudEvent from a file, or (with a type) a prepared event such as approval.finished.
+    Event(SendEventArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct SendEventArgs {
+    /// `approval.finished` approves an open approval (see keptn approve).
+    pub kind: Option<String>,
+    /// A file with a CloudEvent (JSON).
+    #[arg(short = 'f', long)]
+    pub file: Option<PathBuf>,
+    #[command(flatten)]
+    pub approval: ApproveArgs,
+}
+
+#[derive(Args, Debug, Default)]
+pub struct ApproveArgs {
+    #[arg(long)]
+    pub project: Option<String>,
+    #[arg(long)]
+    pub stage: Option<String>,
+    #[arg(long)]
+    pub service: Option<String>,
+    /// The id of the approval.triggered event.
+    #[arg(long)]
+    pub id: Option<String>,
+    /// Declines instead of approving.
+    #[arg(long)]
+    pub decline: bool,
+    #[arg(short = 'l', long, value_delimiter = ',')]
+    pub labels: Vec<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SequenceNoun {
+    Sequence(SequenceControlArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct SequenceControlArgs {
+    #[arg(short = 'p', long)]
+    pub project: String,
+    #[arg(short = 'c', long = "keptn-context")]
+    pub keptn_context: String,
+    #[arg(short = 's', long)]
+    pub stage: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Configure {
+    Monitoring(ConfigureMonitoringArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ConfigureMonitoringArgs {
+    /// The SLI provider, e.g. prometheus or dynatrace.
+    pub provider: String,
+    #[arg(short = 'p', long)]
+    pub project: String,
+    #[arg(short = 's', long)]
+    pub service: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    #[test]
+    fn the_command_tree_is_consistent() {
+        // Catches clashing short flags and names in every subcommand.
+        super::Cli::command().debug_assert();
+    }
+}
