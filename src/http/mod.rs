@@ -3,6 +3,7 @@
 
 pub mod api_v1;
 pub mod auth;
+pub mod bridge;
 pub mod control_plane;
 pub mod datastore;
 pub mod error;
@@ -56,6 +57,7 @@ pub fn configure(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceCon
             .app_data(web::PayloadConfig::default().limit(body_limit))
             .app_data(web::QueryConfig::default().error_handler(error::query_error))
             .route("/health", web::get().to(health))
+            .configure(bridge::routes)
             .route("/metrics", web::get().to(metrics::render))
             .service(
                 web::scope("/api")

@@ -1,0 +1,127 @@
+// The Bridge: routes, navigation and session. Every screen is a module under views/.
+
+import { api, setToken, token, whenUnauthorized } from './api.js';
+import { h, link, replace, clearNotice, showError } from './ui.js';
+import { loginView } from './views/login.js';
+import { dashboardView } from './views/dashboard.js';
+import { environmentView } from './views/environment.js';
+import { sequencesView, sequenceView } from './views/sequences.js';
+import { evaluationView, evaluationsView } from './views/evaluations.js';
+import { integrationsView } from './views/integrations.js';
+import { settingsView } from './views/settings.js';
+import { secretsView } from './views/secrets.js';
+
+const BASE = '/bridge';
+
+const routes = [
+  [/^\/login$/, loginView, false],
+  [/^\/?$/, dashboardView],
+  [/^\/project\/([^/]+)$/, environmentView],
+  [/^\/project\/([^/]+)\/stage\/([^/]+)$/, environmentView],
+  [/^\/project\/([^/]+)\/sequence$/, sequencesView],
+  [/^\/project\/([^/]+)\/sequence\/([^/]+)$/, sequenceView],
+  [/^\/project\/([^/]+)\/sequence\/([^/]+)\/stage\/([^/]+)$/, sequenceView],
+  [/^\/project\/([^/]+)\/evaluation$/, evaluationsView],
+  [/^\/project\/([^/]+)\/evaluation\/([^/]+)$/, evaluationView],
+  [/^\/project\/([^/]+)\/integrations$/, integrationsView],
+  [/^\/project\/([^/]+)\/settings$/, settingsView],
+  [/^\/secrets$/, secretsView],
+];
+
+// Timers of the current screen, stopped when the user navigates away.
+let timers = [];
+
+function stopTimers() {
+  timers.forEach(clearInterval);
+  timers = [];
+}
+
+export function navigate(path, { replaceState = false } = {}) {
+  const url = path.startsWith(BASE) ? path : `${BASE}${path}`;
+  if (replaceState) history.replaceState(null, '', url);
+  else history.pushState(null, '', url);
+  render();
+}
+
+// The project's tabs, shown above every project screen.
+export function projectNav(project, active) {
+  const tab = (path, label, key) =>
+    h('a', { href: `${BASE}/project/${encodeURIComponent(project)}${path}`, 'data-link': true, class: key === active ? 'tab active' : 'tab', 'aria-current': key === active ? 'page' : undefined }, label);
+  return h('nav', { class: 'tabs', 'aria-label': 'Project' },
+    tab('', 'Environment', 'environment'),
+    tab('/sequence', 'Sequences', 'sequences'),
+    tab('/evaluation', 'Evaluations', 'evaluations'),
+    tab('/integrations', 'Integrations', 'integrations'),
+    tab('/settings', 'Settings', 'settings'));
+}
+
+function breadcrumbs(path) {
+  const parts = [link(`${BASE}/`, 'Projects')];
+  const project = path.match(/^\/project\/([^/]+)/);
+  if (project) parts.push(' / ', link(`${BASE}/project/${project[1]}`, decodeURIComponent(project[1])));
+  if (path === '/secrets') parts.push(' / ', 'Secrets');
+  replace(document.getElementById('breadcrumbs'), parts, ' · ', link(`${BASE}/secrets`, 'Secrets'));
+}
+
+async function render() {
+  stopTimers();
+  clearNotice();
+  const main = document.getElementById('main');
+  const path = decodeURI(location.pathname).slice(BASE.length) || '/';
+  const loggedIn = Boolean(token());
+  document.getElementById('logout').hidden = !loggedIn;
+  for (const [pattern, view, needsLogin = true] of routes) {
+    const match = path.match(pattern);
+    if (!match) continue;
+    if (needsLogin && !loggedIn) {
+      navigate(`/login?next=${encodeURIComponent(path)}`, { replaceState: true });
+      return;
+    }
+    breadcrumbs(path);
+    const params = match.slice(1).map(decodeURIComponent);
+    const context = {
+      // Runs `refresh` now and every `ms` while this screen is shown (live updates).
+      every(ms, refresh) {
+        timers.push(setInterval(() => refresh().catch(() => {}), ms));
+      },
+    };
+    try {
+      await view(main, params, context);
+    } catch (error) {
+      showError(error, main);
+    }
+    main.focus({ preventScroll: true });
+    return;
+  }
+  replace(main, h('div', { class: 'empty' }, h('h1', {}, 'Page not found'), h('p', {}, link(`${BASE}/`, 'Go to the projects'))));
+}
+
+// Links marked data-link navigate without reloading the page.
+document.addEventListener('click', (event) => {
+  const anchor = event.target.closest('a[data-link]');
+  if (!anchor || event.metaKey || event.ctrlKey || event.shiftKey || event.button !== 0) return;
+  event.preventDefault();
+  navigate(anchor.getAttribute('href'));
+});
+window.addEventListener('popstate', render);
+
+whenUnauthorized(() => {
+  setToken(null);
+  if (!location.pathname.startsWith(`${BASE}/login`)) navigate(`/login?next=${encodeURIComponent(location.pathname.slice(BASE.length))}`, { replaceState: true });
+});
+
+document.getElementById('logout').addEventListener('click', () => {
+  setToken(null);
+  navigate('/login');
+});
+
+async function start() {
+  if (location.pathname === BASE || location.pathname === `${BASE}/index.html`) history.replaceState(null, '', `${BASE}/`);
+  if (token()) {
+    api('/v1/metadata').then((metadata) => {
+      document.getElementById('version').textContent = `Keptn API ${metadata.keptnversion} · Keelson ${metadata.keelsonversion || ''}`;
+    }).catch(() => {});
+  }
+  await render();
+}
+start();

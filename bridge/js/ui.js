@@ -1,0 +1,73 @@
+// Small DOM helpers shared by the views.
+
+// h('a', {href: '/x', class: 'c', onclick: fn}, 'text', child, [children])
+export function h(tag, attributes = {}, ...children) {
+  const element = document.createElement(tag);
+  for (const [key, value] of Object.entries(attributes || {})) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key.startsWith('on') && typeof value === 'function') element.addEventListener(key.slice(2), value);
+    else if (key === 'dataset') Object.assign(element.dataset, value);
+    else if (value === true) element.setAttribute(key, '');
+    else element.setAttribute(key, value);
+  }
+  append(element, children);
+  return element;
+}
+
+function append(element, children) {
+  for (const child of children.flat(Infinity)) {
+    if (child === undefined || child === null || child === false) continue;
+    element.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+}
+
+export function link(path, ...children) {
+  return h('a', { href: path, 'data-link': true }, ...children);
+}
+
+export function replace(element, ...children) {
+  element.replaceChildren();
+  append(element, children);
+}
+
+const RESULT_CLASSES = { pass: 'ok', succeeded: 'ok', finished: 'ok', warning: 'warn', fail: 'bad', failed: 'bad', errored: 'bad', aborted: 'bad', timedOut: 'bad', started: 'busy', triggered: 'busy', waiting: 'idle', paused: 'idle', waitingForApproval: 'warn' };
+
+export function badge(text, title) {
+  return h('span', { class: `badge ${RESULT_CLASSES[text] || 'idle'}`, title: title || text }, text || 'n/a');
+}
+
+export function time(value) {
+  if (!value) return '';
+  const date = new Date(value);
+  return Number.isNaN(date.getTime()) ? String(value) : date.toLocaleString();
+}
+
+export function shortType(type) {
+  return String(type || '').replace(/^sh\.keptn\.event\./, '');
+}
+
+// An error shown in place: in the element, or in the global notice area.
+export function showError(error, where) {
+  const message = error && error.message ? error.message : String(error);
+  const box = h('p', { class: 'error', role: 'alert' }, message);
+  if (where) replace(where, box);
+  else replace(document.getElementById('notice'), box);
+  return box;
+}
+
+export function clearNotice() {
+  document.getElementById('notice').replaceChildren();
+}
+
+export function empty(message, ...next) {
+  return h('div', { class: 'empty' }, h('p', {}, message), ...next);
+}
+
+// A modal dialog (native <dialog>: focus trapped, Esc closes); returns it opened.
+export function dialog(title, body, actions) {
+  const element = h('dialog', { 'aria-label': title }, h('h2', {}, title), body, h('div', { class: 'actions' }, actions));
+  element.addEventListener('close', () => element.remove());
+  document.body.append(element);
+  element.showModal();
+  return element;
+}

@@ -1,0 +1,139 @@
+// Quality gates: score chart and SLI heatmap per service and stage, and one evaluation's details.
+
+import { api, enc, sendEvent } from '../api.js';
+import { badge, empty, h, link, replace, showError, time } from '../ui.js';
+import { projectNav } from '../app.js';
+
+const SVG = 'http://www.w3.org/2000/svg';
+
+function svg(tag, attributes = {}, ...children) {
+  const element = document.createElementNS(SVG, tag);
+  for (const [key, value] of Object.entries(attributes)) element.setAttribute(key, value);
+  for (const child of children) element.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  return element;
+}
+
+async function evaluationsOf(project, stage, service) {
+  const filter = `data.project:${project} AND data.stage:${stage} AND data.service:${service}`;
+  const data = await api(`/mongodb-datastore/event/type/sh.keptn.event.evaluation.finished?filter=${enc(filter)}&excludeInvalidated=true&limit=50`);
+  return (data.events || []).reverse();
+}
+
+// Scores over time as bars coloured by result, with the pass/warning thresholds of the latest SLO.
+function scoreChart(evaluations, project) {
+  const width = Math.max(320, evaluations.length * 36 + 40);
+  const height = 160;
+  const chart = svg('svg', { viewBox: `0 0 ${width} ${height + 30}`, class: 'chart', role: 'img', 'aria-label': 'Evaluation scores over time' });
+  chart.append(svg('line', { x1: 30, y1: height, x2: width, y2: height, class: 'axis' }));
+  for (const mark of [0, 50, 100]) {
+    const y = height - (mark / 100) * (height - 10);
+    chart.append(svg('text', { x: 0, y: y + 4, class: 'tick' }, String(mark)));
+  }
+  evaluations.forEach((event, index) => {
+    const score = Number(event.data.evaluation && event.data.evaluation.score) || 0;
+    const barHeight = (score / 100) * (height - 10);
+    const x = 36 + index * 36;
+    const anchor = svg('a', { href: `/bridge/project/${enc(project)}/evaluation/${enc(event.shkeptncontext)}`, 'data-link': '' },
+      svg('rect', { x, y: height - barHeight, width: 24, height: Math.max(barHeight, 1), class: `bar ${event.data.result}` },
+        svg('title', {}, `${time(event.time)}: ${event.data.result}, score ${score}`)),
+      svg('text', { x: x + 12, y: height + 14, class: 'tick', 'text-anchor': 'middle' }, String(Math.round(score))));
+    chart.append(anchor);
+  });
+  return chart;
+}
+
+function heatmap(evaluations, project) {
+  const slis = [...new Set(evaluations.flatMap((event) => ((event.data.evaluation || {}).indicatorResults || []).map((r) => r.value && r.value.metric).filter(Boolean)))];
+  if (slis.length === 0) return h('p', { class: 'muted' }, 'These evaluations have no SLI results (no SLO file, or no SLI provider).');
+  return h('div', { class: 'table-wrap' }, h('table', { class: 'heatmap' },
+    h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'SLI'), evaluations.map((event) =>
+      h('th', { scope: 'col' }, link(`/bridge/project/${enc(project)}/evaluation/${enc(event.shkeptncontext)}`, new Date(event.time).toLocaleTimeString()))))),
+    h('tbody', {}, slis.map((sli) => h('tr', {}, h('th', { scope: 'row' }, sli), evaluations.map((event) => {
+      const result = ((event.data.evaluation || {}).indicatorResults || []).find((r) => r.value && r.value.metric === sli);
+      return result ? h('td', { class: `cell ${result.status}`, title: result.status }, String(result.value.value)) : h('td', { class: 'muted' }, '—');
+    }))))));
+}
+
+export async function evaluationsView(main, [projectName]) {
+  const project = await api(`/controlPlane/v1/project/${enc(projectName)}`);
+  const stages = (project.stages || []).map((s) => s.stageName);
+  const services = [...new Set((project.stages || []).flatMap((s) => (s.services || []).map((svc) => svc.serviceName)))];
+  const params = new URLSearchParams(location.search);
+  const chosen = { stage: params.get('stage') || stages[0], service: params.get('service') || services[0] };
+  const content = h('div', { id: 'evaluations' });
+  const picker = (key, label, values) => h('label', {}, label, ' ', h('select', { name: key, onchange: (event) => {
+    chosen[key] = event.target.value;
+    history.replaceState(null, '', `${location.pathname}?stage=${enc(chosen.stage)}&service=${enc(chosen.service)}`);
+    show();
+  } }, values.map((value) => h('option', { value, selected: chosen[key] === value }, value))));
+  replace(main, h('div', { class: 'heading' }, h('h1', {}, projectName, ' · Evaluations')), projectNav(projectName, 'evaluations'),
+    services.length ? h('form', { class: 'filters' }, picker('service', 'Service', services), picker('stage', 'Stage', stages)) : '', content);
+  async function show() {
+    if (!services.length) {
+      replace(content, empty('No services yet: evaluations are made per service and stage.'));
+      return;
+    }
+    const evaluations = await evaluationsOf(projectName, chosen.stage, chosen.service);
+    if (evaluations.length === 0) {
+      replace(content, empty(`No evaluations of ${chosen.service} in ${chosen.stage} yet. Trigger one, or add an evaluation task to a sequence.`));
+      return;
+    }
+    replace(content, h('h2', {}, 'Scores'), scoreChart(evaluations, projectName), h('h2', {}, 'SLIs'), heatmap(evaluations, projectName));
+  }
+  await show();
+}
+
+function targets(list) {
+  return (list || []).map((target) => h('div', { class: target.violated ? 'violated' : 'met' }, `${target.criteria} (${target.targetValue})`, target.violated ? ' ✗' : ' ✓'));
+}
+
+export async function evaluationView(main, [projectName, keptnContext]) {
+  const data = await api(`/mongodb-datastore/event?project=${enc(projectName)}&keptnContext=${enc(keptnContext)}&type=sh.keptn.event.evaluation.finished&pageSize=10`);
+  const finished = (data.events || [])[0];
+  if (!finished) {
+    replace(main, h('div', { class: 'heading' }, h('h1', {}, 'Evaluation')), projectNav(projectName, 'evaluations'),
+      empty('This evaluation has not finished yet (or there is none in this context).', link(`/bridge/project/${enc(projectName)}/sequence/${enc(keptnContext)}`, 'See the sequence')));
+    return;
+  }
+  const evaluation = finished.data.evaluation || {};
+  const results = evaluation.indicatorResults || [];
+  let slo = '';
+  try {
+    slo = evaluation.sloFileContent ? decodeURIComponent(escape(atob(evaluation.sloFileContent))) : '';
+  } catch {
+    slo = '';
+  }
+  const status = h('div', { 'aria-live': 'polite' });
+  const invalidate = h('button', { type: 'button', class: 'danger', id: 'invalidate-button', onclick: async () => {
+    invalidate.disabled = true;
+    try {
+      await sendEvent({ type: 'sh.keptn.event.evaluation.invalidated', shkeptncontext: finished.shkeptncontext, triggeredid: finished.triggeredid,
+        data: { project: finished.data.project, stage: finished.data.stage, service: finished.data.service } });
+      replace(status, h('p', { class: 'ok-text' }, 'Invalidated: later evaluations no longer compare with this one.'));
+    } catch (error) {
+      showError(error, status);
+      invalidate.disabled = false;
+    }
+  } }, 'Invalidate');
+  const history = await evaluationsOf(projectName, finished.data.stage, finished.data.service).catch(() => []);
+  replace(main,
+    h('div', { class: 'heading' }, h('h1', {}, `Evaluation of ${finished.data.service} in ${finished.data.stage}`), invalidate),
+    projectNav(projectName, 'evaluations'),
+    h('p', {}, badge(finished.data.result), ` score ${evaluation.score ?? 0} · ${time(evaluation.timeStart)} – ${time(evaluation.timeEnd)} · `,
+      link(`/bridge/project/${enc(projectName)}/sequence/${enc(keptnContext)}`, 'sequence')),
+    finished.data.message ? h('p', { class: 'message' }, finished.data.message) : '',
+    status,
+    results.length ? h('div', { class: 'table-wrap' }, h('table', { class: 'list', id: 'sli-results' },
+      h('thead', {}, h('tr', {}, ['SLI', 'Value', 'Compared with', 'Pass criteria', 'Warning criteria', 'Score', 'Result'].map((title) => h('th', { scope: 'col' }, title)))),
+      h('tbody', {}, results.map((result) => h('tr', { dataset: { sli: result.value ? result.value.metric : '' } },
+        h('th', { scope: 'row' }, result.displayName || (result.value && result.value.metric) || '', result.keySli ? h('span', { class: 'badge warn' }, 'key') : ''),
+        h('td', {}, result.value ? String(result.value.value) : '—', result.value && result.value.message ? h('div', { class: 'muted' }, result.value.message) : ''),
+        h('td', {}, result.value ? String(result.value.comparedValue ?? '') : ''),
+        h('td', {}, targets(result.passTargets)),
+        h('td', {}, targets(result.warningTargets)),
+        h('td', {}, String(result.score)),
+        h('td', {}, badge(result.status))))))) : empty('No SLI results in this evaluation.'),
+    history.length > 1 ? [h('h2', {}, 'Scores of this service and stage'), scoreChart(history, projectName)] : '',
+    slo ? h('details', {}, h('summary', {}, 'SLO file'), h('pre', {}, slo)) : '',
+    h('details', {}, h('summary', {}, 'Raw event'), h('pre', {}, JSON.stringify(finished, null, 2))));
+}
