@@ -388,3 +388,25 @@ async fn a_backed_up_project_does_not_stall_the_others() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[actix_rt::test]
+async fn a_stream_from_an_earlier_release_gets_the_current_subjects() {
+    let nats = support::servers::nats();
+    let client = async_nats::connect(&nats.url).await.unwrap();
+    let jetstream = async_nats::jetstream::new(client);
+    jetstream
+        .create_stream(async_nats::jetstream::stream::Config {
+            name: keelson::bus::nats::STREAM.to_owned(),
+            subjects: vec!["sh.keptn.event.*.finished".to_owned()],
+            retention: async_nats::jetstream::stream::RetentionPolicy::Interest,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let url = nats.url.parse().unwrap();
+    let _keelson = support::TestKeelson::start_with(|config| config.nats_url = Some(url)).await;
+    let mut stream = jetstream.get_stream(keelson::bus::nats::STREAM).await.unwrap();
+    let subjects = stream.info().await.unwrap().config.subjects.clone();
+    let expected: Vec<String> = keelson::bus::nats::STREAM_SUBJECTS.iter().map(|s| (*s).to_owned()).collect();
+    assert_eq!(subjects, expected);
+}

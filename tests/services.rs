@@ -339,6 +339,17 @@ async fn evaluation_edge_cases_end_the_gate_with_the_right_result() {
         );
         assert!(data["message"].as_str().unwrap().starts_with(message), "{slo}: {finished}");
     }
+
+    // Deleting the project forgets its SLI provider.
+    let snapshots = keelson.server.control_plane.storage.snapshots.clone();
+    assert!(snapshots.get("lighthouse-config/shop").await.unwrap().is_some());
+    let (status, _) = send(keelson.delete("/api/controlPlane/v1/project/shop")).await;
+    assert_eq!(status, 200);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while snapshots.get("lighthouse-config/shop").await.unwrap().is_some() {
+        assert!(Instant::now() < deadline, "the SLI provider of the deleted project was removed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 #[actix_rt::test]

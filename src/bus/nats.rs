@@ -71,17 +71,23 @@ impl NatsBus {
     pub async fn control_plane_consumer(&self) -> Result<jetstream::consumer::PullConsumer, Error> {
         let unavailable = |e: &dyn std::fmt::Display| Error::Unavailable(format!("jetstream: {e}"));
         let context = jetstream::new(self.client.clone());
-        let stream = context
-            .get_or_create_stream(jetstream::stream::Config {
-                name: STREAM.to_owned(),
-                subjects: STREAM_SUBJECTS.iter().map(|subject| (*subject).to_owned()).collect(),
-                // Kept until every consumer (here: the control plane) has acknowledged it.
-                retention: RetentionPolicy::Interest,
-                max_age: MAX_AGE,
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| unavailable(&e))?;
+        let config = jetstream::stream::Config {
+            name: STREAM.to_owned(),
+            subjects: STREAM_SUBJECTS.iter().map(|subject| (*subject).to_owned()).collect(),
+            // Kept until every consumer (here: the control plane) has acknowledged it.
+            retention: RetentionPolicy::Interest,
+            max_age: MAX_AGE,
+            ..Default::default()
+        };
+        let mut stream = context.get_or_create_stream(config.clone()).await.map_err(|e| unavailable(&e))?;
+        // A stream made by an earlier release may keep other subjects: brought up to date.
+        if stream.cached_info().config.subjects != config.subjects {
+            let mut updated = stream.cached_info().config.clone();
+            updated.subjects = config.subjects.clone();
+            context.update_stream(updated).await.map_err(|e| unavailable(&e))?;
+            stream = context.get_stream(STREAM).await.map_err(|e| unavailable(&e))?;
+            tracing::info!(subjects = ?config.subjects, "jetstream stream subjects updated");
+        }
         stream
             .get_or_create_consumer(
                 CONSUMER,

@@ -50,6 +50,8 @@ pub trait ControlPlaneAccess: Send + Sync + 'static {
     /// The SLI provider configured for `project` (`sh.keptn.event.monitoring.configure`).
     async fn sli_provider(&self, project: &str) -> Result<Option<String>, AccessError>;
     async fn set_sli_provider(&self, project: &str, provider: &str) -> Result<(), AccessError>;
+    /// Forgets a deleted project's SLI provider.
+    async fn remove_sli_provider(&self, project: &str) -> Result<(), AccessError>;
     /// The subscriptions of the integrations called `integration`.
     async fn subscriptions(&self, integration: &str) -> Result<Vec<EventSubscription>, AccessError>;
 }
@@ -88,6 +90,10 @@ impl SliProviders {
     pub async fn set(&self, project: &str, provider: &str) -> Result<(), AccessError> {
         let record = versioned::encode(&LighthouseConfig { sli_provider: provider.to_owned() });
         self.0.put(&format!("{SLI_PROVIDER_PREFIX}{project}"), record).await.map_err(unavailable)
+    }
+
+    pub async fn remove(&self, project: &str) -> Result<(), AccessError> {
+        self.0.delete(&format!("{SLI_PROVIDER_PREFIX}{project}")).await.map_err(unavailable)
     }
 }
 
@@ -160,6 +166,10 @@ impl ControlPlaneAccess for LocalAccess {
             return Err(AccessError::NotFound(format!("project {project} not found")));
         }
         self.providers.set(project, provider).await
+    }
+
+    async fn remove_sli_provider(&self, project: &str) -> Result<(), AccessError> {
+        self.providers.remove(project).await
     }
 
     async fn subscriptions(&self, integration: &str) -> Result<Vec<EventSubscription>, AccessError> {

@@ -19,7 +19,9 @@ pub const EVALUATION_TRIGGERED: &str = "sh.keptn.event.evaluation.triggered";
 pub const EVALUATION_FINISHED: &str = "sh.keptn.event.evaluation.finished";
 pub const GET_SLI_FINISHED: &str = "sh.keptn.event.get-sli.finished";
 pub const MONITORING_CONFIGURE: &str = "sh.keptn.event.monitoring.configure";
-pub const SUBJECTS: &[&str] = &[EVALUATION_TRIGGERED, GET_SLI_FINISHED, MONITORING_CONFIGURE];
+/// A deleted project's SLI provider is forgotten, so a project created again with the name starts clean.
+pub const PROJECT_DELETED: &str = "sh.keptn.event.project.delete.finished";
+pub const SUBJECTS: &[&str] = &[EVALUATION_TRIGGERED, GET_SLI_FINISHED, MONITORING_CONFIGURE, PROJECT_DELETED];
 const SLO_FILE: &str = "slo.yaml";
 
 /// Most earlier evaluations compared with, whatever `number_of_comparison_results` says.
@@ -62,6 +64,7 @@ pub async fn run(service: Service, access: Arc<dyn ControlPlaneAccess>) -> Resul
                     EVALUATION_TRIGGERED => start_evaluation(event, sender, access.as_ref(), &pending).await,
                     GET_SLI_FINISHED => finish_evaluation(event, sender, access.as_ref(), &pending).await,
                     MONITORING_CONFIGURE => configure_monitoring(event, access.as_ref()).await,
+                    PROJECT_DELETED => forget_project(event, access.as_ref()).await,
                     _ => {}
                 }
             }
@@ -385,5 +388,15 @@ async fn configure_monitoring(event: CloudEvent, access: &dyn ControlPlaneAccess
     match access.set_sli_provider(&project, &provider).await {
         Ok(()) => tracing::info!(project, provider, "SLI provider configured"),
         Err(error) => tracing::error!(project, provider, %error, "cannot store the SLI provider"),
+    }
+}
+
+async fn forget_project(event: CloudEvent, access: &dyn ControlPlaneAccess) {
+    let project = text(&event.data["project"]);
+    if project.is_empty() {
+        return;
+    }
+    if let Err(error) = access.remove_sli_provider(&project).await {
+        tracing::warn!(project, %error, "cannot remove the SLI provider of a deleted project");
     }
 }

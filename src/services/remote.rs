@@ -147,6 +147,10 @@ impl ControlPlaneAccess for RemoteAccess {
         self.shared(&self.providers)?.set(project, provider).await
     }
 
+    async fn remove_sli_provider(&self, project: &str) -> Result<(), AccessError> {
+        self.shared(&self.providers)?.remove(project).await
+    }
+
     async fn subscriptions(&self, integration: &str) -> Result<Vec<EventSubscription>, AccessError> {
         let body = self
             .get(&format!("/controlPlane/v1/uniform/registration?name={}", segment(integration)))
