@@ -60,6 +60,20 @@ mod snapshot_suite {
         assert_eq!(store.get("added").await.unwrap(), Some(vec![0, 1, 2]));
         store.write_batch(Vec::new()).await.unwrap();
     }
+
+    pub async fn conditional_puts_check_presence(store: Arc<dyn SnapshotStore>) {
+        assert!(!store.put_if_present("c", b"1".to_vec()).await.unwrap(), "nothing to replace");
+        assert_eq!(store.get("c").await.unwrap(), None);
+        assert!(store.put_if_absent("c", b"1".to_vec()).await.unwrap());
+        assert!(!store.put_if_absent("c", b"2".to_vec()).await.unwrap(), "already there");
+        assert_eq!(store.get("c").await.unwrap().as_deref(), Some(&b"1"[..]));
+        assert!(store.put_if_present("c", b"3".to_vec()).await.unwrap());
+        assert_eq!(store.get("c").await.unwrap().as_deref(), Some(&b"3"[..]));
+        // Two writers racing for one key: exactly one wins.
+        let (a, b) =
+            tokio::join!(store.put_if_absent("race", b"a".to_vec()), store.put_if_absent("race", b"b".to_vec()));
+        assert!(a.unwrap() ^ b.unwrap());
+    }
 }
 
 mod event_suite {
@@ -265,6 +279,11 @@ macro_rules! snapshot_store_suite {
             async fn write_batch_puts_and_deletes_together() {
                 let (store, _guard) = $make.await;
                 snapshot_suite::write_batch_puts_and_deletes_together(store).await
+            }
+            #[tokio::test]
+            async fn conditional_puts_check_presence() {
+                let (store, _guard) = $make.await;
+                snapshot_suite::conditional_puts_check_presence(store).await
             }
         }
     };

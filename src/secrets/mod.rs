@@ -11,7 +11,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use tokio::sync::Mutex;
 
 pub use cipher::{SecretKey, SecretKeyError};
 
@@ -78,13 +77,11 @@ pub struct Secrets {
     store: Arc<dyn SnapshotStore>,
     key: SecretKey,
     scopes: Vec<String>,
-    /// Serialises changes, so "exists" checks and writes do not interleave.
-    changes: Mutex<()>,
 }
 
 impl Secrets {
     pub fn new(store: Arc<dyn SnapshotStore>, key: SecretKey, scopes: Vec<String>) -> Self {
-        Self { store, key, scopes, changes: Mutex::new(()) }
+        Self { store, key, scopes }
     }
 
     pub fn scopes(&self) -> &[String] {
@@ -133,7 +130,9 @@ impl Secrets {
             .map_err(|error| SecretError::Unavailable(format!("stored secret '{name}' is unreadable: {error}")))
     }
 
-    async fn save(&self, mut secret: NewSecret) -> Result<SecretSummary> {
+    /// Seals and stores a secret: created only if its name is free, or replacing one that exists
+    /// (checked by the store itself, so instances sharing it cannot both create one name).
+    async fn save(&self, mut secret: NewSecret, create: bool) -> Result<SecretSummary> {
         let keys: Vec<String> = secret.data.keys().cloned().collect();
         let plain = serde_json::to_vec(&secret.data).expect("a string map always serialises");
         // The data map leaves memory as soon as it is sealed.
@@ -141,24 +140,28 @@ impl Secrets {
         let sealed = self.key.seal(&plain, secret.name.as_bytes());
         let stored =
             StoredSecret { name: secret.name.clone(), scope: secret.scope.clone(), keys: keys.clone(), sealed };
-        self.store.put(&format!("{PREFIX}{}", secret.name), versioned::encode(&stored)).await?;
+        let key = format!("{PREFIX}{}", secret.name);
+        let record = versioned::encode(&stored);
+        let written = if create {
+            self.store.put_if_absent(&key, record).await?
+        } else {
+            self.store.put_if_present(&key, record).await?
+        };
+        if !written {
+            return Err(if create { SecretError::Exists } else { SecretError::NotFound });
+        }
         Ok(SecretSummary { name: secret.name, scope: secret.scope, keys })
     }
 
     pub async fn create(&self, mut secret: NewSecret) -> Result<SecretSummary> {
         self.validate(&mut secret)?;
-        let _change = self.changes.lock().await;
-        if self.load(&secret.name).await?.is_some() {
-            return Err(SecretError::Exists);
-        }
-        self.save(secret).await
+        self.save(secret, true).await
     }
 
     pub async fn update(&self, mut secret: NewSecret) -> Result<SecretSummary> {
         self.validate(&mut secret)?;
-        let _change = self.changes.lock().await;
         match self.load(&secret.name).await? {
-            Some(existing) if existing.scope == secret.scope => self.save(secret).await,
+            Some(existing) if existing.scope == secret.scope => self.save(secret, false).await,
             _ => Err(SecretError::NotFound),
         }
     }
@@ -167,7 +170,6 @@ impl Secrets {
         if name.is_empty() || scope.is_empty() {
             return Err(SecretError::BadRequest("name and scope must be given".into()));
         }
-        let _change = self.changes.lock().await;
         match self.load(name).await? {
             Some(existing) if existing.scope == scope => Ok(self.store.delete(&format!("{PREFIX}{name}")).await?),
             _ => Err(SecretError::NotFound),

@@ -53,6 +53,11 @@ pub trait SnapshotStore: Send + Sync + 'static {
     async fn scan_prefix(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>>;
     /// Applies every write (`None` deletes) all-or-nothing, in one round trip where the backend allows.
     async fn write_batch(&self, writes: Vec<(String, Option<Vec<u8>>)>) -> Result<()>;
+    /// Stores `value` only if `key` is not there, atomically (also across instances sharing the store);
+    /// returns whether it was stored.
+    async fn put_if_absent(&self, key: &str, value: Vec<u8>) -> Result<bool>;
+    /// Replaces the value of `key` only if it is there, atomically; returns whether it was replaced.
+    async fn put_if_present(&self, key: &str, value: Vec<u8>) -> Result<bool>;
 }
 
 /// The event history.

@@ -67,6 +67,15 @@ impl RedisSnapshotStore {
         Err(error)
     }
 
+    /// `SET key value NX|XX`: answers `OK` when it set the value, nil otherwise.
+    async fn conditional_set(&self, key: &str, value: Vec<u8>, condition: &str) -> Result<bool> {
+        let mut connection = self.connection().await?;
+        let mut command = redis::cmd("SET");
+        command.arg(Self::full_key(key)).arg(value).arg(condition);
+        let answer: Option<String> = self.call(command.query_async(&mut connection)).await?;
+        Ok(answer.is_some())
+    }
+
     fn full_key(key: &str) -> String {
         format!("{KEY_PREFIX}{key}")
     }
@@ -99,6 +108,14 @@ impl SnapshotStore for RedisSnapshotStore {
     async fn delete(&self, key: &str) -> Result<()> {
         let mut connection = self.connection().await?;
         self.call(connection.del(Self::full_key(key))).await
+    }
+
+    async fn put_if_absent(&self, key: &str, value: Vec<u8>) -> Result<bool> {
+        self.conditional_set(key, value, "NX").await
+    }
+
+    async fn put_if_present(&self, key: &str, value: Vec<u8>) -> Result<bool> {
+        self.conditional_set(key, value, "XX").await
     }
 
     async fn write_batch(&self, writes: Vec<(String, Option<Vec<u8>>)>) -> Result<()> {

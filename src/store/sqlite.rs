@@ -113,6 +113,26 @@ impl SnapshotStore for SqliteStore {
         self.with_connection(move |c| c.execute("DELETE FROM snapshots WHERE key = ?1", [key]).map(drop)).await
     }
 
+    async fn put_if_absent(&self, key: &str, value: Vec<u8>) -> Result<bool> {
+        let key = key.to_owned();
+        self.with_connection(move |c| {
+            c.execute(
+                "INSERT INTO snapshots (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO NOTHING",
+                params![key, value],
+            )
+            .map(|changed| changed == 1)
+        })
+        .await
+    }
+
+    async fn put_if_present(&self, key: &str, value: Vec<u8>) -> Result<bool> {
+        let key = key.to_owned();
+        self.with_connection(move |c| {
+            c.execute("UPDATE snapshots SET value = ?2 WHERE key = ?1", params![key, value]).map(|changed| changed == 1)
+        })
+        .await
+    }
+
     async fn write_batch(&self, writes: Vec<(String, Option<Vec<u8>>)>) -> Result<()> {
         self.with_connection(move |c| {
             let transaction = c.unchecked_transaction()?;
