@@ -95,6 +95,12 @@ async fn auth_status_and_version() {
     assert_eq!(unreachable.code, 1);
     assert!(unreachable.stderr.contains("cannot reach the Keptn API"), "{unreachable:?}");
 
+    std::fs::create_dir_all(home.join(".keptn")).unwrap();
+    std::fs::write(home.join(".keptn/.keptn"), "{ damaged").unwrap();
+    let damaged = keptn(home, &[], &["status"]).await;
+    assert!(damaged.code == 1 && damaged.stderr.contains("damaged"), "{damaged:?}");
+    std::fs::remove_file(home.join(".keptn/.keptn")).unwrap();
+
     let not_yet = keptn(home, &[], &["status"]).await;
     assert_eq!(not_yet.code, 1);
     assert!(not_yet.stderr.contains("keptn auth"), "{not_yet:?}");
@@ -373,6 +379,39 @@ async fn triggers_events_and_sequence_control() {
     )
     .await;
     assert!(triggered.stdout.contains("evaluation:") && triggered.stdout.contains("k: v"), "{triggered:?}");
+
+    let json_context = keptn(
+        home,
+        &[],
+        &["trigger", "evaluation", "--project", "sockshop", "--stage", "dev", "--service", "carts", "-o", "json"],
+    )
+    .await;
+    let parsed: Value = serde_json::from_str(&json_context.stdout).unwrap_or_else(|_| panic!("{json_context:?}"));
+    assert!(parsed["keptnContext"].as_str().is_some_and(|c| !c.is_empty()), "{json_context:?}");
+    let end_only = keptn(
+        home,
+        &[],
+        &[
+            "trigger",
+            "evaluation",
+            "--project",
+            "sockshop",
+            "--stage",
+            "dev",
+            "--service",
+            "carts",
+            "--end",
+            "2026-01-01T00:10:00Z",
+        ],
+    )
+    .await;
+    assert!(end_only.code == 1 && end_only.stderr.contains("--end needs --start"), "{end_only:?}");
+    let unnamed =
+        keptn(home, &[], &["send", "event", "approval.finished", "--project", "sockshop", "--stage", "production"])
+            .await;
+    assert!(unnamed.code == 1 && unnamed.stderr.contains("exactly one of --id and --service"), "{unnamed:?}");
+    let mock = keptn(home, &[], &["--mock", "get", "projects"]).await;
+    assert!(mock.code == 1 && mock.stderr.contains("--mock"), "{mock:?}");
 
     let sequence = keptn(
         home,

@@ -24,6 +24,12 @@ pub struct Cli {
     /// Answers yes to questions.
     #[arg(short = 'y', long, global = true)]
     pub yes: bool,
+    /// Accepted for compatibility; the credentials live in ~/.keptn/.keptn.
+    #[arg(long = "config-file", global = true, hide = true)]
+    pub config_file: Option<PathBuf>,
+    /// Keptn's dry-run mode, which Keelson's CLI does not have.
+    #[arg(long, global = true, hide = true)]
+    pub mock: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -284,6 +290,9 @@ pub struct WatchArgs {
     /// Longest time to watch, in seconds.
     #[arg(long = "watch-time", default_value_t = 600)]
     pub watch_time: u64,
+    /// Prints the Keptn context as JSON or YAML instead of a sentence.
+    #[arg(short = 'o', long)]
+    pub output: Option<Format>,
 }
 
 #[derive(Subcommand, Debug)]

@@ -38,9 +38,13 @@ pub fn api_endpoint(given: &str) -> Result<String, CliError> {
 impl Credentials {
     /// `KEPTN_ENDPOINT` and `KEPTN_API_TOKEN` win over the stored credentials.
     pub fn load() -> Result<Self, CliError> {
-        let stored: Option<Credentials> = match std::fs::read(keptn_dir()?.join(".keptn")) {
-            Ok(bytes) => serde_json::from_slice(&bytes).ok(),
-            Err(_) => None,
+        let path = keptn_dir()?.join(".keptn");
+        let stored: Option<Credentials> = match std::fs::read(&path) {
+            Ok(bytes) => Some(serde_json::from_slice(&bytes).map_err(|error| {
+                CliError::Usage(format!("{} is damaged ({error}); run keptn auth again", path.display()))
+            })?),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => None,
+            Err(error) => return Err(CliError::Io(format!("cannot read {}: {error}", path.display()))),
         };
         let endpoint = std::env::var("KEPTN_ENDPOINT").ok().filter(|value| !value.is_empty());
         let token = std::env::var("KEPTN_API_TOKEN").ok().filter(|value| !value.is_empty());
@@ -113,6 +117,8 @@ impl ApiClient {
     pub fn new(credentials: Credentials, verbose: bool) -> Self {
         let http = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(60))
+            // A redirect would carry the x-token to wherever it points (and turn POSTs into GETs).
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("a default HTTP client builds");
         Self { credentials, http, verbose }
@@ -151,6 +157,14 @@ impl ApiClient {
             ))
         })?;
         let status = response.status();
+        if status.is_redirection() {
+            let location =
+                response.headers().get(reqwest::header::LOCATION).and_then(|v| v.to_str().ok()).unwrap_or("?");
+            return Err(CliError::Usage(format!(
+                "the endpoint {} redirects to {location}; run keptn auth with the API's own URL",
+                self.credentials.endpoint
+            )));
+        }
         let text = response.text().await.unwrap_or_default();
         let parsed: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
         if status.is_success() {

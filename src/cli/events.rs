@@ -61,7 +61,10 @@ async fn report_context(
     watch_args: &WatchArgs,
     out: &Printer,
 ) -> Result<(), CliError> {
-    out.line(format!("ID of Keptn context: {context}"));
+    match watch_args.output {
+        Some(format) => out.data(formatted(&json!({ "keptnContext": context }), format)?),
+        None => out.line(format!("ID of Keptn context: {context}")),
+    }
     if watch_args.watch {
         watch::follow(client, project, context, Duration::from_secs(watch_args.watch_time), out).await?;
     }
@@ -108,7 +111,11 @@ async fn trigger_evaluation(client: &ApiClient, args: TriggerEvaluationArgs, out
             body[key] = json!(value);
         }
     }
-    if args.timeframe.is_none() && args.start.is_none() {
+    if args.end.is_some() && args.start.is_none() {
+        return Err(CliError::Usage("--end needs --start".into()));
+    }
+    // Keptn's default window: the last five minutes, or five minutes from --start.
+    if args.timeframe.is_none() && args.end.is_none() {
         body["timeframe"] = json!("5m");
     }
     let path = format!(
@@ -141,7 +148,15 @@ async fn trigger_sequence(client: &ApiClient, args: TriggerSequenceArgs, out: &P
 
 pub async fn send_event(client: &ApiClient, args: SendEventArgs, yes: bool, out: &Printer) -> Result<(), CliError> {
     match (args.kind.as_deref(), &args.file) {
-        (Some("approval.finished"), None) => approve(client, args.approval, yes, out).await,
+        (Some("approval.finished"), None) => {
+            // As Keptn's CLI: the approval is named by its id or its service.
+            if args.approval.id.is_some() == args.approval.service.is_some() {
+                return Err(CliError::Usage(
+                    "send event approval.finished needs exactly one of --id and --service".into(),
+                ));
+            }
+            approve(client, args.approval, yes, out).await
+        }
         (Some(other), None) => {
             Err(CliError::Usage(format!("unknown event '{other}': send a file with --file, or approval.finished")))
         }
@@ -176,7 +191,20 @@ async fn open_approvals(
     if let Some(service) = service {
         path.push_str(&format!("&service={}", encode(service)));
     }
-    Ok(client.get(&path).await?["events"].as_array().cloned().unwrap_or_default())
+    let mut approvals = Vec::new();
+    let mut next: Option<String> = None;
+    loop {
+        let page_path = match &next {
+            Some(key) => format!("{path}&nextPageKey={}", encode(key)),
+            None => path.clone(),
+        };
+        let page = client.get(&page_path).await?;
+        approvals.extend(page["events"].as_array().cloned().unwrap_or_default());
+        match page["nextPageKey"].as_str() {
+            Some(key) if !key.is_empty() && key != "0" => next = Some(key.to_owned()),
+            _ => return Ok(approvals),
+        }
+    }
 }
 
 /// Asks which of several open approvals to decide on (terminal only).
@@ -206,6 +234,32 @@ fn choose(approvals: &[Value]) -> Result<Value, CliError> {
     approvals.get(index.wrapping_sub(1)).cloned().ok_or_else(|| CliError::Usage(format!("there is no option {index}")))
 }
 
+fn approval_summary(approval: &Value) -> String {
+    let data = &approval["data"];
+    let image = text(&data["configurationChange"]["values"]["image"]);
+    format!(
+        "{} in stage {}{} (keptn context {})",
+        text(&data["service"]),
+        text(&data["stage"]),
+        if image.is_empty() { String::new() } else { format!(", image {image}") },
+        text(&approval["shkeptncontext"])
+    )
+}
+
+/// Asks whether to approve or decline (terminal only); `true` means decline.
+fn ask_decision(summary: String) -> Result<bool, CliError> {
+    use std::io::Write as _;
+    print!("{summary}\n(a)pprove or (d)ecline: ");
+    let _ = std::io::stdout().flush();
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line).map_err(|error| CliError::Io(error.to_string()))?;
+    match line.trim().to_ascii_lowercase().as_str() {
+        "a" | "approve" => Ok(false),
+        "d" | "decline" => Ok(true),
+        other => Err(CliError::Usage(format!("'{other}' is neither a(pprove) nor d(ecline); nothing was sent"))),
+    }
+}
+
 /// `keptn approve` and `keptn send event approval.finished`.
 pub async fn approve(client: &ApiClient, args: ApproveArgs, yes: bool, out: &Printer) -> Result<(), CliError> {
     let (Some(project), Some(stage)) = (args.project.as_deref(), args.stage.as_deref()) else {
@@ -232,6 +286,8 @@ pub async fn approve(client: &ApiClient, args: ApproveArgs, yes: bool, out: &Pri
         },
     };
     let data = &approval["data"];
+    let decline =
+        if std::io::stdin().is_terminal() && !yes { ask_decision(approval_summary(&approval))? } else { args.decline };
     let mut labels = data["labels"].clone();
     if !labels.is_object() {
         labels = json!({});
@@ -239,7 +295,7 @@ pub async fn approve(client: &ApiClient, args: ApproveArgs, yes: bool, out: &Pri
     for (key, value) in key_values("--labels", &args.labels)? {
         labels[key] = value;
     }
-    let result = if args.decline { "fail" } else { "pass" };
+    let result = if decline { "fail" } else { "pass" };
     let event = json!({
         "specversion": "1.0",
         "type": "sh.keptn.event.approval.finished",
@@ -253,7 +309,7 @@ pub async fn approve(client: &ApiClient, args: ApproveArgs, yes: bool, out: &Pri
         },
     });
     let context = send(client, &event).await?;
-    let verb = if args.decline { "Declined" } else { "Approved" };
+    let verb = if decline { "Declined" } else { "Approved" };
     out.line(format!("{verb} {} in stage {stage}", text(&data["service"])));
     out.line(format!("ID of Keptn context: {context}"));
     Ok(())

@@ -65,6 +65,9 @@ impl Printer {
 
 /// Runs one command line.
 pub async fn run(cli: Cli) -> Result<(), CliError> {
+    if cli.mock {
+        return Err(CliError::Usage("--mock is not supported: nothing is sent without calling the API".into()));
+    }
     let out = Printer { quiet: cli.quiet };
     let client = || Credentials::load().map(|credentials| ApiClient::new(credentials, cli.verbose));
     match cli.command {

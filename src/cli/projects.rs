@@ -343,6 +343,9 @@ pub async fn add_resource(client: &ApiClient, args: AddResourceArgs, out: &Print
     } else {
         args.stage.iter().cloned().collect()
     };
+    if args.all_stages && stages.is_empty() {
+        return Err(CliError::Api { status: 404, message: format!("project {} has no stages", args.project) });
+    }
     if stages.is_empty() {
         client.post(&format!("/resource-service/v1/project/{project}/resource"), &body).await?;
     }

@@ -106,14 +106,15 @@ pub async fn follow(
     watch_time: Duration,
     out: &Printer,
 ) -> Result<(), CliError> {
-    let spinner = (std::io::stdout().is_terminal() && !out.quiet).then(|| {
+    // The spinner draws on standard error; event lines always go to standard output.
+    let spinner = (std::io::stdout().is_terminal() && std::io::stderr().is_terminal() && !out.quiet).then(|| {
         let spinner = indicatif::ProgressBar::new_spinner();
         spinner.enable_steady_tick(Duration::from_millis(120));
         spinner.set_message(format!("waiting for the events of {context}"));
         spinner
     });
     let show = |line: String| match &spinner {
-        Some(spinner) => spinner.println(line),
+        Some(spinner) => spinner.suspend(|| out.line(&line)),
         None => out.line(line),
     };
     let deadline = Instant::now() + watch_time;
