@@ -28,12 +28,20 @@ const routes = [
   [/^\/secrets$/, secretsView],
 ];
 
-// Timers of the current screen, stopped when the user navigates away.
+// The current screen: a render that is no longer current writes into a detached element and stops
+// polling, so a slow screen never overwrites the one the user went to.
+let generation = 0;
 let timers = [];
 
 function stopTimers() {
-  timers.forEach(clearInterval);
+  timers.forEach(clearTimeout);
   timers = [];
+}
+
+function setLiveStatus(error) {
+  const status = document.getElementById('live-status');
+  status.textContent = error ? `Live updates failing: ${error.message || error}` : '';
+  status.hidden = !error;
 }
 
 export function navigate(path, { replaceState = false } = {}) {
@@ -65,35 +73,62 @@ function breadcrumbs(path) {
 
 async function render() {
   stopTimers();
+  setLiveStatus(null);
   clearNotice();
+  document.querySelectorAll('dialog[open]').forEach((open) => open.close());
+  const gen = ++generation;
   const main = document.getElementById('main');
-  const path = decodeURI(location.pathname).slice(BASE.length) || '/';
+  const screen = h('div', { class: 'screen' });
+  main.replaceChildren(screen);
+  let path;
+  try {
+    path = decodeURI(location.pathname).slice(BASE.length) || '/';
+  } catch {
+    path = '/not-found';
+  }
   const loggedIn = Boolean(token());
   document.getElementById('logout').hidden = !loggedIn;
   for (const [pattern, view, needsLogin = true] of routes) {
     const match = path.match(pattern);
     if (!match) continue;
     if (needsLogin && !loggedIn) {
-      navigate(`/login?next=${encodeURIComponent(path)}`, { replaceState: true });
+      navigate(`/login?next=${encodeURIComponent(path + location.search)}`, { replaceState: true });
       return;
     }
     breadcrumbs(path);
-    const params = match.slice(1).map(decodeURIComponent);
+    let params;
+    try {
+      params = match.slice(1).map(decodeURIComponent);
+    } catch {
+      break;
+    }
     const context = {
-      // Runs `refresh` now and every `ms` while this screen is shown (live updates).
+      // Runs `refresh` every `ms` while this screen is shown (live updates); the next run is planned
+      // when the previous one has settled, and failures show in the status line.
       every(ms, refresh) {
-        timers.push(setInterval(() => refresh().catch(() => {}), ms));
+        const tick = async () => {
+          if (gen !== generation) return;
+          try {
+            await refresh();
+            setLiveStatus(null);
+          } catch (error) {
+            if (gen === generation && error.status !== 401) setLiveStatus(error);
+          }
+          if (gen === generation) timers.push(setTimeout(tick, ms));
+        };
+        if (gen === generation) timers.push(setTimeout(tick, ms));
       },
     };
     try {
-      await view(main, params, context);
+      await view(screen, params, context);
     } catch (error) {
-      showError(error, main);
+      // A refused token has already sent the user to the login screen.
+      if (error.status !== 401) showError(error, screen);
     }
-    main.focus({ preventScroll: true });
+    if (gen === generation) main.focus({ preventScroll: true });
     return;
   }
-  replace(main, h('div', { class: 'empty' }, h('h1', {}, 'Page not found'), h('p', {}, link(`${BASE}/`, 'Go to the projects'))));
+  replace(screen, h('div', { class: 'empty' }, h('h1', {}, 'Page not found'), h('p', {}, link(`${BASE}/`, 'Go to the projects'))));
 }
 
 // Links marked data-link navigate without reloading the page.
@@ -107,21 +142,27 @@ window.addEventListener('popstate', render);
 
 whenUnauthorized(() => {
   setToken(null);
-  if (!location.pathname.startsWith(`${BASE}/login`)) navigate(`/login?next=${encodeURIComponent(location.pathname.slice(BASE.length))}`, { replaceState: true });
+  if (!location.pathname.startsWith(`${BASE}/login`)) {
+    navigate(`/login?next=${encodeURIComponent(location.pathname.slice(BASE.length) + location.search)}`, { replaceState: true });
+  }
 });
 
 document.getElementById('logout').addEventListener('click', () => {
   setToken(null);
+  document.getElementById('version').textContent = '';
   navigate('/login');
 });
 
+// The API's versions, shown in the header once logged in.
+export function showVersion() {
+  api('/v1/metadata').then((metadata) => {
+    document.getElementById('version').textContent = `Keptn API ${metadata.keptnversion} · Keelson ${metadata.keelsonversion || ''}`;
+  }).catch(() => {});
+}
+
 async function start() {
   if (location.pathname === BASE || location.pathname === `${BASE}/index.html`) history.replaceState(null, '', `${BASE}/`);
-  if (token()) {
-    api('/v1/metadata').then((metadata) => {
-      document.getElementById('version').textContent = `Keptn API ${metadata.keptnversion} · Keelson ${metadata.keelsonversion || ''}`;
-    }).catch(() => {});
-  }
+  if (token()) showVersion();
   await render();
 }
 start();

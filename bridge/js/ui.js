@@ -71,3 +71,29 @@ export function dialog(title, body, actions) {
   element.showModal();
   return element;
 }
+
+// Re-renders `element` with `children` unless `fingerprint` is what it last showed; the focused
+// control is found again (by id, or by its data-focus key) so polling never steals keyboard focus.
+export function refreshed(element, fingerprint, ...children) {
+  if (element.dataset.fingerprint === fingerprint) return false;
+  const active = document.activeElement;
+  const key = active && element.contains(active) ? (active.id ? `#${CSS.escape(active.id)}` : active.dataset.focus ? `[data-focus="${CSS.escape(active.dataset.focus)}"]` : null) : null;
+  element.dataset.fingerprint = fingerprint;
+  replace(element, ...children);
+  if (key) {
+    const again = element.querySelector(key);
+    if (again) again.focus();
+  }
+  return true;
+}
+
+// Runs `action` with `button` disabled; shows a failure next to it (in `where`) and re-enables it.
+export async function busy(button, where, action) {
+  button.disabled = true;
+  try {
+    await action();
+  } catch (error) {
+    showError(error, where);
+    button.disabled = false;
+  }
+}

@@ -77,7 +77,8 @@ try {
   for (const service of ['carts', 'orders']) {
     await page.click('#create-service-button');
     await page.fill('#service-name', service);
-    await page.click('#create-service-submit');
+    // Enter in the one-field form creates the service (and does not reload the page).
+    await page.keyboard.press('Enter');
     await page.locator(`th:text-is("${service}")`).waitFor();
   }
   // What the quality gate needs: an SLO and the SLI provider.
@@ -104,7 +105,11 @@ try {
   const approve = page.locator('#sequence-controls button', { hasText: 'Approve' });
   await approve.waitFor({ timeout: 20000 });
   await shot('04-sequence-approval');
-  await approve.click();
+  // Live updates keep the keyboard focus where it is.
+  await approve.focus();
+  await page.waitForTimeout(4500);
+  check(await page.evaluate(() => document.activeElement && document.activeElement.textContent === 'Approve'), 'focus stays on Approve across live updates');
+  await page.keyboard.press('Enter');
   await page.locator('h1 + .badge', { hasText: 'finished' }).waitFor({ timeout: 30000 });
   await page.locator('section[data-stage="production"] summary', { hasText: 'approval.finished' }).first().waitFor();
   // A raw event payload opens in place.
@@ -132,7 +137,11 @@ try {
   await page.click('#trigger-submit');
   await page.waitForURL(/\/sequence\/[0-9a-f-]+$/);
   await page.locator('#abort-button').waitFor({ timeout: 20000 });
+  // Aborting asks first.
+  let asked = '';
+  page.once('dialog', (question) => { asked = question.message(); question.accept(); });
   await page.click('#abort-button');
+  check(asked.includes('Abort this sequence'), 'the abort is confirmed first');
   await page.locator('h1 + .badge', { hasText: 'aborted' }).waitFor({ timeout: 20000 });
 
   step('sequence list with filters');
@@ -173,6 +182,19 @@ try {
   await shot('13-dashboard-phone');
 
   check(consoleErrors.length === 0, `no errors in the browser console: ${consoleErrors.join(' | ')}`);
+
+  step('an expired token on a deep link leads to the login form, then back');
+  await page.setViewportSize({ width: 1280, height: 800 });
+  await page.evaluate(() => sessionStorage.setItem('keelson.token', 'expired'));
+  await page.goto(`${BASE}/bridge/project/sockshop/sequence?service=orders`);
+  await page.locator('#token').waitFor();
+  check(page.url().includes('next='), 'the login keeps where to go');
+  await page.fill('#token', TOKEN);
+  await page.keyboard.press('Enter');
+  await page.waitForURL(/\/bridge\/project\/sockshop\/sequence\?service=orders$/);
+  await page.locator('#sequence-list tbody tr').first().waitFor();
+  await page.goto(`${BASE}/bridge/project/%E0`);
+  await page.getByText('Page not found').waitFor();
   console.log('bridge e2e: all steps passed');
 } catch (error) {
   await shot('failure').catch(() => {});

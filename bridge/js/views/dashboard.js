@@ -1,5 +1,5 @@
 import { api, enc } from '../api.js';
-import { badge, dialog, empty, h, link, replace, showError, time } from '../ui.js';
+import { badge, dialog, empty, h, link, refreshed, replace, showError, time } from '../ui.js';
 import { navigate } from '../app.js';
 
 const EXAMPLE_SHIPYARD = `apiVersion: spec.keptn.sh/0.2.2
@@ -30,13 +30,14 @@ spec:
 `;
 
 function createProjectDialog() {
+  const create = h('button', { type: 'button', class: 'primary', id: 'create-project-submit' }, 'Create project');
   const name = h('input', { id: 'project-name', name: 'name', required: true, pattern: '[a-z]([a-z0-9\\-]*[a-z0-9])?', autocomplete: 'off' });
   const shipyard = h('textarea', { id: 'project-shipyard', name: 'shipyard', rows: 16, required: true, spellcheck: 'false' }, EXAMPLE_SHIPYARD);
   const remote = h('input', { id: 'project-remote', name: 'remote', type: 'url', placeholder: 'https://git.example/repo.git (optional)' });
   const user = h('input', { id: 'project-git-user', name: 'user', autocomplete: 'off' });
   const gitToken = h('input', { id: 'project-git-token', name: 'gitToken', type: 'password', autocomplete: 'off' });
   const status = h('div', { 'aria-live': 'polite' });
-  const form = h('form', { id: 'create-project', method: 'dialog' },
+  const form = h('form', { id: 'create-project', onsubmit: (event) => { event.preventDefault(); create.click(); } },
     h('label', { for: 'project-name' }, 'Project name'), name,
     h('p', { class: 'hint' }, 'Lowercase letters, digits and dashes, starting with a letter.'),
     h('label', { for: 'project-shipyard' }, 'Shipyard'), shipyard,
@@ -45,7 +46,6 @@ function createProjectDialog() {
       h('label', { for: 'project-git-user' }, 'User'), user,
       h('label', { for: 'project-git-token' }, 'Token'), gitToken),
     status);
-  const create = h('button', { type: 'button', class: 'primary', id: 'create-project-submit' }, 'Create project');
   const cancel = h('button', { type: 'button' }, 'Cancel');
   const box = dialog('Create a project', form, [cancel, create]);
   cancel.addEventListener('click', () => box.close());
@@ -88,15 +88,21 @@ async function projectTile(project) {
     sequences);
 }
 
-export async function dashboardView(main) {
-  const data = await api('/controlPlane/v1/project?pageSize=50');
-  const projects = data.projects || [];
+export async function dashboardView(main, _params, context) {
   const create = h('button', { type: 'button', class: 'primary', id: 'create-project-button', onclick: createProjectDialog }, 'Create project');
   const grid = h('div', { class: 'grid' });
   replace(main, h('div', { class: 'heading' }, h('h1', {}, 'Projects'), create), grid);
-  if (projects.length === 0) {
-    replace(grid, empty('There are no projects yet. Create one with a shipyard that names your stages and sequences.', h('button', { type: 'button', class: 'primary', onclick: createProjectDialog }, 'Create your first project')));
-    return;
+  async function refresh() {
+    const data = await api('/controlPlane/v1/project?pageSize=50');
+    const projects = data.projects || [];
+    const fingerprint = JSON.stringify(projects.map((p) => [p.projectName, p.stages.map((s) => [s.stageName, s.services.length])]));
+    if (grid.dataset.fingerprint === fingerprint) return;
+    if (projects.length === 0) {
+      refreshed(grid, fingerprint, empty('There are no projects yet. Create one with a shipyard that names your stages and sequences.', h('button', { type: 'button', class: 'primary', onclick: createProjectDialog }, 'Create your first project')));
+      return;
+    }
+    refreshed(grid, fingerprint, await Promise.all(projects.map(projectTile)));
   }
-  replace(grid, await Promise.all(projects.map(projectTile)));
+  await refresh();
+  context.every(5000, refresh);
 }

@@ -1,15 +1,15 @@
 // The environment: stages × services with what runs where, evaluations and open approvals.
 
 import { api, decideApproval, enc, openApprovals } from '../api.js';
-import { badge, dialog, empty, h, link, replace, showError, shortType } from '../ui.js';
+import { badge, busy, dialog, empty, h, link, refreshed, replace, showError, shortType } from '../ui.js';
 import { projectNav } from '../app.js';
 import { openTriggerDialog } from './trigger.js';
 
 function createServiceDialog(project, done) {
   const name = h('input', { id: 'service-name', name: 'service', required: true, pattern: '[a-z]([a-z0-9\\-]*[a-z0-9])?', autocomplete: 'off' });
   const status = h('div', { 'aria-live': 'polite' });
-  const form = h('form', {}, h('label', { for: 'service-name' }, 'Service name'), name, status);
   const create = h('button', { type: 'button', class: 'primary', id: 'create-service-submit' }, 'Create service');
+  const form = h('form', { onsubmit: (event) => { event.preventDefault(); create.click(); } }, h('label', { for: 'service-name' }, 'Service name'), name, status);
   const cancel = h('button', { type: 'button' }, 'Cancel');
   const box = dialog('Create a service', form, [cancel, create]);
   cancel.addEventListener('click', () => box.close());
@@ -26,21 +26,18 @@ function createServiceDialog(project, done) {
   name.focus();
 }
 
-function approvalItem(approval, refresh) {
-  const decide = (approve) => async (event) => {
-    event.target.disabled = true;
-    try {
-      await decideApproval(approval, approve);
-      await refresh();
-    } catch (error) {
-      showError(error);
-    }
-  };
+export function approvalItem(approval, refresh, label) {
+  const status = h('span', { 'aria-live': 'polite' });
+  const decide = (approve) => (event) => busy(event.target, status, async () => {
+    await decideApproval(approval, approve);
+    await refresh();
+  });
   const image = approval.data.configurationChange && approval.data.configurationChange.values && approval.data.configurationChange.values.image;
   return h('div', { class: 'approval', dataset: { approval: approval.id } },
-    h('span', {}, 'Approval open', image ? ` for ${image}` : ''),
-    h('button', { type: 'button', class: 'primary small', onclick: decide(true) }, 'Approve'),
-    h('button', { type: 'button', class: 'small', onclick: decide(false) }, 'Decline'));
+    h('span', {}, label || 'Approval open', image ? ` for ${image}` : ''),
+    h('button', { type: 'button', class: 'primary small', dataset: { focus: `approve:${approval.id}` }, onclick: decide(true) }, 'Approve'),
+    h('button', { type: 'button', class: 'small', dataset: { focus: `decline:${approval.id}` }, onclick: decide(false) }, 'Decline'),
+    status);
 }
 
 export async function environmentView(main, [projectName, onlyStage], context) {
@@ -54,6 +51,8 @@ export async function environmentView(main, [projectName, onlyStage], context) {
       api(`/controlPlane/v1/sequence/${enc(projectName)}?pageSize=100`).then((data) => data.states || []),
       openApprovals(projectName),
     ]);
+    const fingerprint = JSON.stringify([project, states, approvals.map((a) => a.id)]);
+    if (content.dataset.fingerprint === fingerprint) return;
     replace(heading, h('h1', {}, projectName, onlyStage ? ` · ${onlyStage}` : ''),
       h('div', { class: 'buttons' },
         h('button', { type: 'button', id: 'create-service-button', onclick: () => createServiceDialog(projectName, refresh) }, 'Create service'),
@@ -61,7 +60,7 @@ export async function environmentView(main, [projectName, onlyStage], context) {
     const stages = (project.stages || []).filter((stage) => !onlyStage || stage.stageName === onlyStage);
     const services = [...new Set((project.stages || []).flatMap((stage) => (stage.services || []).map((s) => s.serviceName)))];
     if (services.length === 0) {
-      replace(content, empty('This project has no services yet. Create one, then trigger a delivery for it.',
+      refreshed(content, fingerprint, empty('This project has no services yet. Create one, then trigger a delivery for it.',
         h('button', { type: 'button', class: 'primary', onclick: () => createServiceDialog(projectName, refresh) }, 'Create a service')));
       return;
     }
@@ -84,7 +83,7 @@ export async function environmentView(main, [projectName, onlyStage], context) {
         failed || aborted ? h('div', { class: 'counters' }, failed ? h('span', { class: 'badge bad' }, `${failed} failed`) : '', aborted ? h('span', { class: 'badge idle' }, `${aborted} aborted`) : '') : '',
         openHere.map((approval) => approvalItem(approval, refresh)));
     };
-    replace(content, h('div', { class: 'table-wrap' }, h('table', { class: 'environment' },
+    refreshed(content, fingerprint, h('div', { class: 'table-wrap' }, h('table', { class: 'environment' },
       h('caption', { class: 'sr-only' }, 'Services by stage'),
       h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Service'), stages.map((stage) => h('th', { scope: 'col' }, link(`/bridge/project/${enc(projectName)}/stage/${enc(stage.stageName)}`, stage.stageName))))),
       h('tbody', {}, services.map((serviceName) => h('tr', {}, h('th', { scope: 'row' }, serviceName), stages.map((stage) => cell(stage, serviceName))))))));

@@ -1,7 +1,7 @@
 // Quality gates: score chart and SLI heatmap per service and stage, and one evaluation's details.
 
 import { api, enc, sendEvent } from '../api.js';
-import { badge, empty, h, link, replace, showError, time } from '../ui.js';
+import { badge, empty, h, link, refreshed, replace, showError, time } from '../ui.js';
 import { projectNav } from '../app.js';
 
 const SVG = 'http://www.w3.org/2000/svg';
@@ -19,11 +19,15 @@ async function evaluationsOf(project, stage, service) {
   return (data.events || []).reverse();
 }
 
-// Scores over time as bars coloured by result, with the pass/warning thresholds of the latest SLO.
-function scoreChart(evaluations, project) {
+/// Bars shown at most: older evaluations scroll out so labels stay readable.
+const CHART_BARS = 30;
+
+// Scores over time as bars coloured by result; each bar links to its evaluation.
+function scoreChart(all, project) {
+  const evaluations = all.slice(-CHART_BARS);
   const width = Math.max(320, evaluations.length * 36 + 40);
   const height = 160;
-  const chart = svg('svg', { viewBox: `0 0 ${width} ${height + 30}`, class: 'chart', role: 'img', 'aria-label': 'Evaluation scores over time' });
+  const chart = svg('svg', { viewBox: `0 0 ${width} ${height + 30}`, class: 'chart', role: 'group', 'aria-label': `Scores of the last ${evaluations.length} evaluations` });
   chart.append(svg('line', { x1: 30, y1: height, x2: width, y2: height, class: 'axis' }));
   for (const mark of [0, 50, 100]) {
     const y = height - (mark / 100) * (height - 10);
@@ -33,7 +37,7 @@ function scoreChart(evaluations, project) {
     const score = Number(event.data.evaluation && event.data.evaluation.score) || 0;
     const barHeight = (score / 100) * (height - 10);
     const x = 36 + index * 36;
-    const anchor = svg('a', { href: `/bridge/project/${enc(project)}/evaluation/${enc(event.shkeptncontext)}`, 'data-link': '' },
+    const anchor = svg('a', { href: `/bridge/project/${enc(project)}/evaluation/${enc(event.shkeptncontext)}`, 'data-link': '', 'aria-label': `${time(event.time)}: ${event.data.result}, score ${score}` },
       svg('rect', { x, y: height - barHeight, width: 24, height: Math.max(barHeight, 1), class: `bar ${event.data.result}` },
         svg('title', {}, `${time(event.time)}: ${event.data.result}, score ${score}`)),
       svg('text', { x: x + 12, y: height + 14, class: 'tick', 'text-anchor': 'middle' }, String(Math.round(score))));
@@ -50,11 +54,13 @@ function heatmap(evaluations, project) {
       h('th', { scope: 'col' }, link(`/bridge/project/${enc(project)}/evaluation/${enc(event.shkeptncontext)}`, new Date(event.time).toLocaleTimeString()))))),
     h('tbody', {}, slis.map((sli) => h('tr', {}, h('th', { scope: 'row' }, sli), evaluations.map((event) => {
       const result = ((event.data.evaluation || {}).indicatorResults || []).find((r) => r.value && r.value.metric === sli);
-      return result ? h('td', { class: `cell ${result.status}`, title: result.status }, String(result.value.value)) : h('td', { class: 'muted' }, '—');
+      return result
+        ? h('td', { class: `cell ${result.status}`, title: result.status }, String(result.value.value), h('span', { class: 'sr-only' }, ` ${result.status}`))
+        : h('td', { class: 'muted' }, '—');
     }))))));
 }
 
-export async function evaluationsView(main, [projectName]) {
+export async function evaluationsView(main, [projectName], context) {
   const project = await api(`/controlPlane/v1/project/${enc(projectName)}`);
   const stages = (project.stages || []).map((s) => s.stageName);
   const services = [...new Set((project.stages || []).flatMap((s) => (s.services || []).map((svc) => svc.serviceName)))];
@@ -64,7 +70,7 @@ export async function evaluationsView(main, [projectName]) {
   const picker = (key, label, values) => h('label', {}, label, ' ', h('select', { name: key, onchange: (event) => {
     chosen[key] = event.target.value;
     history.replaceState(null, '', `${location.pathname}?stage=${enc(chosen.stage)}&service=${enc(chosen.service)}`);
-    show();
+    show().catch((error) => showError(error, content));
   } }, values.map((value) => h('option', { value, selected: chosen[key] === value }, value))));
   replace(main, h('div', { class: 'heading' }, h('h1', {}, projectName, ' · Evaluations')), projectNav(projectName, 'evaluations'),
     services.length ? h('form', { class: 'filters' }, picker('service', 'Service', services), picker('stage', 'Stage', stages)) : '', content);
@@ -74,25 +80,37 @@ export async function evaluationsView(main, [projectName]) {
       return;
     }
     const evaluations = await evaluationsOf(projectName, chosen.stage, chosen.service);
+    const fingerprint = JSON.stringify([chosen, evaluations.map((event) => event.id)]);
     if (evaluations.length === 0) {
-      replace(content, empty(`No evaluations of ${chosen.service} in ${chosen.stage} yet. Trigger one, or add an evaluation task to a sequence.`));
+      refreshed(content, fingerprint, empty(`No evaluations of ${chosen.service} in ${chosen.stage} yet. Trigger one, or add an evaluation task to a sequence.`));
       return;
     }
-    replace(content, h('h2', {}, 'Scores'), scoreChart(evaluations, projectName), h('h2', {}, 'SLIs'), heatmap(evaluations, projectName));
+    refreshed(content, fingerprint, h('h2', {}, 'Scores'), scoreChart(evaluations, projectName), h('h2', {}, 'SLIs'), heatmap(evaluations, projectName));
   }
   await show();
+  context.every(5000, show);
 }
 
 function targets(list) {
   return (list || []).map((target) => h('div', { class: target.violated ? 'violated' : 'met' }, `${target.criteria} (${target.targetValue})`, target.violated ? ' ✗' : ' ✓'));
 }
 
-export async function evaluationView(main, [projectName, keptnContext]) {
-  const data = await api(`/mongodb-datastore/event?project=${enc(projectName)}&keptnContext=${enc(keptnContext)}&type=sh.keptn.event.evaluation.finished&pageSize=10`);
-  const finished = (data.events || [])[0];
+export async function evaluationView(main, [projectName, keptnContext], context) {
+  const find = async () => {
+    const data = await api(`/mongodb-datastore/event?project=${enc(projectName)}&keptnContext=${enc(keptnContext)}&type=sh.keptn.event.evaluation.finished&pageSize=10`);
+    return (data.events || [])[0];
+  };
+  const finished = await find();
   if (!finished) {
     replace(main, h('div', { class: 'heading' }, h('h1', {}, 'Evaluation')), projectNav(projectName, 'evaluations'),
-      empty('This evaluation has not finished yet (or there is none in this context).', link(`/bridge/project/${enc(projectName)}/sequence/${enc(keptnContext)}`, 'See the sequence')));
+      empty('This evaluation has not finished yet (or there is none in this context); this page updates when it does.', link(`/bridge/project/${enc(projectName)}/sequence/${enc(keptnContext)}`, 'See the sequence')));
+    // Shown as soon as it finishes.
+    let shown = false;
+    context.every(2000, async () => {
+      if (shown || !(await find())) return;
+      shown = true;
+      await evaluationView(main, [projectName, keptnContext], context);
+    });
     return;
   }
   const evaluation = finished.data.evaluation || {};

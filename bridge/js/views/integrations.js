@@ -1,7 +1,7 @@
 // Integrations (uniform): who is registered, where it runs, when it was last seen, what it subscribes to.
 
 import { api } from '../api.js';
-import { empty, h, replace, time } from '../ui.js';
+import { empty, h, refreshed, replace, time } from '../ui.js';
 import { projectNav } from '../app.js';
 
 export async function integrationsView(main, [projectName], context) {
@@ -9,11 +9,13 @@ export async function integrationsView(main, [projectName], context) {
   replace(main, h('div', { class: 'heading' }, h('h1', {}, projectName, ' · Integrations')), projectNav(projectName, 'integrations'), content);
   async function refresh() {
     const integrations = await api('/controlPlane/v1/uniform/registration');
+    // lastseen changes with every ping: left out, so a quiet list is not redrawn.
+    const fingerprint = JSON.stringify((integrations || []).map((i) => [i.id, i.metadata.location, i.subscriptions]));
     if (!integrations || integrations.length === 0) {
-      replace(content, empty('No integration is registered. Execution-plane services register themselves when they start (see the SDK).'));
+      refreshed(content, fingerprint, empty('No integration is registered. Execution-plane services register themselves when they start (see the SDK).'));
       return;
     }
-    replace(content, h('table', { class: 'list' },
+    refreshed(content, fingerprint, h('div', { class: 'table-wrap' }, h('table', { class: 'list' },
       h('thead', {}, h('tr', {}, ['Name', 'Location', 'Version', 'Last seen', 'Subscriptions'].map((title) => h('th', { scope: 'col' }, title)))),
       h('tbody', {}, integrations.map((integration) => h('tr', { dataset: { integration: integration.name } },
         h('th', { scope: 'row' }, integration.name),
@@ -24,7 +26,7 @@ export async function integrationsView(main, [projectName], context) {
           h('ul', { class: 'plain' }, integration.subscriptions.map((subscription) => h('li', {}, h('code', {}, subscription.event),
             (subscription.filter.projects || []).length ? ` · projects ${subscription.filter.projects.join(', ')}` : '',
             (subscription.filter.stages || []).length ? ` · stages ${subscription.filter.stages.join(', ')}` : '',
-            (subscription.filter.services || []).length ? ` · services ${subscription.filter.services.join(', ')}` : '')))))))));
+            (subscription.filter.services || []).length ? ` · services ${subscription.filter.services.join(', ')}` : ''))))))))));
   }
   await refresh();
   context.every(10000, refresh);

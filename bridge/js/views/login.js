@@ -1,6 +1,6 @@
 import { api, setToken } from '../api.js';
 import { h, replace, showError } from '../ui.js';
-import { navigate } from '../app.js';
+import { navigate, showVersion } from '../app.js';
 
 export async function loginView(main) {
   const input = h('input', { id: 'token', type: 'password', name: 'token', autocomplete: 'current-password', required: true });
@@ -10,6 +10,7 @@ export async function loginView(main) {
     try {
       await api('/v1/auth', { method: 'POST', tokenOverride: input.value.trim() });
       setToken(input.value.trim());
+      showVersion();
       const next = new URLSearchParams(location.search).get('next') || '/';
       navigate(next.startsWith('/') && !next.startsWith('/login') ? next : '/', { replaceState: true });
     } catch (error) {

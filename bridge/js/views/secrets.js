@@ -9,7 +9,7 @@ export async function secretsView(main) {
   replace(main, h('div', { class: 'heading' }, h('h1', {}, 'Secrets')),
     h('p', { class: 'muted' }, 'Values are encrypted and never shown. Create secrets with keptn create secret NAME --from-literal key=value.'),
     secrets.length === 0 ? empty('No secrets yet. Webhooks read secrets as {{.env.name}} once you create one.') :
-      h('table', { class: 'list', id: 'secrets' },
+      h('div', { class: 'table-wrap' }, h('table', { class: 'list', id: 'secrets' },
         h('thead', {}, h('tr', {}, ['Name', 'Scope', 'Keys'].map((title) => h('th', { scope: 'col' }, title)))),
-        h('tbody', {}, secrets.map((secret) => h('tr', {}, h('th', { scope: 'row' }, secret.name), h('td', {}, secret.scope), h('td', {}, (secret.keys || []).join(', ')))))));
+        h('tbody', {}, secrets.map((secret) => h('tr', {}, h('th', { scope: 'row' }, secret.name), h('td', {}, secret.scope), h('td', {}, (secret.keys || []).join(', '))))))));
 }

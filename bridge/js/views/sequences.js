@@ -1,50 +1,59 @@
 // Sequences: the filterable list, and one sequence's timeline of stages and tasks with every event.
 
-import { api, contextEvents, decideApproval, enc, openApprovals } from '../api.js';
-import { badge, empty, h, link, replace, showError, shortType, time } from '../ui.js';
+import { api, contextEvents, enc, openApprovals } from '../api.js';
+import { approvalItem } from './environment.js';
+import { badge, busy, empty, h, link, refreshed, replace, shortType, time } from '../ui.js';
 import { projectNav } from '../app.js';
 
 export async function sequencesView(main, [projectName], context) {
   const params = new URLSearchParams(location.search);
   const filters = { service: params.get('service') || '', stage: params.get('stage') || '', state: params.get('state') || '', name: params.get('name') || '' };
   const list = h('div', { id: 'sequence-list' });
-  const form = h('form', { class: 'filters', 'aria-label': 'Filter sequences' });
+  const form = h('form', { class: 'filters', 'aria-label': 'Filter sequences', onsubmit: (event) => event.preventDefault() });
   replace(main, h('div', { class: 'heading' }, h('h1', {}, projectName, ' · Sequences')), projectNav(projectName, 'sequences'), form, list);
   const project = await api(`/controlPlane/v1/project/${enc(projectName)}`);
   const services = [...new Set((project.stages || []).flatMap((s) => (s.services || []).map((svc) => svc.serviceName)))];
-  const select = (key, label, values) => h('label', {}, label, ' ',
-    h('select', { name: key, onchange: (event) => { filters[key] = event.target.value; updateUrl(); refresh(); } },
-      h('option', { value: '' }, 'all'), values.map((value) => h('option', { value, selected: filters[key] === value }, value))));
+  // The last list read from the API; filters apply to it at once, without asking again.
+  let all = [];
   const updateUrl = () => {
     const query = new URLSearchParams(Object.entries(filters).filter(([, value]) => value));
     history.replaceState(null, '', `${location.pathname}${query.toString() ? `?${query}` : ''}`);
   };
+  const select = (key, label, values) => h('label', {}, label, ' ',
+    h('select', { name: key, onchange: (event) => { filters[key] = event.target.value; updateUrl(); show(); } },
+      h('option', { value: '' }, 'all'), values.map((value) => h('option', { value, selected: filters[key] === value }, value))));
   replace(form,
     select('service', 'Service', services),
     select('stage', 'Stage', (project.stages || []).map((s) => s.stageName)),
     select('state', 'State', ['triggered', 'started', 'waiting', 'paused', 'finished', 'aborted', 'timedOut']),
-    h('label', {}, 'Name ', h('input', { name: 'name', value: filters.name, size: 12, oninput: (event) => { filters.name = event.target.value.trim(); updateUrl(); refresh(); } })));
+    h('label', {}, 'Name ', h('input', { name: 'name', value: filters.name, size: 12, oninput: (event) => { filters.name = event.target.value.trim(); updateUrl(); show(); } })));
 
-  async function refresh() {
-    const data = await api(`/controlPlane/v1/sequence/${enc(projectName)}?pageSize=100`);
-    const states = (data.states || []).filter((state) =>
+  function show() {
+    const states = all.filter((state) =>
       (!filters.service || state.service === filters.service)
       && (!filters.stage || (state.stages || []).some((s) => s.name === filters.stage))
       && (!filters.state || state.state === filters.state)
       && (!filters.name || state.name.includes(filters.name)));
+    const fingerprint = JSON.stringify([states, filters]);
     if (states.length === 0) {
-      replace(list, empty(data.states && data.states.length ? 'No sequence matches these filters.' : 'No sequences have run in this project yet. Trigger one from the environment.',
+      refreshed(list, fingerprint, empty(all.length ? 'No sequence matches these filters.' : 'No sequences have run in this project yet. Trigger one from the environment.',
         link(`/bridge/project/${enc(projectName)}`, 'Go to the environment')));
       return;
     }
-    replace(list, h('table', { class: 'list' },
+    refreshed(list, fingerprint, h('div', { class: 'table-wrap' }, h('table', { class: 'list' },
       h('thead', {}, h('tr', {}, ['State', 'Sequence', 'Service', 'Stages', 'Started'].map((title) => h('th', { scope: 'col' }, title)))),
       h('tbody', {}, states.map((state) => h('tr', { dataset: { context: state.shkeptncontext } },
         h('td', {}, badge(state.state)),
         h('td', {}, link(`/bridge/project/${enc(projectName)}/sequence/${enc(state.shkeptncontext)}`, state.name)),
         h('td', {}, state.service),
         h('td', {}, (state.stages || []).map((stage) => h('span', { class: 'stage-chip' }, stage.name, ' ', badge(stage.state)))),
-        h('td', {}, time(state.time)))))));
+        h('td', {}, time(state.time))))))));
+  }
+
+  async function refresh() {
+    const data = await api(`/controlPlane/v1/sequence/${enc(projectName)}?pageSize=100`);
+    all = data.states || [];
+    show();
   }
   await refresh();
   context.every(3000, refresh);
@@ -79,7 +88,7 @@ function duration(from, to) {
 
 function eventDetails(event, openIds) {
   const details = h('details', { class: 'event', dataset: { event: event.id }, open: openIds.has(event.id) },
-    h('summary', {}, shortType(event.type), h('span', { class: 'muted' }, ` ${time(event.time)} · ${event.source}`),
+    h('summary', { dataset: { focus: `event:${event.id}` } }, shortType(event.type), h('span', { class: 'muted' }, ` ${time(event.time)} · ${event.source}`),
       event.data && event.data.result ? [' ', badge(event.data.result)] : ''),
     h('pre', {}, JSON.stringify(event, null, 2)));
   details.addEventListener('toggle', () => (details.open ? openIds.add(event.id) : openIds.delete(event.id)));
@@ -89,18 +98,18 @@ function eventDetails(event, openIds) {
 export async function sequenceView(main, [projectName, keptnContext, focusStage], context) {
   const header = h('div', { class: 'heading' });
   const controls = h('div', { class: 'buttons', id: 'sequence-controls' });
-  const body = h('div', { id: 'sequence-timeline', 'aria-live': 'polite' });
-  replace(main, header, projectNav(projectName, 'sequences'), controls, body);
+  const status = h('div', { 'aria-live': 'polite' });
+  const body = h('div', { id: 'sequence-timeline' });
+  replace(main, header, projectNav(projectName, 'sequences'), controls, status, body);
   const openIds = new Set();
-  let shown = '';
 
-  const control = (state) => async () => {
-    try {
+  const control = (state) => (event) => {
+    if (state === 'abort' && !window.confirm('Abort this sequence? Its open tasks are cancelled.')) return;
+    busy(event.target, status, async () => {
       await api(`/controlPlane/v1/sequence/${enc(projectName)}/${enc(keptnContext)}/control`, { method: 'POST', body: { state, stage: focusStage || '' } });
+      replace(status);
       await refresh();
-    } catch (error) {
-      showError(error);
-    }
+    });
   };
 
   async function refresh() {
@@ -110,26 +119,22 @@ export async function sequenceView(main, [projectName, keptnContext, focusStage]
       openApprovals(projectName).then((list) => list.filter((a) => a.shkeptncontext === keptnContext)),
     ]);
     const state = states[0];
-    replace(header, h('h1', {}, state ? `${state.name} · ${state.service}` : 'Sequence'), state ? badge(state.state) : '',
-      h('p', { class: 'muted' }, `Keptn context ${keptnContext}`));
     const live = state && ['triggered', 'started', 'waiting', 'paused'].includes(state.state);
-    replace(controls,
+    refreshed(header, JSON.stringify([state && state.state, state && state.name]),
+      h('h1', {}, state ? `${state.name} · ${state.service}` : 'Sequence'), state ? badge(state.state) : '',
+      h('p', { class: 'muted' }, `Keptn context ${keptnContext}`));
+    refreshed(controls, JSON.stringify([state && state.state, approvals.map((a) => a.id)]),
       live && state.state !== 'paused' ? h('button', { type: 'button', id: 'pause-button', onclick: control('pause') }, 'Pause') : '',
       live && state.state === 'paused' ? h('button', { type: 'button', id: 'resume-button', onclick: control('resume') }, 'Resume') : '',
       live ? h('button', { type: 'button', class: 'danger', id: 'abort-button', onclick: control('abort') }, 'Abort') : '',
-      approvals.map((approval) => h('span', { class: 'approval', dataset: { approval: approval.id } },
-        `Approval open in ${approval.data.stage}: `,
-        h('button', { type: 'button', class: 'primary small', onclick: async (event) => { event.target.disabled = true; try { await decideApproval(approval, true); await refresh(); } catch (error) { showError(error); } } }, 'Approve'),
-        h('button', { type: 'button', class: 'small', onclick: async (event) => { event.target.disabled = true; try { await decideApproval(approval, false); await refresh(); } catch (error) { showError(error); } } }, 'Decline'))));
-    const fingerprint = `${events.length}:${events.length ? events[events.length - 1].id : ''}`;
-    if (fingerprint === shown) return;
-    shown = fingerprint;
+      approvals.map((approval) => approvalItem(approval, refresh, `Approval open in ${approval.data.stage}`)));
+    const fingerprint = JSON.stringify([events.length, events.length ? events[events.length - 1].id : '', state && state.stages]);
     if (events.length === 0) {
-      replace(body, empty('No events for this sequence yet.'));
+      refreshed(body, fingerprint, empty('No events for this sequence yet.'));
       return;
     }
     const stages = timeline(events).filter((stage) => !focusStage || stage.name === focusStage);
-    replace(body, stages.map((stage) => {
+    refreshed(body, fingerprint, stages.map((stage) => {
       const stageState = state && (state.stages || []).find((s) => s.name === stage.name);
       return h('section', { class: 'stage-block', dataset: { stage: stage.name } },
         h('h2', {}, link(`/bridge/project/${enc(projectName)}/sequence/${enc(keptnContext)}/stage/${enc(stage.name)}`, stage.name), ' ', stageState ? badge(stageState.state) : ''),

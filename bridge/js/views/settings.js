@@ -13,7 +13,7 @@ export async function settingsView(main, [projectName]) {
     const status = h('div', { 'aria-live': 'polite' });
     const yes = h('button', { type: 'button', class: 'danger', id: 'delete-project-submit' }, 'Delete project');
     const no = h('button', { type: 'button' }, 'Cancel');
-    const box = dialog(`Delete ${projectName}?`, h('form', {},
+    const box = dialog(`Delete ${projectName}?`, h('form', { onsubmit: (event) => { event.preventDefault(); yes.click(); } },
       h('p', {}, 'This deletes the project, its sequences and its repository. Type the project name to confirm.'),
       h('label', { for: 'confirm-project' }, 'Project name'), confirmName, status), [no, yes]);
     no.addEventListener('click', () => box.close());

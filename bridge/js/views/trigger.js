@@ -38,7 +38,8 @@ export function openTriggerDialog(project, { stage, service } = {}) {
     evaluationFields.hidden = kind.value !== 'evaluation';
   };
   kind.addEventListener('change', showFields);
-  const form = h('form', { id: 'trigger-form' },
+  const run = h('button', { type: 'button', class: 'primary', id: 'trigger-submit' }, 'Trigger');
+  const form = h('form', { id: 'trigger-form', onsubmit: (event) => { event.preventDefault(); run.click(); } },
     h('label', { for: 'trigger-kind' }, 'What to run'), kind,
     h('label', { for: 'trigger-service' }, 'Service'), serviceSelect,
     h('label', { for: 'trigger-stage' }, 'Stage'), stageSelect,
@@ -46,7 +47,6 @@ export function openTriggerDialog(project, { stage, service } = {}) {
     h('label', { for: 'trigger-labels' }, 'Labels'), labels,
     status);
   showFields();
-  const run = h('button', { type: 'button', class: 'primary', id: 'trigger-submit' }, 'Trigger');
   const cancel = h('button', { type: 'button' }, 'Cancel');
   const box = dialog('Trigger a sequence', form, [cancel, run]);
   cancel.addEventListener('click', () => box.close());
