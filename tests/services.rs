@@ -284,6 +284,8 @@ async fn quality_gates_score_compare_and_honour_invalidation_and_key_slis() {
     assert_eq!(fourth["data"]["result"], "fail", "{fourth}");
     assert_eq!(fourth["data"]["evaluation"]["score"], 50.0);
     assert!(fourth["data"]["message"].as_str().unwrap().contains("key_sli"), "{fourth}");
+    let metrics = keelson.client.get(keelson.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("keelson_evaluations_total{result=\"warning\"}"), "evaluations are counted");
 
     // A provider that reports an error makes the evaluation errored (and failed).
     answers.lock().unwrap().push_back(json!("error"));

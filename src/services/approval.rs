@@ -64,6 +64,12 @@ async fn handle(event: CloudEvent, sender: Sender) {
     let started =
         sender.reply(&event, "sh.keptn.event.approval.started", json!({ "status": "succeeded", "message": message }));
     sender.send_logged(started).await;
+    let outcome = match decision.finish_with {
+        Some("pass") => "approved",
+        Some(_) => "declined",
+        None => "manual",
+    };
+    metrics::counter!("keelson_approvals_total", "decision" => outcome).increment(1);
     if let Some(result) = decision.finish_with {
         let finished = sender.reply(
             &event,

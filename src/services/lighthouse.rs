@@ -313,6 +313,7 @@ async fn finish_evaluation(
         result = "fail".to_owned();
         message = format!("lighthouse failed because SLI failed with message {}", text(&data["message"]));
     }
+    metrics::counter!("keelson_evaluations_total", "result" => result.clone()).increment(1);
     sender.send_logged(finished(status, &result, message, evaluation)).await;
 }
 

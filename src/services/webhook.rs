@@ -179,8 +179,15 @@ impl Runner {
         context["env"] = Value::Object(env);
         let mut responses = Vec::with_capacity(hook.requests.len());
         for (index, spec) in hook.requests.iter().enumerate() {
-            let request = webhook::prepare(spec, &context).map_err(|error| (error.to_string(), index))?;
-            let body = self.send(request).await.map_err(|message| (message, index))?;
+            let request = webhook::prepare(spec, &context).map_err(|error| {
+                metrics::counter!("keelson_webhook_requests_total", "outcome" => "invalid").increment(1);
+                (error.to_string(), index)
+            })?;
+            let body = self.send(request).await.map_err(|message| {
+                metrics::counter!("keelson_webhook_requests_total", "outcome" => "failed").increment(1);
+                (message, index)
+            })?;
+            metrics::counter!("keelson_webhook_requests_total", "outcome" => "succeeded").increment(1);
             responses.push(match serde_json::from_str::<Value>(&body) {
                 Ok(object @ Value::Object(_)) => object,
                 _ => Value::String(body),
