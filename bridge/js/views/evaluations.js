@@ -27,7 +27,8 @@ function scoreChart(all, project) {
   const evaluations = all.slice(-CHART_BARS);
   const width = Math.max(320, evaluations.length * 36 + 40);
   const height = 160;
-  const chart = svg('svg', { viewBox: `0 0 ${width} ${height + 30}`, class: 'chart', role: 'group', 'aria-label': `Scores of the last ${evaluations.length} evaluations` });
+  // Drawn at its natural size (shrunk to fit narrow screens, never blown up).
+  const chart = svg('svg', { viewBox: `0 0 ${width} ${height + 30}`, width, height: height + 30, class: 'chart', role: 'group', 'aria-label': `Scores of the last ${evaluations.length} evaluations` });
   chart.append(svg('line', { x1: 30, y1: height, x2: width, y2: height, class: 'axis' }));
   for (const mark of [0, 50, 100]) {
     const y = height - (mark / 100) * (height - 10);
