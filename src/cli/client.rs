@@ -136,6 +136,28 @@ impl ApiClient {
         self.call(reqwest::Method::PUT, path, Some(body)).await
     }
 
+    /// The `key` lists of every page of `path` (which carries its own `pageSize`), following
+    /// `nextPageKey` until it is absent, empty or `"0"`, reading at most `max_pages` pages.
+    pub async fn pages(&self, path: &str, key: &str, max_pages: usize) -> Result<Vec<Value>, CliError> {
+        let separator = if path.contains('?') { '&' } else { '?' };
+        let mut items = Vec::new();
+        let mut next: Option<String> = None;
+        for _ in 0..max_pages.max(1) {
+            let page = match &next {
+                Some(page_key) => {
+                    self.get(&format!("{path}{separator}nextPageKey={}", super::encode(page_key))).await?
+                }
+                None => self.get(path).await?,
+            };
+            items.extend(page[key].as_array().cloned().unwrap_or_default());
+            match page["nextPageKey"].as_str() {
+                Some(page_key) if !page_key.is_empty() && page_key != "0" => next = Some(page_key.to_owned()),
+                _ => break,
+            }
+        }
+        Ok(items)
+    }
+
     pub async fn delete(&self, path: &str) -> Result<Value, CliError> {
         self.call(reqwest::Method::DELETE, path, None).await
     }

@@ -191,20 +191,7 @@ async fn open_approvals(
     if let Some(service) = service {
         path.push_str(&format!("&service={}", encode(service)));
     }
-    let mut approvals = Vec::new();
-    let mut next: Option<String> = None;
-    loop {
-        let page_path = match &next {
-            Some(key) => format!("{path}&nextPageKey={}", encode(key)),
-            None => path.clone(),
-        };
-        let page = client.get(&page_path).await?;
-        approvals.extend(page["events"].as_array().cloned().unwrap_or_default());
-        match page["nextPageKey"].as_str() {
-            Some(key) if !key.is_empty() && key != "0" => next = Some(key.to_owned()),
-            _ => return Ok(approvals),
-        }
-    }
+    client.pages(&path, "events", usize::MAX).await
 }
 
 /// Asks which of several open approvals to decide on (terminal only).
@@ -344,20 +331,8 @@ pub async fn get_event(client: &ApiClient, args: GetEventArgs, out: &Printer) ->
             query.push_str(&format!("&{key}={}", encode(value)));
         }
     }
-    let mut events = Vec::new();
-    let mut next: Option<String> = None;
-    for _ in 0..args.num_of_pages.max(1) {
-        let mut path = format!("/mongodb-datastore/event?{query}&pageSize=20");
-        if let Some(key) = &next {
-            path.push_str(&format!("&nextPageKey={}", encode(key)));
-        }
-        let page = client.get(&path).await?;
-        events.extend(page["events"].as_array().cloned().unwrap_or_default());
-        match page["nextPageKey"].as_str() {
-            Some(key) if !key.is_empty() && key != "0" => next = Some(key.to_owned()),
-            _ => break,
-        }
-    }
+    let path = format!("/mongodb-datastore/event?{query}&pageSize=20");
+    let events = client.pages(&path, "events", args.num_of_pages as usize).await?;
     match events.len() {
         0 => out.data("No event returned"),
         1 => out.data(formatted(&events[0], format)?),

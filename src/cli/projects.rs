@@ -202,17 +202,8 @@ pub async fn delete(client: &ApiClient, what: Delete, out: &Printer) -> Result<(
 
 /// Every item of a paged controlPlane list (`nextPageKey` until `"0"` or absent).
 async fn all_pages(client: &ApiClient, path: &str, key: &str) -> Result<Vec<Value>, CliError> {
-    let mut items = Vec::new();
-    let mut next = String::from("0");
     let separator = if path.contains('?') { '&' } else { '?' };
-    loop {
-        let page = client.get(&format!("{path}{separator}pageSize=50&nextPageKey={next}")).await?;
-        items.extend(page[key].as_array().cloned().unwrap_or_default());
-        match page["nextPageKey"].as_str() {
-            Some(key) if !key.is_empty() && key != "0" => next = key.to_owned(),
-            _ => return Ok(items),
-        }
-    }
+    client.pages(&format!("{path}{separator}pageSize=50"), key, usize::MAX).await
 }
 
 fn print_list(

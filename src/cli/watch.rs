@@ -77,24 +77,9 @@ fn describe(event: &Value) -> String {
 
 /// Every event of `context` so far, oldest first.
 async fn events_of(client: &ApiClient, project: &str, context: &str) -> Result<Vec<Value>, CliError> {
-    let mut events = Vec::new();
-    let mut next: Option<String> = None;
-    loop {
-        let mut path = format!(
-            "/mongodb-datastore/event?project={}&keptnContext={}&pageSize=100",
-            encode(project),
-            encode(context)
-        );
-        if let Some(key) = &next {
-            path.push_str(&format!("&nextPageKey={}", encode(key)));
-        }
-        let page = client.get(&path).await?;
-        events.extend(page["events"].as_array().cloned().unwrap_or_default());
-        match page["nextPageKey"].as_str() {
-            Some(key) if !key.is_empty() && key != "0" => next = Some(key.to_owned()),
-            _ => break,
-        }
-    }
+    let path =
+        format!("/mongodb-datastore/event?project={}&keptnContext={}&pageSize=100", encode(project), encode(context));
+    let mut events = client.pages(&path, "events", usize::MAX).await?;
     events.reverse();
     Ok(events)
 }
