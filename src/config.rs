@@ -14,6 +14,8 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_TASK_STARTED_TIMEOUT: Duration = Duration::from_secs(600);
 /// Keptn's `UNIFORM_INTEGRATION_TTL` default.
 pub const DEFAULT_UNIFORM_INTEGRATION_TTL: Duration = Duration::from_secs(60);
+/// Ended sequences are kept (for the sequence APIs and the Bridge) this long by default.
+pub const DEFAULT_EXECUTION_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
 /// Keptn's gateway accepts bodies up to 5 MiB (`client_max_body_size 5m`).
 pub const DEFAULT_MAX_REQUEST_BODY_BYTES: usize = 5 * 1024 * 1024;
 
@@ -45,6 +47,7 @@ struct FileConfig {
     task_started_timeout: Option<String>,
     task_finished_timeout: Option<String>,
     uniform_integration_ttl: Option<String>,
+    execution_retention: Option<String>,
     max_request_body_bytes: Option<u64>,
     git_remote_url_denylist: Option<Vec<String>>,
     secret_key: Option<String>,
@@ -114,6 +117,9 @@ pub struct Config {
     pub task_finished_timeout: Option<Duration>,
     /// An integration that has not registered or pinged for this long is removed.
     pub uniform_integration_ttl: Duration,
+    /// A Keptn context whose sequences all ended this long ago is forgotten (its events stay in the
+    /// history); `None` keeps everything.
+    pub execution_retention: Option<Duration>,
     pub max_request_body_bytes: usize,
     /// Regular expressions; a git upstream URL matching any of them is refused.
     pub git_remote_url_denylist: Vec<regex::Regex>,
@@ -140,6 +146,7 @@ impl Default for Config {
             task_started_timeout: DEFAULT_TASK_STARTED_TIMEOUT,
             task_finished_timeout: None,
             uniform_integration_ttl: DEFAULT_UNIFORM_INTEGRATION_TTL,
+            execution_retention: Some(DEFAULT_EXECUTION_RETENTION),
             max_request_body_bytes: DEFAULT_MAX_REQUEST_BODY_BYTES,
             git_remote_url_denylist: Vec::new(),
             secret_key: None,
@@ -221,6 +228,10 @@ impl Config {
                     reason: "must be greater than zero".into(),
                 });
             }
+        }
+        if let Some(value) = env("KEELSON_EXECUTION_RETENTION").or(file.execution_retention) {
+            let retention = parse_duration("KEELSON_EXECUTION_RETENTION", &value)?;
+            config.execution_retention = (!retention.is_zero()).then_some(retention);
         }
         let body_limit = match env("KEELSON_MAX_REQUEST_BODY_BYTES") {
             Some(raw) => Some(raw.parse::<u64>().map_err(|_| ConfigError::Invalid {
@@ -435,6 +446,7 @@ mod tests {
         assert_eq!(from_file.task_started_timeout, built_in.task_started_timeout);
         assert_eq!(from_file.task_finished_timeout, built_in.task_finished_timeout);
         assert_eq!(from_file.uniform_integration_ttl, built_in.uniform_integration_ttl);
+        assert_eq!(from_file.execution_retention, built_in.execution_retention);
         assert_eq!(from_file.max_request_body_bytes, built_in.max_request_body_bytes);
         assert!(from_file.git_remote_url_denylist.is_empty());
         assert_eq!(from_file.secret_key, built_in.secret_key);
@@ -459,6 +471,11 @@ mod tests {
         assert_eq!(config.webhook.timeout, Duration::from_secs(5));
         assert!(!format!("{config:?}").contains(&key), "the key never shows in Debug output");
         assert!(load(&[("KEELSON_SERVICES", "none")]).unwrap().services.is_empty());
+        assert_eq!(load(&[("KEELSON_EXECUTION_RETENTION", "0s")]).unwrap().execution_retention, None);
+        assert_eq!(
+            load(&[("KEELSON_EXECUTION_RETENTION", "7d")]).unwrap().execution_retention,
+            Some(Duration::from_secs(7 * 86400))
+        );
         assert_eq!(load(&[("KEELSON_SERVICES", "webhook,webhook")]).unwrap().services, vec!["webhook".to_owned()]);
         assert!(load(&[("KEELSON_WEBHOOK_ALLOWED_HOSTS", "host:abc")]).is_err());
         assert!(load(&[("KEELSON_WEBHOOK_ALLOWED_HOSTS", "[::1]:80,a.example")]).is_ok());

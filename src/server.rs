@@ -110,6 +110,7 @@ pub async fn build(config: &Config) -> anyhow::Result<ControlPlane> {
         SnapshotWriter::start(Arc::clone(&snapshots)),
         Arc::clone(&clock),
         Timeouts { started: config.task_started_timeout, finished: config.task_finished_timeout },
+        config.execution_retention,
     );
     // The control plane's own subscription to the embedded bus is taken first, so that it sees every
     // event the services send from here on; it is read once recovery is done.

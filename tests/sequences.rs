@@ -556,3 +556,33 @@ async fn the_event_api_refuses_what_keptn_refuses() {
             .await;
     assert_error(status, &response, 404);
 }
+
+#[actix_rt::test]
+async fn ended_contexts_are_forgotten_after_the_retention() {
+    let keelson = keelson_with_project(|config| config.execution_retention = Some(Duration::from_millis(1500))).await;
+    let ended = trigger(&keelson, "production", "evaluation", "carts", json!({})).await;
+    run_task(&keelson, "evaluation", &ended, "pass", json!({})).await;
+    let running = trigger(&keelson, "dev", "delivery", "orders", json!({})).await;
+    wait_for_triggered(&keelson, "deployment", &running, 1).await;
+    let listed = |body: &Value, context: &str| {
+        body["states"].as_array().unwrap().iter().any(|state| state["shkeptncontext"] == context)
+    };
+    let (_, states) = send(keelson.get("/api/controlPlane/v1/sequence/sockshop")).await;
+    assert!(listed(&states, &ended) && listed(&states, &running), "{states}");
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, states) = send(keelson.get("/api/controlPlane/v1/sequence/sockshop")).await;
+        if !listed(&states, &ended) {
+            assert!(listed(&states, &running), "a running sequence is kept: {states}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the ended context was never forgotten");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let stored = keelson.server.control_plane.storage.snapshots.scan_prefix("execution/sockshop/").await.unwrap();
+    assert_eq!(stored.len(), 1, "only the running execution is still stored");
+    let (_, events) =
+        send(keelson.get(&format!("/api/mongodb-datastore/event?project=sockshop&keptnContext={ended}"))).await;
+    assert!(events["events"].as_array().unwrap().len() >= 3, "the events stay in the history: {events}");
+}

@@ -39,6 +39,8 @@ pub struct Runtime {
     pub snapshots: SnapshotWriter,
     pub clock: Arc<dyn Clock>,
     pub timeouts: Timeouts,
+    /// Ended executions are forgotten this long after their context ended (`None`: kept).
+    pub retention: Option<std::time::Duration>,
     pub registry: Registry,
     /// One arbiter (thread) per core; a project's actors all live on the arbiter its name hashes to.
     arbiters: Vec<Arbiter>,
@@ -52,10 +54,21 @@ impl Runtime {
         snapshots: SnapshotWriter,
         clock: Arc<dyn Clock>,
         timeouts: Timeouts,
+        retention: Option<std::time::Duration>,
     ) -> Arc<Self> {
         let cores = std::thread::available_parallelism().map(usize::from).unwrap_or(1);
         let arbiters = (0..cores).map(|_| Arbiter::new()).collect();
-        Arc::new(Self { projects, bus, history, snapshots, clock, timeouts, registry: Registry::default(), arbiters })
+        Arc::new(Self {
+            projects,
+            bus,
+            history,
+            snapshots,
+            clock,
+            timeouts,
+            retention,
+            registry: Registry::default(),
+            arbiters,
+        })
     }
 
     fn arbiter_for(&self, project: &str) -> ArbiterHandle {

@@ -363,6 +363,60 @@ impl ProjectActor {
 
 impl Actor for ProjectActor {
     type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        if let Some(retention) = self.runtime.retention {
+            // Often enough that nothing outlives its retention by more than a quarter of it.
+            let every =
+                (retention / 4).clamp(std::time::Duration::from_millis(250), std::time::Duration::from_secs(3600));
+            ctx.run_interval(every, move |actor, _| actor.forget_expired(retention));
+        }
+    }
+}
+
+impl ProjectActor {
+    /// Forgets the contexts whose executions all ended longer ago than `retention`: from memory and
+    /// from the store. Their events stay in the history.
+    fn forget_expired(&mut self, retention: std::time::Duration) {
+        let now = self.runtime.clock.now();
+        let registry = &self.runtime.registry;
+        let expired: Vec<String> = self
+            .contexts
+            .iter()
+            .filter(|(_, ids)| !ids.iter().any(|id| self.live.contains_key(id)))
+            .filter(|(_, ids)| {
+                let executions: Vec<Arc<Execution>> = ids
+                    .iter()
+                    .filter_map(|id| registry.executions.get(id).map(|entry| Arc::clone(entry.value())))
+                    .collect();
+                executions.len() == ids.len()
+                    && crate::model::sequence::retention::context_expired(
+                        executions.iter().map(Arc::as_ref),
+                        now,
+                        retention,
+                    )
+            })
+            .map(|(context, _)| context.clone())
+            .collect();
+        if expired.is_empty() {
+            return;
+        }
+        let mut keys = Vec::new();
+        for context in &expired {
+            for id in self.contexts.remove(context).unwrap_or_default() {
+                registry.executions.remove(&id);
+                keys.push(execution_key(&self.name, &id));
+            }
+        }
+        metrics::counter!("keelson_executions_forgotten_total").increment(keys.len() as u64);
+        tracing::debug!(project = %self.name, contexts = expired.len(), executions = keys.len(), "ended executions forgotten");
+        let snapshots = self.runtime.snapshots.clone();
+        actix::spawn(async move {
+            for key in keys {
+                drop(snapshots.delete(key).await);
+            }
+        });
+    }
 }
 
 impl Supervised for ProjectActor {

@@ -17,6 +17,7 @@
 //! - A terminal execution emits nothing more, holds no slot and arms no timer.
 
 pub mod aggregate;
+pub mod retention;
 pub mod view;
 
 use std::sync::Arc;

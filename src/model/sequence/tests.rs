@@ -47,6 +47,11 @@ fn new_execution(tasks: Vec<TaskDefinition>, paused: bool) -> (Execution, Vec<Ef
     Execution::new(EXECUTION_ID.into(), definition(tasks), scope(), input(), t(0), paused)
 }
 
+/// A new execution of a one-task sequence (for other modules' tests).
+pub(crate) fn sample_execution() -> Execution {
+    new_execution(vec![task("deployment")], false).0
+}
+
 /// An execution that holds its slot and has dispatched its first task.
 fn running(tasks: Vec<TaskDefinition>) -> Execution {
     let (mut execution, effects) = new_execution(tasks, false);
