@@ -16,8 +16,13 @@ pub async fn start_keelson(
         data_dir: data_dir.path().to_owned(),
         api_token: Some(TOKEN.to_owned()),
         log: "warn".to_owned(),
-        // The load generator is the execution plane; figures stay comparable across releases.
-        services: Vec::new(),
+        // The load generator is the execution plane; figures stay comparable across releases
+        // (LOADTEST_WITH_SERVICES=1 measures with the built-in services running too).
+        services: if std::env::var_os("LOADTEST_WITH_SERVICES").is_some() {
+            keelson::config::BUILTIN_SERVICES.iter().map(|s| (*s).to_owned()).collect()
+        } else {
+            Vec::new()
+        },
         ..Default::default()
     };
     adjust(&mut config);
