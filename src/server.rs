@@ -219,7 +219,7 @@ fn load_or_generate_token(data_dir: &Path) -> anyhow::Result<String> {
         let bytes: [u8; 24] = rand::rng().random();
         bytes.iter().map(|b| format!("{b:02x}")).collect()
     };
-    write_private_file(&path, &token).with_context(|| format!("cannot write {}", path.display()))?;
+    write_private_file(&path, &token, Existing::Replace).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(token)
 }
 
@@ -238,23 +238,8 @@ fn load_or_generate_secret_key(data_dir: &Path) -> anyhow::Result<crate::secrets
         Err(error) => return Err(error).with_context(|| format!("cannot read {}", path.display())),
     }
     let text = crate::secrets::SecretKey::generate_text();
-    write_new_private_file(&path, &text).with_context(|| format!("cannot write {}", path.display()))?;
+    write_private_file(&path, &text, Existing::Refuse).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(crate::secrets::SecretKey::from_base64(&text)?)
-}
-
-/// Like [`write_private_file`], failing if the file exists.
-fn write_new_private_file(path: &Path, content: &str) -> std::io::Result<()> {
-    use std::io::Write as _;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        options.mode(0o600);
-    }
-    let mut file = options.open(path)?;
-    file.write_all(content.as_bytes())?;
-    file.sync_all()
 }
 
 /// Creates `path` readable by its owner only (it holds the token, the database and credentials).
@@ -269,10 +254,22 @@ fn create_private_dir(path: &Path) -> std::io::Result<()> {
     builder.create(path)
 }
 
-fn write_private_file(path: &Path, content: &str) -> std::io::Result<()> {
+/// Whether [`write_private_file`] may replace an existing file.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Existing {
+    Replace,
+    /// Fail if the file exists (a key must never be overwritten).
+    Refuse,
+}
+
+/// Writes `content` to `path`, readable by its owner only, and syncs it.
+fn write_private_file(path: &Path, content: &str, existing: Existing) -> std::io::Result<()> {
     use std::io::Write as _;
     let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
+    match existing {
+        Existing::Replace => options.write(true).create(true).truncate(true),
+        Existing::Refuse => options.write(true).create_new(true),
+    };
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt as _;
