@@ -206,28 +206,14 @@ impl Config {
         )?
         .map(|url| url.to_string());
         if let Some(value) = env("KEELSON_TASK_STARTED_TIMEOUT").or(file.task_started_timeout) {
-            config.task_started_timeout = parse_duration("KEELSON_TASK_STARTED_TIMEOUT", &value)?;
-            if config.task_started_timeout.is_zero() {
-                return Err(ConfigError::Invalid {
-                    setting: "KEELSON_TASK_STARTED_TIMEOUT",
-                    value,
-                    reason: "must be greater than zero".into(),
-                });
-            }
+            config.task_started_timeout = positive_duration("KEELSON_TASK_STARTED_TIMEOUT", value)?;
         }
         if let Some(value) = env("KEELSON_TASK_FINISHED_TIMEOUT").or(file.task_finished_timeout) {
             let timeout = parse_duration("KEELSON_TASK_FINISHED_TIMEOUT", &value)?;
             config.task_finished_timeout = (!timeout.is_zero()).then_some(timeout);
         }
         if let Some(value) = env("KEELSON_UNIFORM_INTEGRATION_TTL").or(file.uniform_integration_ttl) {
-            config.uniform_integration_ttl = parse_duration("KEELSON_UNIFORM_INTEGRATION_TTL", &value)?;
-            if config.uniform_integration_ttl.is_zero() {
-                return Err(ConfigError::Invalid {
-                    setting: "KEELSON_UNIFORM_INTEGRATION_TTL",
-                    value,
-                    reason: "must be greater than zero".into(),
-                });
-            }
+            config.uniform_integration_ttl = positive_duration("KEELSON_UNIFORM_INTEGRATION_TTL", value)?;
         }
         if let Some(value) = env("KEELSON_EXECUTION_RETENTION").or(file.execution_retention) {
             let retention = parse_duration("KEELSON_EXECUTION_RETENTION", &value)?;
@@ -242,14 +228,7 @@ impl Config {
             None => file.max_request_body_bytes,
         };
         if let Some(limit) = body_limit {
-            if limit == 0 {
-                return Err(ConfigError::Invalid {
-                    setting: "KEELSON_MAX_REQUEST_BODY_BYTES",
-                    value: limit.to_string(),
-                    reason: "must be greater than zero".into(),
-                });
-            }
-            config.max_request_body_bytes = usize::try_from(limit).unwrap_or(usize::MAX);
+            config.max_request_body_bytes = positive_bytes("KEELSON_MAX_REQUEST_BODY_BYTES", limit)?;
         }
         for pattern in file.git_remote_url_denylist.unwrap_or_default() {
             let regex = regex::Regex::new(&pattern).map_err(|error| ConfigError::Invalid {
@@ -301,24 +280,10 @@ impl Config {
             config.webhook.denied_hosts = check_hosts("webhook_denied_hosts", hosts)?;
         }
         if let Some(value) = env("KEELSON_WEBHOOK_TIMEOUT").or(file.webhook_timeout) {
-            config.webhook.timeout = parse_duration("KEELSON_WEBHOOK_TIMEOUT", &value)?;
-            if config.webhook.timeout.is_zero() {
-                return Err(ConfigError::Invalid {
-                    setting: "KEELSON_WEBHOOK_TIMEOUT",
-                    value,
-                    reason: "must be greater than zero".into(),
-                });
-            }
+            config.webhook.timeout = positive_duration("KEELSON_WEBHOOK_TIMEOUT", value)?;
         }
         if let Some(limit) = file.webhook_max_response_bytes {
-            if limit == 0 {
-                return Err(ConfigError::Invalid {
-                    setting: "webhook_max_response_bytes",
-                    value: limit.to_string(),
-                    reason: "must be greater than zero".into(),
-                });
-            }
-            config.webhook.max_response_bytes = usize::try_from(limit).unwrap_or(usize::MAX);
+            config.webhook.max_response_bytes = positive_bytes("webhook_max_response_bytes", limit)?;
         }
         if let Some(retries) = file.webhook_retries {
             config.webhook.retries = retries.min(10);
@@ -370,6 +335,27 @@ fn parse_url(setting: &'static str, value: Option<String>, schemes: &[&str]) -> 
         return Err(ConfigError::Invalid { setting, value, reason: "the URL has no host".into() });
     }
     Ok(Some(url))
+}
+
+/// A duration that must not be zero.
+fn positive_duration(setting: &'static str, value: String) -> Result<Duration, ConfigError> {
+    let duration = parse_duration(setting, &value)?;
+    if duration.is_zero() {
+        return Err(ConfigError::Invalid { setting, value, reason: "must be greater than zero".into() });
+    }
+    Ok(duration)
+}
+
+/// A byte count that must not be zero.
+fn positive_bytes(setting: &'static str, limit: u64) -> Result<usize, ConfigError> {
+    if limit == 0 {
+        return Err(ConfigError::Invalid {
+            setting,
+            value: limit.to_string(),
+            reason: "must be greater than zero".into(),
+        });
+    }
+    Ok(usize::try_from(limit).unwrap_or(usize::MAX))
 }
 
 fn parse_duration(setting: &'static str, value: &str) -> Result<Duration, ConfigError> {
