@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use support::process::{spawn_keelson, Process};
+use support::process::{spawn_keelson, Process, ProcessApi};
 use support::{b64, send, servers, TestKeelson};
 
 const TOKEN: &str = "durability-token";
@@ -38,24 +38,8 @@ const SERVICES: [&str; 3] = ["carts", "orders", "users"];
 /// Sequences per service: the second of each queues behind the first.
 const PER_SERVICE: usize = 2;
 
-struct Api {
-    base: String,
-    client: reqwest::Client,
-}
-
-impl Api {
-    fn of(process: &Process) -> Self {
-        Self { base: process.base.clone(), client: reqwest::Client::new() }
-    }
-
-    async fn get(&self, path: &str) -> (u16, Value) {
-        send(self.client.get(format!("{}{path}", self.base)).header("x-token", TOKEN)).await
-    }
-
-    async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
-        send(self.client.post(format!("{}{path}", self.base)).header("x-token", TOKEN).json(body)).await
-    }
-
+/// What this file's executor asks of the API.
+impl ProcessApi {
     /// Open `.triggered` events of `task` in the project.
     async fn open_tasks(&self, task: &str) -> Vec<Value> {
         let (status, body) = self
@@ -104,7 +88,7 @@ fn set_up(api_vars: &[(&str, String)], data_dir: &std::path::Path) -> Process {
 type Answered = HashMap<(String, String, String), String>;
 
 /// Answers open tasks until `done` says stop; checks no task is triggered twice with different ids.
-async fn answer_until(api: &Api, answered: &mut Answered, done: impl Fn(&Answered) -> bool) {
+async fn answer_until(api: &ProcessApi, answered: &mut Answered, done: impl Fn(&Answered) -> bool) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while !done(answered) {
         assert!(Instant::now() < deadline, "sequences stalled; answered so far: {}", answered.len());
@@ -148,7 +132,7 @@ async fn answer_until(api: &Api, answered: &mut Answered, done: impl Fn(&Answere
 async fn sequences_survive_a_hard_kill(vars: &[(&str, String)]) {
     let data_dir = tempfile::tempdir().unwrap();
     let first = set_up(vars, data_dir.path());
-    let api = Api::of(&first);
+    let api = ProcessApi::new(&first, TOKEN);
     let (status, body) =
         api.post("/api/controlPlane/v1/project", &json!({ "name": "shop", "shipyard": b64(SHIPYARD) })).await;
     assert_eq!(status, 201, "{body}");
@@ -179,7 +163,7 @@ async fn sequences_survive_a_hard_kill(vars: &[(&str, String)]) {
     first.kill_hard();
 
     let second = set_up(vars, data_dir.path());
-    let api = Api::of(&second);
+    let api = ProcessApi::new(&second, TOKEN);
     // The pause survived: the paused context's test task is not dispatched again, and its state says so.
     let (status, body) = api.get(&format!("/api/controlPlane/v1/sequence/shop?keptnContext={paused}")).await;
     assert_eq!(status, 200, "{body}");
@@ -258,7 +242,7 @@ async fn a_stored_deadline_fires_after_a_restart() {
     let data_dir = tempfile::tempdir().unwrap();
     let vars = [("KEELSON_TASK_STARTED_TIMEOUT", "2s".to_owned())];
     let first = set_up(&vars, data_dir.path());
-    let api = Api::of(&first);
+    let api = ProcessApi::new(&first, TOKEN);
     let (status, body) =
         api.post("/api/controlPlane/v1/project", &json!({ "name": "shop", "shipyard": b64(SHIPYARD) })).await;
     assert_eq!(status, 201, "{body}");
@@ -276,7 +260,7 @@ async fn a_stored_deadline_fires_after_a_restart() {
     tokio::time::sleep(Duration::from_secs(3)).await;
 
     let second = set_up(&vars, data_dir.path());
-    let api = Api::of(&second);
+    let api = ProcessApi::new(&second, TOKEN);
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let (status, body) = api.get(&format!("/api/controlPlane/v1/sequence/shop?keptnContext={context}")).await;

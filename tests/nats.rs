@@ -7,7 +7,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use support::process::spawn_keelson;
+use support::process::{spawn_keelson, ProcessApi};
 use support::{b64, send, servers};
 
 const TOKEN: &str = "nats-token";
@@ -26,20 +26,8 @@ spec:
             - name: test
 ";
 
-struct Api {
-    base: String,
-    client: reqwest::Client,
-}
-
-impl Api {
-    async fn get(&self, path: &str) -> (u16, Value) {
-        send(self.client.get(format!("{}{path}", self.base)).header("x-token", TOKEN)).await
-    }
-
-    async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
-        send(self.client.post(format!("{}{path}", self.base)).header("x-token", TOKEN).json(body)).await
-    }
-
+/// What this file's tests ask of the API.
+impl ProcessApi {
     async fn wait_for_open(&self, task: &str, context: &str) -> Value {
         let deadline = Instant::now() + Duration::from_secs(25);
         loop {
@@ -69,7 +57,7 @@ async fn events_published_while_keelson_is_down_are_handled_after_restart() {
     let data_dir = tempfile::tempdir().unwrap();
     let vars = [("KEELSON_NATS_URL", nats.url.clone()), ("KEELSON_API_TOKEN", TOKEN.to_owned())];
     let first = spawn_keelson(data_dir.path(), &vars);
-    let api = Api { base: first.base.clone(), client: reqwest::Client::new() };
+    let api = ProcessApi::new(&first, TOKEN);
     let (status, body) =
         api.post("/api/controlPlane/v1/project", &json!({ "name": "shop", "shipyard": b64(SHIPYARD) })).await;
     assert_eq!(status, 201, "{body}");
@@ -104,7 +92,7 @@ async fn events_published_while_keelson_is_down_are_handled_after_restart() {
             .await;
     }
     let second = spawn_keelson(data_dir.path(), &vars);
-    let api = Api { base: second.base.clone(), client: reqwest::Client::new() };
+    let api = ProcessApi::new(&second, TOKEN);
     // The answers waiting in the stream complete the deployment, and the sequence moves on. (NATS may
     // have handed some of them to the killed process's open pull request; those come again after the
     // 10 s ack wait.)
@@ -116,7 +104,7 @@ async fn events_published_while_keelson_is_down_are_handled_after_restart() {
     assert_eq!(body["totalCount"], 2, "both executor events stored once: {body}");
     // Poison, one at a time while Keelson runs: each is counted and acknowledged, and the router goes on.
     let malformed = || async {
-        let metrics = api.client.get(format!("{}/metrics", api.base)).send().await.unwrap().text().await.unwrap();
+        let metrics = reqwest::get(format!("{}/metrics", api.base)).await.unwrap().text().await.unwrap();
         metrics
             .lines()
             .find(|line| line.starts_with("keelson_bus_malformed_events_total"))
@@ -177,7 +165,7 @@ async fn a_nats_restart_mid_sequence_loses_nothing() {
     let data_dir = tempfile::tempdir().unwrap();
     let vars = [("KEELSON_NATS_URL", nats.url.clone()), ("KEELSON_API_TOKEN", TOKEN.to_owned())];
     let keelson = spawn_keelson(data_dir.path(), &vars);
-    let api = Api { base: keelson.base.clone(), client: reqwest::Client::new() };
+    let api = ProcessApi::new(&keelson, TOKEN);
     let (status, _) =
         api.post("/api/controlPlane/v1/project", &json!({ "name": "shop", "shipyard": b64(SHIPYARD) })).await;
     assert_eq!(status, 201);
@@ -241,7 +229,7 @@ async fn sdk_services_on_nats_and_http_run_a_sequence_together() {
     let data_dir = tempfile::tempdir().unwrap();
     let vars = [("KEELSON_NATS_URL", nats.url.clone()), ("KEELSON_API_TOKEN", TOKEN.to_owned())];
     let keelson = spawn_keelson(data_dir.path(), &vars);
-    let api = Api { base: keelson.base.clone(), client: reqwest::Client::new() };
+    let api = ProcessApi::new(&keelson, TOKEN);
     let (status, _) =
         api.post("/api/controlPlane/v1/project", &json!({ "name": "shop", "shipyard": b64(SHIPYARD) })).await;
     assert_eq!(status, 201);

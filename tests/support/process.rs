@@ -62,3 +62,24 @@ pub fn spawn_keelson(data_dir: &std::path::Path, vars: &[(&str, String)]) -> Pro
     );
     Process { child, base: format!("http://127.0.0.1:{port}"), stdout_lines }
 }
+
+/// A spawned Keelson's API, called with its token.
+pub struct ProcessApi {
+    pub base: String,
+    token: String,
+    client: reqwest::Client,
+}
+
+impl ProcessApi {
+    pub fn new(process: &Process, token: &str) -> Self {
+        Self { base: process.base.clone(), token: token.to_owned(), client: reqwest::Client::new() }
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, serde_json::Value) {
+        super::send(self.client.get(format!("{}{path}", self.base)).header("x-token", &self.token)).await
+    }
+
+    pub async fn post(&self, path: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
+        super::send(self.client.post(format!("{}{path}", self.base)).header("x-token", &self.token).json(body)).await
+    }
+}
