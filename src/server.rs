@@ -308,3 +308,30 @@ pub async fn start(config: &Config, listener: TcpListener) -> anyhow::Result<Run
 fn worker_count() -> usize {
     std::thread::available_parallelism().map(usize::from).unwrap_or(1)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_secret_key_is_generated_once_and_never_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        load_or_generate_secret_key(dir.path()).unwrap();
+        let stored = std::fs::read_to_string(dir.path().join(SECRET_KEY_FILE)).unwrap();
+        load_or_generate_secret_key(dir.path()).unwrap();
+        assert_eq!(std::fs::read_to_string(dir.path().join(SECRET_KEY_FILE)).unwrap(), stored, "read, not regenerated");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(dir.path().join(SECRET_KEY_FILE)).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        // A key file that cannot be read stops start-up instead of being replaced.
+        let unreadable = tempfile::tempdir().unwrap();
+        std::fs::create_dir(unreadable.path().join(SECRET_KEY_FILE)).unwrap();
+        assert!(load_or_generate_secret_key(unreadable.path()).is_err());
+        assert!(unreadable.path().join(SECRET_KEY_FILE).is_dir(), "nothing was written over it");
+        std::fs::write(dir.path().join(SECRET_KEY_FILE), "not a key").unwrap();
+        assert!(load_or_generate_secret_key(dir.path()).is_err(), "a damaged key is an error");
+    }
+}

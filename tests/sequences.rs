@@ -582,6 +582,8 @@ async fn ended_contexts_are_forgotten_after_the_retention() {
     }
     let stored = keelson.server.control_plane.storage.snapshots.scan_prefix("execution/sockshop/").await.unwrap();
     assert_eq!(stored.len(), 1, "only the running execution is still stored");
+    let metrics = keelson.client.get(keelson.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("keelson_executions_forgotten_total"), "forgotten executions are counted");
     let (_, events) =
         send(keelson.get(&format!("/api/mongodb-datastore/event?project=sockshop&keptnContext={ended}"))).await;
     assert!(events["events"].as_array().unwrap().len() >= 3, "the events stay in the history: {events}");

@@ -409,6 +409,10 @@ async fn approvals_follow_the_strategy_matrix() {
         .await;
         events(&keelson, &context, "sh.keptn.event.release.triggered", 1).await;
     }
+    let metrics = keelson.client.get(keelson.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    for decision in ["approved", "declined", "manual"] {
+        assert!(metrics.contains(&format!("keelson_approvals_total{{decision=\"{decision}\"}}")), "{decision} counted");
+    }
 }
 
 #[actix_rt::test]
@@ -648,6 +652,13 @@ spec:
     let sequence = events(&keelson, &context, "sh.keptn.event.production.forbidden.finished", 1).await.remove(0);
     assert_eq!(sequence["data"]["result"], "fail");
     assert_eq!(recorder.requests.lock().unwrap().len(), 3, "the denied request was never sent");
+    let metrics = keelson.client.get(keelson.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    for outcome in ["succeeded", "failed"] {
+        assert!(
+            metrics.contains(&format!("keelson_webhook_requests_total{{outcome=\"{outcome}\"}}")),
+            "{outcome} counted"
+        );
+    }
 
     // Without sendFinished the called systems finish the task: one .started per request, no .finished.
     let context = trigger(&keelson, "handover", json!({})).await;
