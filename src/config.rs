@@ -358,11 +358,12 @@ fn positive_bytes(setting: &'static str, limit: u64) -> Result<usize, ConfigErro
     Ok(usize::try_from(limit).unwrap_or(usize::MAX))
 }
 
+/// A duration of at most ten years (longer ones would overflow the time arithmetic they feed).
 fn parse_duration(setting: &'static str, value: &str) -> Result<Duration, ConfigError> {
-    humantime::parse_duration(value.trim()).map_err(|error| ConfigError::Invalid {
+    crate::model::duration::parse_human_duration(value).map_err(|error| ConfigError::Invalid {
         setting,
         value: value.to_owned(),
-        reason: format!("{error} (expected a duration such as 30s, 10m or 1h)"),
+        reason: error.to_string(),
     })
 }
 
@@ -407,6 +408,11 @@ mod tests {
             ("KEELSON_LISTEN", "nowhere"),
             ("KEELSON_TASK_STARTED_TIMEOUT", "ten minutes"),
             ("KEELSON_TASK_STARTED_TIMEOUT", "0s"),
+            ("KEELSON_TASK_STARTED_TIMEOUT", "100000000000h"),
+            ("KEELSON_TASK_FINISHED_TIMEOUT", "100000000000h"),
+            ("KEELSON_EXECUTION_RETENTION", "999999999999999999999999h"),
+            ("KEELSON_UNIFORM_INTEGRATION_TTL", "87841h"),
+            ("KEELSON_WEBHOOK_TIMEOUT", "100000000000h"),
             ("KEELSON_REDIS_URL", "not a url"),
             ("KEELSON_REDIS_URL", "http://127.0.0.1:6379"),
             ("KEELSON_NATS_URL", "nats://"),

@@ -279,7 +279,7 @@ async fn a_stored_deadline_fires_after_a_restart() {
 }
 
 #[actix_rt::test]
-async fn a_redis_outage_mid_sequence_answers_503_and_loses_nothing() {
+async fn a_redis_outage_mid_sequence_answers_202_then_503_and_loses_nothing() {
     let mut redis = servers::redis_persistent();
     let url = redis.url.parse().unwrap();
     let keelson = TestKeelson::start_with(|config| config.redis_url = Some(url)).await;
@@ -325,7 +325,8 @@ async fn a_redis_outage_mid_sequence_answers_503_and_loses_nothing() {
         "triggeredid": deployment["id"], "data": { "project": "shop", "stage": "dev", "service": "carts" },
     });
     let (status, body) = send(keelson.post("/api/v1/event").json(&started)).await;
-    assert_eq!(status, 503, "{body}");
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["keptnContext"], context);
     // The store was healthy when it arrived: accepted, applied in memory, stored once Redis is back.
     let message = body["message"].as_str().unwrap();
     assert!(message.starts_with("event accepted but not yet stored (redis is unavailable"), "{body}");
@@ -394,4 +395,91 @@ async fn wait_for_open(keelson: &TestKeelson, task: &str, context: &str) -> Valu
         assert!(Instant::now() < deadline, "no {task}.triggered for {context}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+#[actix_rt::test]
+async fn a_retried_finished_waits_for_the_close_it_repeats() {
+    let redis = servers::redis();
+    let url = redis.url.parse().unwrap();
+    let keelson = TestKeelson::start_with(|config| config.redis_url = Some(url)).await;
+    assert_eq!(keelson.create_project("shop", SHIPYARD).await.0, 201);
+    assert_eq!(keelson.create_service("shop", "carts").await.0, 200);
+    let trigger = json!({
+        "type": "sh.keptn.event.dev.delivery.triggered", "source": "ci",
+        "data": { "project": "shop", "stage": "dev", "service": "carts" },
+    });
+    let (status, body) = send(keelson.post("/api/v1/event").json(&trigger)).await;
+    assert_eq!(status, 200, "{body}");
+    let context = body["keptnContext"].as_str().unwrap().to_owned();
+    let deployment = wait_for_open(&keelson, "deployment", &context).await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+
+    // Redis stalls: the step that closes the task cannot become durable.
+    redis.pause();
+    let finished = json!({
+        "id": "finished-1", "type": "sh.keptn.event.deployment.finished", "source": "executor",
+        "shkeptncontext": context, "triggeredid": deployment["id"],
+        "data": { "project": "shop", "stage": "dev", "service": "carts", "result": "pass", "status": "succeeded" },
+    });
+    let first = tokio::spawn(send(keelson.post("/api/v1/event").json(&finished)));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The client's retry (same event) must not be told "done" while the close is not durable.
+    let retry = tokio::time::timeout(Duration::from_secs(3), send(keelson.post("/api/v1/event").json(&finished))).await;
+    if let Ok((status, body)) = &retry {
+        assert_ne!(*status, 200, "a retry answered 200 while its effect was not durable: {body}");
+    }
+    redis.resume();
+    let (status, body) = first.await.unwrap();
+    assert!(status == 200 || status == 202, "{status} {body}");
+    // The close went through once: the next task is open, exactly once.
+    let test = wait_for_open(&keelson, "test", &context).await;
+    let (_, history) = send(keelson.get(&format!(
+        "/api/mongodb-datastore/event?project=shop&keptnContext={context}&type=sh.keptn.event.test.triggered"
+    )))
+    .await;
+    assert_eq!(history["events"].as_array().map(Vec::len), Some(1), "{history}");
+    assert_eq!(history["events"][0]["id"], test["id"]);
+    let (status, body) = send(keelson.post("/api/v1/event").json(&finished)).await;
+    assert_eq!(status, 200, "a late duplicate of a durable close is harmless: {body}");
+}
+
+#[actix_rt::test]
+async fn a_sequence_is_stored_only_after_its_trigger_is_in_the_history() {
+    let redis = servers::redis();
+    let mongo = servers::secantus();
+    let (redis_url, mongo_url) = (redis.url.parse().unwrap(), mongo.url.clone());
+    let keelson = TestKeelson::start_with(|config| {
+        config.redis_url = Some(redis_url);
+        config.mongodb_url = Some(mongo_url);
+    })
+    .await;
+    assert_eq!(keelson.create_project("shop", SHIPYARD).await.0, 201);
+    assert_eq!(keelson.create_service("shop", "carts").await.0, 200);
+    let store = keelson::store::redis::RedisSnapshotStore::connect(&redis.url).await.unwrap();
+    let executions = || async {
+        use keelson::store::SnapshotStore as _;
+        store.scan_prefix("execution/shop/").await.unwrap().len()
+    };
+
+    // The history stalls: a trigger cannot reach it, so its sequence must not become durable either
+    // (a crash now would leave a sequence whose trigger the history never had).
+    mongo.pause();
+    let trigger = json!({
+        "type": "sh.keptn.event.dev.delivery.triggered", "source": "ci",
+        "data": { "project": "shop", "stage": "dev", "service": "carts" },
+    });
+    let posted = tokio::spawn(send(keelson.post("/api/v1/event").json(&trigger)));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(executions().await, 0, "the execution was stored before its trigger");
+    mongo.resume();
+    let (status, body) = posted.await.unwrap();
+    assert!(status == 200 || status == 202, "{status} {body}");
+    let context = body["keptnContext"].as_str().unwrap().to_owned();
+    wait_for_open(&keelson, "deployment", &context).await;
+    assert_eq!(executions().await, 1);
+    let (_, history) = send(keelson.get(&format!(
+        "/api/mongodb-datastore/event?project=shop&keptnContext={context}&type=sh.keptn.event.dev.delivery.triggered"
+    )))
+    .await;
+    assert_eq!(history["events"].as_array().map(Vec::len), Some(1), "{history}");
 }

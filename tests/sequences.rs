@@ -588,3 +588,94 @@ async fn ended_contexts_are_forgotten_after_the_retention() {
         send(keelson.get(&format!("/api/mongodb-datastore/event?project=sockshop&keptnContext={ended}"))).await;
     assert!(events["events"].as_array().unwrap().len() >= 3, "the events stay in the history: {events}");
 }
+
+#[actix_rt::test]
+async fn a_sequence_whose_step_keeps_panicking_ends_errored_instead_of_looping() {
+    let keelson = keelson_with_project(|_| {}).await;
+    let victim = trigger(&keelson, "dev", "delivery", "carts", json!({})).await;
+    wait_for_triggered(&keelson, "deployment", &victim, 1).await;
+    let runtime = keelson.server.control_plane.state.router.runtime().clone();
+    let victim_id = runtime
+        .registry
+        .executions
+        .iter()
+        .find(|entry| entry.value().scope.keptn_context == victim)
+        .map(|entry| entry.key().clone())
+        .unwrap();
+    let project = runtime.project_actor("sockshop").unwrap();
+    for _ in 0..3 {
+        let delivered = project
+            .send(keelson::actors::project::SendToExecution {
+                execution: victim_id.clone(),
+                command: keelson::actors::sequence::Command::InjectPanic,
+            })
+            .await
+            .unwrap();
+        assert!(delivered);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let execution = wait_for_state(&keelson, &victim, "dev", "finished").await;
+    let (_, body) = send(keelson.get(&format!(
+        "/api/mongodb-datastore/event?project=sockshop&keptnContext={victim}&type=sh.keptn.event.dev.delivery.finished"
+    )))
+    .await;
+    let finished = &body["events"][0]["data"];
+    assert_eq!(finished["status"], "errored", "{execution}");
+    assert_eq!(finished["result"], "fail");
+    let message = finished["message"].as_str().unwrap();
+    assert!(message.contains("failed 3 times in a row") && message.contains("injected fault"), "{message}");
+    // The service's slot is free again: the next delivery runs.
+    let next = trigger(&keelson, "dev", "delivery", "carts", json!({})).await;
+    wait_for_triggered(&keelson, "deployment", &next, 1).await;
+}
+
+#[actix_rt::test]
+async fn durations_beyond_the_bound_are_refused_where_they_enter() {
+    let keelson = keelson_with_project(|_| {}).await;
+    let shipyard = "apiVersion: spec.keptn.sh/0.2.2
+kind: Shipyard
+spec:
+  stages:
+    - name: dev
+      sequences:
+        - name: delivery
+          tasks:
+            - name: deployment
+              triggeredAfter: \"100000000000h\"
+";
+    let (status, body) = keelson.create_project("forever", shipyard).await;
+    assert_error(status, &body, 400);
+    assert!(body["message"].as_str().unwrap().contains("longer than the maximum"), "{body}");
+
+    for body in [
+        json!({ "timeframe": "100000000000h" }),
+        json!({ "start": "2024-01-01T00:00:00Z", "timeframe": "100000000000h" }),
+    ] {
+        let (status, answer) = send(
+            keelson.post("/api/controlPlane/v1/project/sockshop/stage/hardening/service/carts/evaluation").json(&body),
+        )
+        .await;
+        assert_error(status, &answer, 400);
+        assert!(answer["message"].as_str().unwrap().contains("invalid timeframe"), "{answer}");
+    }
+    // Far, but within the bound: accepted.
+    let (status, body) = send(
+        keelson
+            .post("/api/controlPlane/v1/project/sockshop/stage/hardening/service/carts/evaluation")
+            .json(&json!({ "start": "9999-12-31T00:00:00Z", "timeframe": "87840h" })),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+}
+
+#[actix_rt::test]
+async fn made_up_http_methods_cannot_grow_the_metrics() {
+    let keelson = TestKeelson::start().await;
+    for index in 0..200 {
+        let method = reqwest::Method::from_bytes(format!("MADEUP{index}").as_bytes()).unwrap();
+        let _ = keelson.client.request(method, keelson.url("/health")).send().await.unwrap();
+    }
+    let metrics = keelson.client.get(keelson.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(!metrics.contains("MADEUP"), "a client-chosen method became a label");
+    assert!(metrics.contains("method=\"other\""), "made-up methods are counted as other");
+}

@@ -530,12 +530,19 @@ async fn start_recorder() -> Recorder {
                 let request = String::from_utf8_lossy(&buffer[..read]).to_string();
                 let unavailable =
                     request.contains(" /flaky ") && !flaked.swap(true, std::sync::atomic::Ordering::SeqCst);
-                recorded.lock().unwrap().push(request);
-                let (status, body) = if unavailable {
-                    ("503 Service Unavailable", "restarting")
-                } else {
-                    ("200 OK", r#"{"ok":true,"id":"remote-1"}"#)
+                recorded.lock().unwrap().push(request.clone());
+                // Hooks echo the authorization they were sent, as careless targets do.
+                let authorization = request.lines().find_map(|line| {
+                    line.to_ascii_lowercase().starts_with("authorization:").then(|| line[14..].trim().to_owned())
+                });
+                let echo = match authorization {
+                    Some(value) if request.contains(" /hooks/") => {
+                        json!({ "ok": true, "id": "remote-1", "echo": value }).to_string()
+                    }
+                    _ => r#"{"ok":true,"id":"remote-1"}"#.to_owned(),
                 };
+                let (status, body) =
+                    if unavailable { ("503 Service Unavailable", "restarting".to_owned()) } else { ("200 OK", echo) };
                 let response = format!(
                     "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
                     body.len()
@@ -631,8 +638,8 @@ spec:
     assert_eq!(finished["source"], "webhook-service");
     assert_eq!(
         finished["data"]["notify"]["responses"],
-        json!([{ "ok": true, "id": "remote-1" }, { "ok": true, "id": "remote-1" }]),
-        "the 503 was retried"
+        json!([{ "ok": true, "id": "remote-1", "echo": "Bearer ***" }, { "ok": true, "id": "remote-1" }]),
+        "the 503 was retried, and the echoed secret is not kept"
     );
     let requests = recorder.requests.lock().unwrap().clone();
     assert_eq!(requests.len(), 3);

@@ -6,6 +6,7 @@
 //! `Supervisor`; a panic while applying an input is caught at the actor boundary, the state from before
 //! the input is restored, and the actor restarts from it, so one bad input affects one execution only.
 
+pub mod labels;
 pub mod lanes;
 pub mod project;
 pub mod recovery;
@@ -125,19 +126,17 @@ impl Runtime {
     }
 }
 
-/// Runs `work`, turning a panic into `None` (logged and counted) so the caller can restore and restart.
-pub(crate) fn guarded<T>(actor: &'static str, work: impl FnOnce() -> T) -> Option<T> {
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)) {
-        Ok(value) => Some(value),
-        Err(panic) => {
-            let message = panic
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_owned())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_default();
-            metrics::counter!("keelson_actor_panics_total", "actor" => actor).increment(1);
-            tracing::error!(actor, panic = %message, "actor panicked; restarting it from its last state");
-            None
-        }
-    }
+/// Runs `work`, turning a panic into its message (logged and counted) so the caller can restore and
+/// restart.
+pub(crate) fn guarded<T>(actor: &'static str, work: impl FnOnce() -> T) -> Result<T, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).map_err(|panic| {
+        let message = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        metrics::counter!("keelson_actor_panics_total", "actor" => actor).increment(1);
+        tracing::error!(actor, panic = %message, "actor panicked; restarting it from its last state");
+        message
+    })
 }

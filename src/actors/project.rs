@@ -5,6 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use actix::prelude::*;
+use futures_util::future::Shared;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -17,6 +18,7 @@ use crate::model::event::CloudEvent;
 use crate::model::event_type::{self, EventType};
 use crate::model::sequence::aggregate::{ERRORED, FAIL};
 use crate::model::sequence::{Effect, Execution, Scope};
+use crate::store::history::Stored;
 
 /// Mailbox capacity: the router waits when a project falls this far behind, so one busy project slows
 /// its own producers and not the others.
@@ -32,6 +34,8 @@ const EXECUTION_NAMESPACE: Uuid = Uuid::from_u128(0x6b65_656c_736f_6e00_0000_000
 pub struct SequenceTriggered {
     pub event: Arc<CloudEvent>,
     pub ack: Option<Ack>,
+    /// Resolves once the trigger is in the history; the new execution stores nothing before.
+    pub history: Option<Shared<Stored>>,
 }
 
 /// Rebuilds the project's executions and pause flags from the store after a process restart.
@@ -133,6 +137,7 @@ impl ProjectActor {
         event: Arc<CloudEvent>,
         ack: Option<Ack>,
         prelude: Option<Arc<CloudEvent>>,
+        history: Option<Shared<Stored>>,
         ctx: &mut Context<Self>,
     ) {
         let acknowledge = |ack: Option<Ack>| {
@@ -208,7 +213,7 @@ impl ProjectActor {
         let stage_actor = self.stage_actor(&stage);
         let address = Supervisor::start_in_arbiter(&Arbiter::current(), move |ctx| {
             ctx.set_mailbox_capacity(sequence::MAILBOX_CAPACITY);
-            SequenceActor::new(execution, Start::New { effects, ack }, runtime, project, stage_actor)
+            SequenceActor::new(execution, Start::New { effects, ack, history }, runtime, project, stage_actor)
         });
         self.live.insert(execution_id, address);
         metrics::counter!("keelson_sequences_started_total").increment(1);
@@ -286,7 +291,7 @@ impl ProjectActor {
             );
             let trigger = Arc::new(trigger);
             let (ack, durable) = tokio::sync::oneshot::channel();
-            self.start_sequence(Arc::clone(&trigger), Some(ack), Some(trigger), ctx);
+            self.start_sequence(Arc::clone(&trigger), Some(ack), Some(trigger), None, ctx);
             followers.push(durable);
         }
         followers
@@ -429,7 +434,7 @@ impl Handler<SequenceTriggered> for ProjectActor {
     type Result = ();
 
     fn handle(&mut self, message: SequenceTriggered, ctx: &mut Context<Self>) {
-        self.start_sequence(message.event, message.ack, None, ctx);
+        self.start_sequence(message.event, message.ack, None, message.history, ctx);
     }
 }
 

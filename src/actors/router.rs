@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use futures_util::future::{FutureExt as _, Shared};
 use tokio::sync::oneshot;
 
 use super::lanes::{Delivery, Lanes};
@@ -68,10 +69,14 @@ impl EventRouter {
 
     async fn route_inner(&self, event: Arc<CloudEvent>, acked: bool, when_full: WhenFull) -> Receipt {
         let mut receipt = Receipt::default();
-        // The control plane stored its own events when it emitted them.
+        let kind = event_type::parse(&event.event_type);
+        let is_trigger = matches!(kind, EventType::Sequence { kind: event_type::TRIGGERED, .. });
+        // The control plane stored its own events when it emitted them. A trigger's execution waits for
+        // its confirmation before it stores anything, so no durable sequence lacks its trigger in the
+        // history after a crash.
         if event.source != CONTROL_PLANE_SOURCE {
-            if acked {
-                receipt.stored = Some(self.runtime.history.record_confirmed(Arc::clone(&event)).await);
+            if acked || is_trigger {
+                receipt.stored = Some(self.runtime.history.record_confirmed(Arc::clone(&event)).await.shared());
             } else {
                 self.runtime.history.record(Arc::clone(&event)).await;
             }
@@ -83,7 +88,7 @@ impl EventRouter {
                 ack
             })
         };
-        match event_type::parse(&event.event_type) {
+        match kind {
             EventType::Sequence { kind: event_type::TRIGGERED, .. } => {
                 let Some(project) = event.project() else { return receipt };
                 let Some(address) = self.runtime.project_actor(project) else {
@@ -92,9 +97,10 @@ impl EventRouter {
                 };
                 let ack = ack();
                 let project = project.to_owned();
+                let history = receipt.stored.clone();
                 self.deliver(
                     &project,
-                    Delivery::Trigger(address, SequenceTriggered { event, ack }),
+                    Delivery::Trigger(address, SequenceTriggered { event, ack, history }),
                     when_full,
                     &mut receipt,
                 )
@@ -125,7 +131,7 @@ impl EventRouter {
 /// Tells when a routed event is fully handled.
 #[derive(Default)]
 pub struct Receipt {
-    stored: Option<Stored>,
+    stored: Option<Shared<Stored>>,
     applied: Option<oneshot::Receiver<()>>,
     busy: bool,
 }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use actix::prelude::*;
+use futures_util::future::Shared;
 use tokio::sync::oneshot;
 
 use super::project::{ExecutionEnded, ProjectActor};
@@ -17,6 +18,7 @@ use super::stage::{SlotRelease, SlotRequest, StageActor};
 use super::{guarded, Runtime};
 use crate::model::event::CloudEvent;
 use crate::model::sequence::{Applied, Effect, Execution, Input};
+use crate::store::history::Stored;
 use crate::store::snapshots::Queued;
 
 /// Mailbox capacity: an execution gets a handful of messages per task (executor events, slot grants,
@@ -26,6 +28,10 @@ pub const MAILBOX_CAPACITY: usize = 64;
 /// How long bookkeeping-only changes (a confirmed outbox, a finished chain) may wait for the next step
 /// to store them before they are stored on their own.
 const STALE_RECORD_FLUSH: std::time::Duration = std::time::Duration::from_millis(500);
+/// Panics in a row after which the execution is ended errored instead of restarted again.
+const MAX_CONSECUTIVE_PANICS: u32 = 3;
+/// The longest a timer is armed for; a later deadline is checked again after this long.
+const LONGEST_TIMER: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 /// Told once an input has been applied and the resulting state is durable.
 pub type Ack = oneshot::Sender<()>;
@@ -43,6 +49,8 @@ pub enum Command {
     Abort,
     /// Fault injection for tests of supervision: panics inside the guarded step.
     InjectPanic,
+    /// End the execution errored: its steps kept failing.
+    Fail(String),
 }
 
 #[derive(Message)]
@@ -61,7 +69,7 @@ impl Apply {
 /// How the actor comes to life.
 pub enum Start {
     /// A new execution with the effects of creating it.
-    New { effects: Vec<Effect>, ack: Option<Ack> },
+    New { effects: Vec<Effect>, ack: Option<Ack>, history: Option<Shared<Stored>> },
     /// Rebuilt from the store after a process restart: publish what the outbox still holds.
     Restored,
     /// Restarted by its supervisor after a panic.
@@ -90,6 +98,13 @@ pub struct SequenceActor {
     open_task_id: Option<String>,
     /// When the last task completed, to measure dispatch latency to the next `.triggered`.
     completed_at: Option<Instant>,
+    /// The trigger's history write, which the first stored record waits for.
+    trigger_stored: Option<Shared<Stored>>,
+    /// Steps that panicked since the last one that did not, and the last panic's message.
+    consecutive_panics: u32,
+    last_panic: String,
+    /// Even ending the execution panicked: the actor takes no more input until the process restarts.
+    quarantined: bool,
 }
 
 /// What a step does to the execution's stored record.
@@ -108,6 +123,8 @@ struct Delivery {
     publish: Vec<Arc<CloudEvent>>,
     release_slot: bool,
     ended: Option<bool>,
+    /// The open task this step closed, forgotten by the router once the step is durable.
+    closed_task: Option<String>,
 }
 
 impl SequenceActor {
@@ -132,6 +149,10 @@ impl SequenceActor {
             timer: None,
             open_task_id: None,
             completed_at: None,
+            trigger_stored: None,
+            consecutive_panics: 0,
+            last_panic: String::new(),
+            quarantined: false,
         }
     }
 
@@ -165,17 +186,26 @@ impl SequenceActor {
                 Command::Resume => Input::Resume,
                 Command::Abort => Input::Abort,
                 Command::InjectPanic => panic!("injected fault"),
+                Command::Fail(message) => Input::Fail { message },
             };
             self.execution.apply(input, now, timeouts)
         });
-        let Some(step) = outcome else {
-            // Back to the state before the input — the snapshot published after the last step — and
-            // let the supervisor restart the actor from it. The input is not acknowledged.
-            if let Some(last) = self.runtime.registry.executions.get(&self.execution.id) {
-                self.execution = (**last).clone();
+        let step = match outcome {
+            Ok(step) => {
+                self.consecutive_panics = 0;
+                step
             }
-            ctx.stop();
-            return;
+            Err(panic) => {
+                // Back to the state before the input — the snapshot published after the last step — and
+                // let the supervisor restart the actor from it. The input is not acknowledged.
+                if let Some(last) = self.runtime.registry.executions.get(&self.execution.id) {
+                    self.execution = (**last).clone();
+                }
+                self.consecutive_panics += 1;
+                self.last_panic = panic;
+                ctx.stop();
+                return;
+            }
         };
         if let Applied::Ignored(reason) = step.applied {
             tracing::debug!(execution = %self.execution.id, reason, "input ignored");
@@ -192,7 +222,7 @@ impl SequenceActor {
                 metrics::counter!("keelson_tasks_completed_total", "result" => task.result.clone()).increment(1);
                 if let Some(dispatched_at) = open_since {
                     let duration = (now - dispatched_at).to_std().unwrap_or_default();
-                    metrics::histogram!("keelson_task_duration_seconds", "task" => task.name.clone())
+                    metrics::histogram!("keelson_task_duration_seconds", "task" => super::labels::task_label(&task.name))
                         .record(duration.as_secs_f64());
                 }
             }
@@ -201,8 +231,14 @@ impl SequenceActor {
     }
 
     fn perform(&mut self, effects: Vec<Effect>, ack: Option<Ack>, ctx: &mut Context<Self>) {
-        let mut delivery =
-            Delivery { record: RecordWrite::Unchanged, ack, publish: Vec::new(), release_slot: false, ended: None };
+        let mut delivery = Delivery {
+            record: RecordWrite::Unchanged,
+            ack,
+            publish: Vec::new(),
+            release_slot: false,
+            ended: None,
+            closed_task: None,
+        };
         for effect in effects {
             match effect {
                 Effect::Publish(event) => delivery.publish.push(event),
@@ -235,7 +271,7 @@ impl SequenceActor {
             // The project was deleted: its executions leave the read model and the store.
             self.runtime.registry.executions.remove(&self.execution.id);
         }
-        self.sync_open_task(ctx);
+        delivery.closed_task = self.sync_open_task(ctx);
         self.outbox.extend(delivery.publish.iter().cloned());
         self.outbox_appended += delivery.publish.len() as u64;
         delivery.record = if project_exists { RecordWrite::Put(self.encode_current(ctx)) } else { RecordWrite::Delete };
@@ -246,7 +282,7 @@ impl SequenceActor {
     /// Runs with the mailbox blocked: this execution's events leave in order, and a slow store or bus
     /// slows the sequences that produce events instead of piling them up.
     fn deliver(&mut self, delivery: Delivery, ctx: &mut Context<Self>) {
-        let Delivery { record, ack, publish, release_slot, ended } = delivery;
+        let Delivery { record, ack, publish, release_slot, ended, closed_task } = delivery;
         let runtime = Arc::clone(&self.runtime);
         let key = execution_key(&self.execution.scope.project, &self.execution.id);
         let dispatched_after = if publish.is_empty() { None } else { self.completed_at.take() };
@@ -258,20 +294,44 @@ impl SequenceActor {
         let published_upto = self.outbox_appended;
         // The write is queued here, synchronously, so this execution's writes reach the writer in step
         // order (the writer keeps the last value per key). Only a full queue makes it wait below.
-        let queued = match record {
-            RecordWrite::Put(record) => Some(runtime.snapshots.queue_in_order(key, Some(record))),
-            RecordWrite::Delete => Some(runtime.snapshots.queue_in_order(key, None)),
+        let write = match record {
+            RecordWrite::Put(record) => Some(Some(record)),
+            RecordWrite::Delete => Some(None),
             RecordWrite::Unchanged => None,
+        };
+        // The first record of a new execution waits until its trigger is in the history.
+        let trigger_stored = if write.is_some() { self.trigger_stored.take() } else { None };
+        let (queued, deferred) = match (write, &trigger_stored) {
+            (Some(record), None) => (Some(runtime.snapshots.queue_in_order(key, record)), None),
+            (Some(record), Some(_)) => (None, Some((key, record))),
+            (None, _) => (None, None),
         };
         let waits_for_room = queued.as_ref().is_some_and(Queued::is_waiting_for_room);
         // A step that publishes and reports nothing (a `.started`, a pause) need not hold the mailbox
         // while its write becomes durable: the next step's write is queued behind it.
-        let quiet = publish.is_empty() && !release_slot && ended_message.is_none() && !waits_for_room;
+        let quiet = publish.is_empty()
+            && !release_slot
+            && ended_message.is_none()
+            && !waits_for_room
+            && deferred.is_none()
+            && closed_task.is_none();
         let work = async move {
+            let queued = match (trigger_stored, deferred) {
+                (Some(trigger_stored), Some((key, record))) => {
+                    let _ = trigger_stored.await;
+                    Some(runtime.snapshots.queue_in_order(key, record))
+                }
+                _ => queued,
+            };
             // Waits for as long as the store is down: nothing after this point may run before the
             // state is durable.
             if let Some(queued) = queued {
                 queued.durable().await;
+            }
+            // Only now may a retried event for the task this step closed miss it: until here, it
+            // reaches this actor and is answered once the close is durable.
+            if let Some(closed_task) = closed_task {
+                runtime.registry.open_tasks.remove(&closed_task);
             }
             if let Some(ack) = ack {
                 let _ = ack.send(());
@@ -375,16 +435,15 @@ impl SequenceActor {
         }
     }
 
-    /// Keeps the registry's open task entry in line with the execution's open task.
-    fn sync_open_task(&mut self, ctx: &mut Context<Self>) {
+    /// Keeps the registry's open task entry in line with the execution's open task. Returns the task
+    /// that is no longer open, for the caller to forget once that is durable.
+    fn sync_open_task(&mut self, ctx: &mut Context<Self>) -> Option<String> {
         let current = self.execution.open_triggered_event().cloned();
         let current_id = current.as_ref().map(|event| event.id.clone());
         if current_id == self.open_task_id {
-            return;
+            return None;
         }
-        if let Some(previous) = self.open_task_id.take() {
-            self.runtime.registry.open_tasks.remove(&previous);
-        }
+        let closed = self.open_task_id.take();
         if let Some(event) = current {
             self.runtime.registry.open_tasks.insert(
                 event.id.clone(),
@@ -392,13 +451,15 @@ impl SequenceActor {
             );
             self.open_task_id = current_id;
         }
+        closed
     }
 
     fn arm_timer(&mut self, at: chrono::DateTime<chrono::Utc>, ctx: &mut Context<Self>) {
         if let Some(timer) = self.timer.take() {
             ctx.cancel_future(timer);
         }
-        let delay = (at - self.runtime.clock.now()).to_std().unwrap_or_default();
+        // A far deadline wakes the actor daily instead: an early tick only re-arms the timer.
+        let delay = (at - self.runtime.clock.now()).to_std().unwrap_or_default().min(LONGEST_TIMER);
         self.timer = Some(ctx.run_later(delay, |actor, ctx| {
             actor.timer = None;
             actor.step(Command::Tick, None, ctx);
@@ -422,10 +483,27 @@ impl Actor for SequenceActor {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         match std::mem::replace(&mut self.start, Start::Restarted) {
-            Start::New { effects, ack } => self.perform(effects, ack, ctx),
+            Start::New { effects, ack, history } => {
+                self.trigger_stored = history;
+                self.perform(effects, ack, ctx);
+            }
+            Start::Restarted if self.quarantined => {}
+            Start::Restarted if self.consecutive_panics > MAX_CONSECUTIVE_PANICS => {
+                // Ending it panicked too: keep the actor alive but idle rather than loop.
+                self.quarantined = true;
+                tracing::error!(execution = %self.execution.id, panic = %self.last_panic, "sequence cannot even be ended; it takes no more input until Keelson restarts");
+            }
+            Start::Restarted if self.consecutive_panics == MAX_CONSECUTIVE_PANICS => {
+                let message = format!(
+                    "sequence ended by Keelson: its step failed {MAX_CONSECUTIVE_PANICS} times in a row ({})",
+                    self.last_panic
+                );
+                tracing::error!(execution = %self.execution.id, %message, "giving up on a sequence");
+                self.step(Command::Fail(message), None, ctx);
+            }
             Start::Restarted => self.resume_waiting(ctx),
             Start::Restored => {
-                self.sync_open_task(ctx);
+                let _ = self.sync_open_task(ctx);
                 if !self.execution.phase.is_terminal() {
                     self.resume_waiting(ctx);
                 }
@@ -436,6 +514,7 @@ impl Actor for SequenceActor {
                     publish: self.outbox.clone(),
                     release_slot: false,
                     ended,
+                    closed_task: None,
                 };
                 self.deliver(delivery, ctx);
             }
@@ -454,6 +533,10 @@ impl Handler<Apply> for SequenceActor {
     type Result = ();
 
     fn handle(&mut self, message: Apply, ctx: &mut Context<Self>) {
+        if self.quarantined {
+            // Dropping the acknowledgement tells the sender the input was not applied.
+            return;
+        }
         self.step(message.command, message.ack, ctx);
     }
 }

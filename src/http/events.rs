@@ -38,8 +38,7 @@ pub async fn post_event(state: web::Data<AppState>, body: web::Bytes) -> Result<
     let keptn_context = event.shkeptncontext.clone();
     let event = Arc::new(event);
     let receipt = state.router.route_acked(Arc::clone(&event)).await;
-    let durable = receipt.durable();
-    tokio::pin!(durable);
+    let mut durable = Box::pin(receipt.durable());
     let deadline = tokio::time::Instant::now() + DURABLE_WAIT;
     loop {
         tokio::select! {
@@ -51,14 +50,21 @@ pub async fn post_event(state: web::Data<AppState>, body: web::Bytes) -> Result<
             }
             _ = tokio::time::sleep(HEALTH_POLL) => {
                 // A store that fails while this event waits: answer now rather than at the deadline. The
-                // event stays accepted and is stored (and applied) once the store answers.
+                // event stays accepted and is stored (and applied) once the store answers, so the answer
+                // is 202, which no client retries (a retried `.started` would count as a second executor).
                 let problem = runtime.storage_problem();
                 if problem.is_some() || tokio::time::Instant::now() >= deadline {
                     let problem = problem.unwrap_or_else(|| "the stores are slow to answer".to_owned());
-                    return Err(ApiError::new(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        format!("event accepted but not yet stored ({problem}); it is applied once the store answers"),
-                    ));
+                    let runtime = Arc::clone(runtime);
+                    tokio::spawn(async move {
+                        if durable.await {
+                            forward(&runtime, &event).await;
+                        }
+                    });
+                    return Ok(HttpResponse::Accepted().json(json!({
+                        "keptnContext": keptn_context,
+                        "message": format!("event accepted but not yet stored ({problem}); it is applied once the store answers"),
+                    })));
                 }
             }
         }
@@ -68,4 +74,11 @@ pub async fn post_event(state: web::Data<AppState>, body: web::Bytes) -> Result<
         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("event applied but not forwarded to the bus: {error}"))
     })?;
     Ok(HttpResponse::Ok().json(json!({ "keptnContext": keptn_context })))
+}
+
+/// Publishes an event accepted earlier for the bus's other subscribers, once it is applied.
+async fn forward(runtime: &crate::actors::Runtime, event: &Arc<crate::model::event::CloudEvent>) {
+    if let Err(error) = runtime.bus.publish_shared(event).await {
+        tracing::warn!(event_id = %event.id, %error, "accepted event could not be forwarded to the bus");
+    }
 }

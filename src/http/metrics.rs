@@ -42,7 +42,7 @@ pub async fn track_requests(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started_at = Instant::now();
-    let method = request.method().as_str().to_owned();
+    let method = method_label(request.method());
     let response = next.call(request).await;
     let (route, status) = match &response {
         Ok(response) => {
@@ -51,10 +51,28 @@ pub async fn track_requests(
         Err(error) => ("unmatched".to_owned(), error.as_response_error().status_code().as_u16()),
     };
     let elapsed = started_at.elapsed().as_secs_f64();
-    metrics::counter!(HTTP_REQUESTS, "method" => method.clone(), "route" => route.clone(), "status" => status.to_string())
+    metrics::counter!(HTTP_REQUESTS, "method" => method, "route" => route.clone(), "status" => status.to_string())
         .increment(1);
     metrics::histogram!(HTTP_DURATION, "method" => method, "route" => route).record(elapsed);
     response
+}
+
+/// The method as a label: the standard methods by name, anything a client made up as `other`, so
+/// requests cannot create time series without end.
+fn method_label(method: &actix_web::http::Method) -> &'static str {
+    use actix_web::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => crate::actors::labels::OTHER,
+    }
 }
 
 /// `GET /metrics`.

@@ -12,6 +12,7 @@ use super::error::ApiError;
 use super::AppState;
 use crate::actors::project::{Control, ControlCommand, ControlError};
 use crate::model::clock::keptn_time;
+use crate::model::duration;
 use crate::model::event::CloudEvent;
 use crate::model::event_type;
 use crate::model::paging::PageQuery;
@@ -359,22 +360,19 @@ fn parse_time(text: &str) -> Option<DateTime<Utc>> {
 
 /// Keptn's rules for the evaluation window (`evaluation` handler).
 fn evaluation_window(body: &EvaluationBody, now: DateTime<Utc>) -> Result<(DateTime<Utc>, DateTime<Utc>), String> {
-    let timeframe = |text: &str| {
-        crate::model::shipyard::parse_go_duration(text)
-            .and_then(|d| chrono::Duration::from_std(d).ok())
-            .ok_or_else(|| format!("invalid timeframe '{text}'"))
-    };
+    let timeframe =
+        |text: &str| duration::parse_go_duration(text).map_err(|error| format!("invalid timeframe '{text}': {error}"));
     if !body.timeframe.is_empty() && !body.end.is_empty() {
         return Err("timeframe and end time specifications are mutually exclusive".into());
     }
     let (start, end) = match (body.start.as_str(), body.end.as_str(), body.timeframe.as_str()) {
         ("", "", "") => (now - chrono::Duration::minutes(5), now),
-        ("", "", frame) => (now - timeframe(frame)?, now),
+        ("", "", frame) => (duration::earlier(now, timeframe(frame)?), now),
         ("", _, _) => return Err("end time requires a start time".into()),
         (start, "", "") => return Err(format!("start time {start} requires either an end time or a timeframe")),
         (start, "", frame) => {
             let start = parse_time(start).ok_or_else(|| format!("invalid start time '{start}'"))?;
-            (start, start + timeframe(frame)?)
+            (start, duration::later(start, timeframe(frame)?))
         }
         (start, end, _) => {
             let start = parse_time(start).ok_or_else(|| format!("invalid start time '{start}'"))?;
@@ -456,5 +454,15 @@ mod tests {
         assert!(evaluation_window(&body("2024-01-01T10:00:00Z", "", ""), now).is_err());
         assert!(evaluation_window(&body("x", "", "5m"), now).is_err());
         assert!(evaluation_window(&body("", "2024-01-01T10:00:00Z", "5m"), now).is_err());
+    }
+
+    #[test]
+    fn huge_timeframes_and_far_times_are_refused_without_overflow() {
+        let now = parse_time("2024-01-01T12:00:00Z").unwrap();
+        let refused = evaluation_window(&body("", "", "100000000000h"), now).unwrap_err();
+        assert!(refused.contains("longer than the maximum"), "{refused}");
+        assert!(evaluation_window(&body("2024-01-01T10:00:00Z", "", "100000000000h"), now).is_err());
+        let (start, end) = evaluation_window(&body("9999-12-31T00:00:00Z", "", "87840h"), now).unwrap();
+        assert!(end > start);
     }
 }

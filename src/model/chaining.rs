@@ -2,8 +2,9 @@
 
 use std::sync::Arc;
 
+use super::duration::parse_go_duration;
 use super::sequence::{Definition, TaskDefinition};
-use super::shipyard::{parse_go_duration, Shipyard, BUILTIN_EVALUATION_SEQUENCE};
+use super::shipyard::{Shipyard, BUILTIN_EVALUATION_SEQUENCE};
 
 /// The sequence `name` of `stage`, or Keptn's explanation of why it cannot start.
 pub fn resolve(shipyard: &Shipyard, stage: &str, name: &str) -> Result<Arc<Definition>, String> {
@@ -30,7 +31,7 @@ pub fn resolve(shipyard: &Shipyard, stage: &str, name: &str) -> Result<Arc<Defin
         .map(|task| TaskDefinition {
             name: task.name.clone(),
             // Validated when the shipyard was accepted.
-            triggered_after: task.triggered_after.as_deref().and_then(parse_go_duration),
+            triggered_after: task.triggered_after.as_deref().and_then(|text| parse_go_duration(text).ok()),
             properties: task.properties.clone(),
         })
         .collect();

@@ -11,6 +11,9 @@ pub const PROJECT_NAME_MAX_LEN: usize = 200;
 /// Longest service name Keptn accepts (`SERVICE_NAME_MAX_SIZE`): helm release names get a
 /// `-generated` suffix and must stay within 53 characters.
 pub const SERVICE_NAME_MAX_LEN: usize = 43;
+/// Longest stage name: each stage is a git branch, and a ref's name must fit a file name (255 bytes)
+/// with room to spare. Keptn sets no limit.
+pub const STAGE_NAME_MAX_LEN: usize = 200;
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum NameError {
@@ -58,7 +61,7 @@ pub fn validate_project_name(name: &str) -> Result<(), NameError> {
 }
 
 pub fn validate_stage_name(name: &str) -> Result<(), NameError> {
-    validate("stage", name, usize::MAX)
+    validate("stage", name, STAGE_NAME_MAX_LEN)
 }
 
 pub fn validate_service_name(name: &str) -> Result<(), NameError> {
@@ -100,6 +103,8 @@ mod tests {
         let long_project = "a".repeat(PROJECT_NAME_MAX_LEN + 1);
         assert!(matches!(validate_project_name(&long_project), Err(NameError::TooLong { .. })));
         assert!(validate_project_name(&"a".repeat(PROJECT_NAME_MAX_LEN)).is_ok());
+        assert!(validate_stage_name(&"a".repeat(STAGE_NAME_MAX_LEN)).is_ok());
+        assert!(matches!(validate_stage_name(&"a".repeat(300)), Err(NameError::TooLong { max: 200, .. })));
         assert_eq!(validate_stage_name(""), Err(NameError::Empty { kind: "stage" }));
     }
 }

@@ -4,11 +4,11 @@
 //! `triggeredOn` or `tasks` silently changes what a project does (see `docs/compatibility.md`).
 
 use std::collections::BTreeSet;
-use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use super::duration::{parse_go_duration, DurationError};
 use super::names::{validate_stage_name, NameError};
 
 /// The `apiVersion` prefix every shipyard carries.
@@ -105,8 +105,8 @@ pub enum ShipyardError {
     EmptySequenceName { stage: String },
     #[error("task in sequence '{sequence}' of stage '{stage}' has an empty name")]
     EmptyTaskName { stage: String, sequence: String },
-    #[error("task '{task}' in stage '{stage}' has an invalid triggeredAfter '{value}'")]
-    TriggeredAfter { stage: String, task: String, value: String },
+    #[error("task '{task}' in stage '{stage}' has an invalid triggeredAfter: {reason}")]
+    TriggeredAfter { stage: String, task: String, reason: DurationError },
     #[error("name '{0}' must not contain '.': Keptn event types are split on dots")]
     DottedName(String),
 }
@@ -157,11 +157,11 @@ fn validate_sequence(stage: &Stage, sequence: &Sequence) -> Result<(), ShipyardE
             return Err(ShipyardError::DottedName(task.name.clone()));
         }
         if let Some(value) = &task.triggered_after {
-            if parse_go_duration(value).is_none() {
+            if let Err(reason) = parse_go_duration(value) {
                 return Err(ShipyardError::TriggeredAfter {
                     stage: stage.name.clone(),
                     task: task.name.clone(),
-                    value: value.clone(),
+                    reason,
                 });
             }
         }
@@ -229,39 +229,6 @@ impl Shipyard {
         let theirs: BTreeSet<&str> = other.stage_names().collect();
         mine == theirs && self.spec.stages.len() == other.spec.stages.len()
     }
-}
-
-/// Parses a Go duration string (`300ms`, `10s`, `1h30m`, `1.5h`).
-pub fn parse_go_duration(text: &str) -> Option<Duration> {
-    if text.is_empty() {
-        return None;
-    }
-    if text == "0" {
-        return Some(Duration::ZERO);
-    }
-    let mut rest = text;
-    let mut total_secs = 0f64;
-    while !rest.is_empty() {
-        let number_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
-        if number_len == 0 {
-            return None;
-        }
-        let number: f64 = rest[..number_len].parse().ok()?;
-        rest = &rest[number_len..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
-        let unit_secs = match &rest[..unit_len] {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return None,
-        };
-        rest = &rest[unit_len..];
-        total_secs += number * unit_secs;
-    }
-    Duration::try_from_secs_f64(total_secs).ok()
 }
 
 #[cfg(test)]
@@ -377,6 +344,11 @@ spec:
             ),
             ShipyardError::TriggeredAfter { .. }
         ));
+        let too_long = rejects(
+            "apiVersion: spec.keptn.sh/0.2.0\nspec:\n  stages:\n  - name: dev\n    sequences:\n    - name: d\n      tasks:\n      - name: t\n        triggeredAfter: 100000000000h\n",
+        );
+        assert!(matches!(&too_long, ShipyardError::TriggeredAfter { reason: DurationError::TooLong(_), .. }));
+        assert!(too_long.to_string().contains("longer than the maximum"), "{too_long}");
     }
 
     #[test]
@@ -386,18 +358,5 @@ spec:
         let c = parse("apiVersion: spec.keptn.sh/0.2.0\nspec:\n  stages:\n  - name: dev\n").unwrap();
         assert!(a.has_same_stages(&b));
         assert!(!a.has_same_stages(&c));
-    }
-
-    #[test]
-    fn go_durations() {
-        assert_eq!(parse_go_duration("10m"), Some(Duration::from_secs(600)));
-        assert_eq!(parse_go_duration("1h30m"), Some(Duration::from_secs(5400)));
-        assert_eq!(parse_go_duration("1.5h"), Some(Duration::from_secs(5400)));
-        assert_eq!(parse_go_duration("300ms"), Some(Duration::from_millis(300)));
-        assert_eq!(parse_go_duration("0"), Some(Duration::ZERO));
-        assert_eq!(parse_go_duration(""), None);
-        assert_eq!(parse_go_duration("10"), None);
-        assert_eq!(parse_go_duration("m10"), None);
-        assert_eq!(parse_go_duration("10x"), None);
     }
 }

@@ -1040,12 +1040,24 @@ fn normalise_name(name: &str) -> String {
     name.trim_end_matches('.').to_ascii_lowercase()
 }
 
-/// IPv4-mapped IPv6 addresses reach the IPv4 host, so they are judged as that host.
+/// IPv6 forms that embed an IPv4 address reach (or may be translated to) that IPv4 host, so they are
+/// judged as that host: IPv4-mapped (`::ffff:a.b.c.d`), IPv4-compatible (`::a.b.c.d`, deprecated but
+/// still routed by some stacks), and NAT64 (`64:ff9b::/96` and the local-use `64:ff9b:1::/48`).
 fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
+    let IpAddr::V6(v6) = ip else { return ip };
+    if let Some(v4) = v6.to_ipv4_mapped() {
+        return IpAddr::V4(v4);
     }
+    let segments = v6.segments();
+    let octets = v6.octets();
+    let embedded = Ipv4Addr::new(octets[12], octets[13], octets[14], octets[15]);
+    let compatible = segments[..6].iter().all(|&s| s == 0) && !v6.is_loopback() && !v6.is_unspecified();
+    let nat64 = segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0];
+    let nat64_local = segments[0] == 0x64 && segments[1] == 0xff9b && segments[2] == 1;
+    if compatible || nat64 || nat64_local {
+        return IpAddr::V4(embedded);
+    }
+    ip
 }
 
 /// The host of `url` as an address, if it is an IP literal.
@@ -1176,6 +1188,35 @@ impl HostPolicy {
 // ---------------------------------------------------------------------------------------------------------
 // Redaction
 // ---------------------------------------------------------------------------------------------------------
+
+/// Replaces every secret value inside the strings of `value` (a response kept in an event).
+pub fn redact_value(value: &mut Value, secrets: &[&str]) {
+    if secrets.iter().all(|secret| secret.is_empty()) {
+        return;
+    }
+    match value {
+        Value::String(text) => {
+            if secrets.iter().any(|secret| !secret.is_empty() && text.contains(secret)) {
+                *text = redact(text, secrets);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|item| redact_value(item, secrets)),
+        Value::Object(fields) => {
+            let keys_with_secrets: Vec<String> = fields
+                .keys()
+                .filter(|key| secrets.iter().any(|secret| !secret.is_empty() && key.contains(secret)))
+                .cloned()
+                .collect();
+            for key in keys_with_secrets {
+                if let Some(field) = fields.remove(&key) {
+                    fields.insert(redact(&key, secrets), field);
+                }
+            }
+            fields.values_mut().for_each(|field| redact_value(field, secrets));
+        }
+        _ => {}
+    }
+}
 
 /// Replaces every occurrence of each non-empty secret value in `text` with `***`.
 ///
@@ -1884,6 +1925,11 @@ spec:
             ("http://[::1]:80/", "loopback"),
             ("http://[::ffff:127.0.0.1]/", "loopback"),
             ("http://[::ffff:169.254.169.254]/", "cloud metadata"),
+            ("http://[::127.0.0.1]/", "loopback"),
+            ("http://[::169.254.169.254]/", "cloud metadata"),
+            ("http://[64:ff9b::7f00:1]/", "loopback"),
+            ("http://[64:ff9b::a9fe:a9fe]/", "cloud metadata"),
+            ("http://[64:ff9b:1::a9fe:a9fe]/", "cloud metadata"),
             ("http://[fd00:ec2::254]/", "cloud metadata"),
             ("http://[fe80::1]/", "link-local"),
             ("http://169.254.1.1/", "link-local"),
@@ -1990,5 +2036,18 @@ spec:
         assert_eq!(redact("nothing here", &["", "zzz"]), "nothing here");
         assert_eq!(redact("clé=ünïcode!", &["ünïcode"]), "clé=***!");
         assert_eq!(redact("", &["x"]), "");
+    }
+
+    #[test]
+    fn redacts_secret_values_anywhere_in_a_response() {
+        let mut response = serde_json::json!({
+            "echo": "Bearer s3cr3t", "headers": ["a", "x-s3cr3t-y"], "nested": { "s3cr3t": 1, "n": 5 }
+        });
+        redact_value(&mut response, &["s3cr3t"]);
+        assert_eq!(
+            response,
+            serde_json::json!({ "echo": "Bearer ***", "headers": ["a", "x-***-y"], "nested": { "***": 1, "n": 5 } })
+        );
+        assert!(!response.to_string().contains("s3cr3t"));
     }
 }

@@ -66,6 +66,12 @@ impl ProjectError {
             ResourceError::Upstream(error @ UpstreamError::Diverged(_)) => ProjectError::Conflict(error.to_string()),
             ResourceError::Upstream(UpstreamError::Auth) => ProjectError::FailedDependency("Invalid git token".into()),
             ResourceError::Upstream(error) => ProjectError::FailedDependency(error.to_string()),
+            error if is_out_of_space(&error) => {
+                tracing::warn!(%error, "repository write failed: the data volume is full");
+                ProjectError::Unavailable(
+                    "the data volume is full; nothing was changed, retry once space is freed".into(),
+                )
+            }
             error @ (ResourceError::Git(_) | ResourceError::Io(_) | ResourceError::Join(_)) => {
                 tracing::error!(%error, "repository operation failed");
                 ProjectError::Internal("Internal server error".into())
@@ -74,11 +80,48 @@ impl ProjectError {
     }
 }
 
+/// Whether a repository operation failed for want of disk space (or quota): a condition that passes,
+/// unlike a damaged repository.
+fn is_out_of_space(error: &ResourceError) -> bool {
+    match error {
+        ResourceError::Io(error) => {
+            error.kind() == std::io::ErrorKind::StorageFull || error.raw_os_error().is_some_and(is_enospc)
+        }
+        // libgit2 reports the operating system's message.
+        ResourceError::Git(error) => {
+            let message = error.message();
+            message.contains("No space left on device") || message.contains("Disk quota exceeded")
+        }
+        _ => false,
+    }
+}
+
+fn is_enospc(code: i32) -> bool {
+    const ENOSPC: i32 = 28;
+    const EDQUOT: i32 = 122;
+    code == ENOSPC || code == EDQUOT
+}
+
 impl From<crate::store::Error> for ProjectError {
     fn from(error: crate::store::Error) -> Self {
         match error {
             crate::store::Error::Unavailable { .. } => ProjectError::Unavailable(error.to_string()),
             crate::store::Error::Corrupt { .. } => ProjectError::Internal(error.to_string()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_disk_is_unavailable_not_an_internal_error() {
+        let full = ResourceError::Io(std::io::Error::from_raw_os_error(28));
+        assert!(matches!(ProjectError::from_resource(full), ProjectError::Unavailable(_)));
+        let git = ResourceError::Git(git2::Error::from_str("failed to write: No space left on device"));
+        assert!(matches!(ProjectError::from_resource(git), ProjectError::Unavailable(_)));
+        let other = ResourceError::Io(std::io::Error::from_raw_os_error(13));
+        assert!(matches!(ProjectError::from_resource(other), ProjectError::Internal(_)));
     }
 }

@@ -109,7 +109,22 @@ impl ProjectManager {
         }
         self.sweep_repositories().await;
         for project in self.list() {
-            self.repos.load_heads(&project.name).await.map_err(ProjectError::from_resource)?;
+            let Err(error) = self.repos.load_heads(&project.name).await else { continue };
+            // One damaged project must not keep the others from being served.
+            let recovered = match error {
+                ResourceError::ProjectNotFound if self.repos.upstream_url(&project.name).is_some() => {
+                    self.repos.reclone(&project.name).await
+                }
+                error => Err(error),
+            };
+            match recovered {
+                Ok(()) => {
+                    tracing::warn!(project = %project.name, "repository was missing; cloned again from its upstream")
+                }
+                Err(error) => {
+                    tracing::error!(project = %project.name, %error, "repository of the project cannot be opened; its resources are unavailable until it is restored");
+                }
+            }
         }
         Ok(self.projects.len())
     }

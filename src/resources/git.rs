@@ -133,6 +133,32 @@ impl GitRepos {
         .await
     }
 
+    /// Rebuilds a missing repository of `project` from its upstream (at start). Without an upstream
+    /// there is nothing to rebuild it from: `ProjectNotFound`.
+    pub async fn reclone(self: &Arc<Self>, project: &str) -> Result<(), ResourceError> {
+        self.run(project, |repos, project, upstream| {
+            let Some(credentials) = upstream else { return Err(ResourceError::ProjectNotFound) };
+            let final_path = repos.path(project);
+            if final_path.exists() {
+                return Err(ResourceError::AlreadyExists);
+            }
+            std::fs::create_dir_all(&repos.root)?;
+            let staging = repos.root.join(format!(".{project}.git.{}", uuid::Uuid::new_v4()));
+            let cloned = Repository::init_opts(
+                &staging,
+                git2::RepositoryInitOptions::new().bare(true).initial_head(DEFAULT_BRANCH),
+            )
+            .map_err(ResourceError::from)
+            .and_then(|repo| upstream::pull(&repo, &credentials).map_err(ResourceError::from));
+            if let Err(error) = cloned.and_then(|()| Ok(std::fs::rename(&staging, &final_path)?)) {
+                let _ = std::fs::remove_dir_all(&staging);
+                return Err(error);
+            }
+            repos.record_heads(project, &Repository::open_bare(&final_path)?)
+        })
+        .await
+    }
+
     fn record_heads(&self, project: &str, repo: &Repository) -> Result<(), ResourceError> {
         for branch in repo.branches(Some(git2::BranchType::Local))? {
             let (branch, _) = branch?;

@@ -43,11 +43,18 @@ pub fn parse(uri: &str) -> Result<Vec<&str>, InvalidUri> {
         match *component {
             "" => return Err(invalid("it contains an empty path segment")),
             "." | ".." => return Err(invalid("it contains '.' or '..'")),
-            ".git" => return Err(invalid("it points into the repository's .git directory")),
+            name if is_git_special(name) => return Err(invalid("it names git's own files (.git, .gitmodules)")),
             _ => {}
         }
     }
     Ok(components)
+}
+
+/// Names git treats as its own, in any case and with the trailing dots and spaces that Windows and
+/// macOS file systems drop (`.GIT`, `.git.`, `.Gitmodules `).
+fn is_git_special(component: &str) -> bool {
+    let trimmed = component.trim_end_matches(['.', ' ']);
+    trimmed.eq_ignore_ascii_case(".git") || trimmed.eq_ignore_ascii_case(".gitmodules")
 }
 
 #[cfg(test)]
@@ -79,9 +86,16 @@ mod tests {
             "a\\b",
             ".git/config",
             "sub/.git/HEAD",
+            ".GIT/config",
+            "sub/.Git/hooks/post-checkout",
+            ".git./config",
+            ".git /config",
+            ".gitmodules",
+            "sub/.GITMODULES",
         ] {
             assert!(parse(uri).is_err(), "{uri:?} must be refused");
         }
         assert!(parse(&"a".repeat(MAX_URI_LEN + 1)).is_err());
+        assert!(parse(".gitignore").is_ok() && parse("git/config").is_ok() && parse("x.git").is_ok());
     }
 }

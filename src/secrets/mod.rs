@@ -197,8 +197,13 @@ impl Secrets {
 
     /// The value of `key` in secret `name`: `Ok(None)` when the secret does not exist, an empty string
     /// when it has no such key (Keptn's webhook behaviour).
-    pub async fn value(&self, name: &str, key: &str) -> Result<Option<String>> {
+    /// The value of `key` in secret `name` of `scope`; a secret of another scope is not there for the
+    /// caller (`None`), as each Keptn service reads only its own scope.
+    pub async fn value(&self, name: &str, scope: &str, key: &str) -> Result<Option<String>> {
         let Some(stored) = self.load(name).await? else { return Ok(None) };
+        if stored.scope != scope {
+            return Ok(None);
+        }
         let plain = self.key.open(&stored.sealed, name.as_bytes()).map_err(|_| {
             SecretError::Unavailable(format!("secret '{name}' cannot be decrypted with the configured key"))
         })?;
@@ -248,9 +253,14 @@ mod tests {
         );
         let raw = store.get("secret/slack").await.unwrap().unwrap();
         assert!(!String::from_utf8_lossy(&raw).contains("xoxb-very-secret-value"));
-        assert_eq!(secrets.value("slack", "token").await.unwrap().as_deref(), Some("xoxb-very-secret-value"));
-        assert_eq!(secrets.value("slack", "other").await.unwrap().as_deref(), Some(""));
-        assert_eq!(secrets.value("absent", "token").await.unwrap(), None);
+        assert_eq!(
+            secrets.value("slack", DEFAULT_SCOPE, "token").await.unwrap().as_deref(),
+            Some("xoxb-very-secret-value")
+        );
+        assert_eq!(secrets.value("slack", DEFAULT_SCOPE, "other").await.unwrap().as_deref(), Some(""));
+        assert_eq!(secrets.value("absent", DEFAULT_SCOPE, "token").await.unwrap(), None);
+        // Another service's scope does not see it.
+        assert_eq!(secrets.value("slack", "keptn-webhook-service", "token").await.unwrap(), None);
     }
 
     #[actix_rt::test]
@@ -258,7 +268,7 @@ mod tests {
         let (secrets, store, _dir) = secrets().await;
         secrets.create(secret("db", &[("password", "hunter2")])).await.unwrap();
         let other = Secrets::new(store, SecretKey::generate(), vec![DEFAULT_SCOPE.into()]);
-        assert!(matches!(other.value("db", "password").await, Err(SecretError::Unavailable(_))));
+        assert!(matches!(other.value("db", DEFAULT_SCOPE, "password").await, Err(SecretError::Unavailable(_))));
     }
 
     #[actix_rt::test]
@@ -268,7 +278,7 @@ mod tests {
         assert_eq!(secrets.create(secret("a", &[("k", "2")])).await, Err(SecretError::Exists));
         assert_eq!(secrets.update(secret("b", &[("k", "2")])).await, Err(SecretError::NotFound));
         secrets.update(secret("a", &[("k", "2"), ("j", "3")])).await.unwrap();
-        assert_eq!(secrets.value("a", "k").await.unwrap().as_deref(), Some("2"));
+        assert_eq!(secrets.value("a", DEFAULT_SCOPE, "k").await.unwrap().as_deref(), Some("2"));
         assert_eq!(secrets.list(None, None).await.unwrap()[0].keys, vec!["j".to_owned(), "k".to_owned()]);
         assert_eq!(secrets.delete("a", "keptn-webhook-service").await, Err(SecretError::NotFound));
         secrets.delete("a", DEFAULT_SCOPE).await.unwrap();

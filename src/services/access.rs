@@ -45,8 +45,8 @@ pub trait ControlPlaneAccess: Send + Sync + 'static {
     ) -> Result<Option<String>, AccessError>;
     /// Events of the history, newest first.
     async fn find_events(&self, query: &EventQuery) -> Result<Vec<CloudEvent>, AccessError>;
-    /// The value of `key` in secret `name` (`None`: no such secret).
-    async fn secret(&self, name: &str, key: &str) -> Result<Option<String>, AccessError>;
+    /// The value of `key` in secret `name` of `scope` (`None`: no such secret in that scope).
+    async fn secret(&self, name: &str, scope: &str, key: &str) -> Result<Option<String>, AccessError>;
     /// The SLI provider configured for `project` (`sh.keptn.event.monitoring.configure`).
     async fn sli_provider(&self, project: &str) -> Result<Option<String>, AccessError>;
     async fn set_sli_provider(&self, project: &str, provider: &str) -> Result<(), AccessError>;
@@ -153,8 +153,8 @@ impl ControlPlaneAccess for LocalAccess {
         self.events.find(query).await.map_err(unavailable)
     }
 
-    async fn secret(&self, name: &str, key: &str) -> Result<Option<String>, AccessError> {
-        self.secrets.value(name, key).await.map_err(unavailable)
+    async fn secret(&self, name: &str, scope: &str, key: &str) -> Result<Option<String>, AccessError> {
+        self.secrets.value(name, scope, key).await.map_err(unavailable)
     }
 
     async fn sli_provider(&self, project: &str) -> Result<Option<String>, AccessError> {

@@ -135,8 +135,8 @@ impl ControlPlaneAccess for RemoteAccess {
             .unwrap_or_default())
     }
 
-    async fn secret(&self, name: &str, key: &str) -> Result<Option<String>, AccessError> {
-        self.shared(&self.secrets)?.value(name, key).await.map_err(unavailable)
+    async fn secret(&self, name: &str, scope: &str, key: &str) -> Result<Option<String>, AccessError> {
+        self.shared(&self.secrets)?.value(name, scope, key).await.map_err(unavailable)
     }
 
     async fn sli_provider(&self, project: &str) -> Result<Option<String>, AccessError> {

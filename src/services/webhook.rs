@@ -25,6 +25,8 @@ pub const NAME: &str = crate::model::uniform::WEBHOOK_SERVICE;
 /// Task events: `sh.keptn.event.<task>.<kind>` (sequence events never reach webhooks, as in Keptn).
 pub const SUBJECTS: &[&str] = &["sh.keptn.event.*.*"];
 const CONFIG_FILE: &str = "webhook/webhook.yaml";
+/// The only secret scope webhooks read, as Keptn's webhook service.
+pub const WEBHOOK_SECRET_SCOPE: &str = "keptn-webhook-service";
 
 /// What every webhook execution shares.
 struct Runner {
@@ -137,7 +139,11 @@ impl Runner {
             return;
         }
         match outcome {
-            Ok(responses) if hook.send_finished => {
+            Ok(mut responses) if hook.send_finished => {
+                // A called system may echo what it was sent: no secret value leaves in the event.
+                for response in &mut responses {
+                    webhook::redact_value(response, &secrets);
+                }
                 let mut data = json!({ "status": "succeeded", "result": "pass" });
                 data[task] = json!({ "responses": responses });
                 sender.send_logged(sender.reply(event, &finished_type, data)).await;
@@ -164,10 +170,16 @@ impl Runner {
     ) -> Result<Vec<Value>, (String, usize)> {
         let mut env = Map::new();
         for source in &hook.env_from {
-            let value = match self.access.secret(&source.secret_name, &source.secret_key).await {
+            let value = match self.access.secret(&source.secret_name, WEBHOOK_SECRET_SCOPE, &source.secret_key).await {
                 Ok(Some(value)) => value,
                 Ok(None) | Err(_) => {
-                    return Err((format!("could not read secret {}.{}", source.secret_name, source.secret_key), 0));
+                    return Err((
+                        format!(
+                            "could not read secret {}.{} (webhooks read secrets of scope {WEBHOOK_SECRET_SCOPE} only)",
+                            source.secret_name, source.secret_key
+                        ),
+                        0,
+                    ));
                 }
             };
             if !value.is_empty() {

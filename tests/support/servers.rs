@@ -32,6 +32,21 @@ impl ChildServer {
         let _ = self.child.wait();
     }
 
+    /// Freezes the server (SIGSTOP): connections stay open and requests hang, as with a stalled disk
+    /// or a paused VM. [`ChildServer::resume`] thaws it.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill").arg(signal).arg(self.child.id().to_string()).status().expect("kill runs");
+        assert!(status.success(), "kill {signal} {} failed", self.what);
+    }
+
     /// Starts the server again (after [`ChildServer::kill`]) on the same port and data dir.
     pub fn restart(&mut self) {
         self.child = self.command.spawn().unwrap_or_else(|error| panic!("cannot restart {}: {error}", self.what));

@@ -29,6 +29,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use self::aggregate::{Report, ABORTED, ERRORED, FAIL, PASS};
+use super::duration::later;
 use super::event::CloudEvent;
 use super::event_type::{self, EventType};
 use super::payload::{as_object_mut, merge};
@@ -206,6 +207,10 @@ pub enum Input<'a> {
     Pause,
     Resume,
     Abort,
+    /// Its host gave up on it (its steps kept failing): the execution ends errored with this message.
+    Fail {
+        message: &'a str,
+    },
 }
 
 /// What the hosting actor must do.
@@ -358,6 +363,11 @@ impl Execution {
                 self.finish(Phase::Finished, data, false, now, &mut effects);
                 Applied::Changed
             }
+            Input::Fail { message } => {
+                let data = self.finished_data(ERRORED, FAIL, Some(message.to_owned()));
+                self.finish(Phase::Finished, data, false, now, &mut effects);
+                Applied::Changed
+            }
         };
         if applied == Applied::Changed {
             if let Some(at) = self.next_wake_up(now, timeouts) {
@@ -408,7 +418,7 @@ impl Execution {
         if let Some(task) = &self.current_task {
             if let Some(dispatched_at) = task.dispatched_at() {
                 let task_type = event_type::task(&task.name, event_type::TRIGGERED);
-                if task.events.is_empty() && now >= dispatched_at + timeouts.started {
+                if task.events.is_empty() && now >= later(dispatched_at, timeouts.started) {
                     let message = format!(
                         "sequence timed out while waiting for task {task_type} to receive a correlating .started or .finished event"
                     );
@@ -416,7 +426,8 @@ impl Execution {
                     self.finish(Phase::TimedOut, data, false, now, effects);
                     return Applied::Changed;
                 }
-                let finished_deadline = timeouts.finished.zip(task.first_response_at()).map(|(limit, at)| at + limit);
+                let finished_deadline =
+                    timeouts.finished.zip(task.first_response_at()).map(|(limit, at)| later(at, limit));
                 if finished_deadline.is_some_and(|deadline| now >= deadline) {
                     let message =
                         format!("sequence timed out while waiting for task {task_type} to receive a .finished event");
@@ -495,7 +506,7 @@ impl Execution {
 
     fn open_task(&mut self, index: usize, now: DateTime<Utc>) {
         let definition = &self.definition.tasks[index];
-        let due_at = now + definition.triggered_after.unwrap_or_default();
+        let due_at = later(now, definition.triggered_after.unwrap_or_default());
         self.current_task = Some(CurrentTask {
             index,
             name: definition.name.clone(),
@@ -643,8 +654,8 @@ impl Execution {
         match task.dispatched_at() {
             None if !self.paused && task.due_at > now => Some(task.due_at),
             None => None,
-            Some(dispatched_at) if task.events.is_empty() => Some(dispatched_at + timeouts.started),
-            Some(_) => timeouts.finished.zip(task.first_response_at()).map(|(limit, at)| at + limit),
+            Some(dispatched_at) if task.events.is_empty() => Some(later(dispatched_at, timeouts.started)),
+            Some(_) => timeouts.finished.zip(task.first_response_at()).map(|(limit, at)| later(at, limit)),
         }
     }
 

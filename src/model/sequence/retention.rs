@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 
 use super::Execution;
+use crate::model::duration::later;
 
 /// Whether the context made of `executions` may be forgotten at `now`.
 pub fn context_expired<'a>(
@@ -11,7 +12,6 @@ pub fn context_expired<'a>(
     now: DateTime<Utc>,
     retention: std::time::Duration,
 ) -> bool {
-    let Ok(retention) = chrono::Duration::from_std(retention) else { return false };
     let mut last_end: Option<DateTime<Utc>> = None;
     for execution in executions {
         // A running execution, or one that ended without a recorded end, keeps the whole context.
@@ -20,7 +20,7 @@ pub fn context_expired<'a>(
         };
         last_end = Some(last_end.map_or(outcome.ended_at, |end| end.max(outcome.ended_at)));
     }
-    last_end.is_some_and(|end| end + retention <= now)
+    last_end.is_some_and(|end| later(end, retention) <= now)
 }
 
 #[cfg(test)]

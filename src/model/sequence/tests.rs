@@ -451,3 +451,39 @@ fn random_inputs_keep_the_invariants() {
         assert!(execution.phase.is_terminal(), "seed {seed}: abort always ends the execution");
     }
 }
+
+#[test]
+fn durations_beyond_any_date_wait_forever_instead_of_overflowing() {
+    // A record stored before durations were bounded may hold any value: it must not panic.
+    let mut tasks = vec![task("deployment")];
+    tasks[0].triggered_after = Some(Duration::from_secs(100_000_000_000 * 3600));
+    let huge = Timeouts { started: Duration::MAX, finished: Some(Duration::MAX) };
+    let (mut execution, _) = new_execution(tasks, false);
+    let step = execution.apply(Input::SlotGranted { ticket: 1 }, t(1), huge);
+    assert!(published(&step.effects).is_empty(), "not due");
+    assert!(step.effects.contains(&Effect::WakeAt(DateTime::<Utc>::MAX_UTC)));
+    let tick = execution.apply(Input::Tick, t(100), huge);
+    assert!(published(&tick.effects).is_empty());
+
+    let mut execution = running(vec![task("deployment")]);
+    let started = task_event(&execution, "started", "s1", json!({}));
+    let step = execution.apply(Input::TaskEvent(&started), t(5), huge);
+    assert!(step.effects.contains(&Effect::WakeAt(DateTime::<Utc>::MAX_UTC)));
+    assert!(published(&execution.apply(Input::Tick, t(10_000), huge).effects).is_empty());
+}
+
+#[test]
+fn a_failed_execution_ends_errored_with_the_message_and_releases_its_slot() {
+    let mut execution = running(vec![task("deployment"), task("test")]);
+    let step = execution.apply(Input::Fail { message: "its step failed 3 times in a row" }, t(5), TIMEOUTS);
+    assert_eq!(published_types(&step.effects), ["sh.keptn.event.dev.delivery.finished"]);
+    let finished = published(&step.effects)[0];
+    assert_eq!(finished.data["status"], "errored");
+    assert_eq!(finished.data["result"], "fail");
+    assert_eq!(finished.data["message"], "its step failed 3 times in a row");
+    assert!(step.effects.contains(&Effect::ReleaseSlot));
+    assert!(step.effects.contains(&Effect::Ended { chain: false }));
+    assert_eq!(execution.state_name(), "finished");
+    let again = execution.apply(Input::Fail { message: "again" }, t(6), TIMEOUTS);
+    assert_eq!(again.applied, Applied::Ignored("sequence has ended"));
+}
