@@ -123,3 +123,24 @@ async fn update_project_connects_an_upstream_later() {
     let (_, project) = send(keelson.get("/api/controlPlane/v1/project/later")).await;
     assert_eq!(project["gitCredentials"]["remoteURL"], url);
 }
+
+#[actix_rt::test]
+async fn a_missing_repository_is_cloned_again_from_its_upstream_at_start() {
+    let git = GitHttpServer::start(USER, TOKEN);
+    let url = git.create_repo("sockshop");
+    let keelson = TestKeelson::start().await;
+    let (status, body) = create_with_upstream(&keelson, "sockshop", &url, TOKEN).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(keelson.create_service("sockshop", "carts").await.0, 200);
+    let config = support::test_config(keelson.data_dir.path());
+    let data_dir = keelson.stop().await;
+    std::fs::remove_dir_all(data_dir.path().join("git/sockshop.git")).unwrap();
+
+    let keelson = TestKeelson::start_in(data_dir, config).await;
+    assert!(keelson.data_dir.path().join("git/sockshop.git").exists(), "cloned again");
+    let (status, body) = send(keelson.get("/api/resource-service/v1/project/sockshop/resource/shipyard.yaml")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(unb64(body["resourceContent"].as_str().unwrap()), SHIPYARD.as_bytes());
+    let (status, body) = send(keelson.get("/api/controlPlane/v1/project/sockshop/stage/dev/service/carts")).await;
+    assert_eq!(status, 200, "{body}");
+}

@@ -194,6 +194,11 @@ async fn bad_project_input_is_refused_with_keptn_codes_and_leaves_nothing_behind
             400,
         ),
         (
+            "stage name too long for a git branch",
+            json!({ "name": "p7", "shipyard": b64(format!("apiVersion: spec.keptn.sh/0.2.0\nspec:\n  stages:\n  - name: {}\n", "s".repeat(300))) }),
+            400,
+        ),
+        (
             "bad stage name",
             json!({ "name": "p5", "shipyard": b64("apiVersion: spec.keptn.sh/0.2.0\nspec:\n  stages:\n  - name: Dev_1\n") }),
             400,
@@ -415,4 +420,25 @@ async fn metrics_count_requests_by_route() {
         "per-route counter missing:\n{text}"
     );
     assert!(text.contains("keelson_http_request_duration_seconds_bucket"), "latency histogram missing");
+}
+
+#[actix_rt::test]
+async fn a_missing_repository_does_not_keep_the_other_projects_from_starting() {
+    let keelson = TestKeelson::start().await;
+    assert_eq!(keelson.create_project("damaged", SHIPYARD).await.0, 201);
+    assert_eq!(keelson.create_project("healthy", SHIPYARD).await.0, 201);
+    let config = support::test_config(keelson.data_dir.path());
+    let data_dir = keelson.stop().await;
+    std::fs::remove_dir_all(data_dir.path().join("git/damaged.git")).unwrap();
+
+    let keelson = TestKeelson::start_in(data_dir, config).await;
+    let (status, body) = send(keelson.get("/api/controlPlane/v1/project/healthy")).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = send(keelson.get("/api/resource-service/v1/project/healthy/resource/shipyard.yaml")).await;
+    assert_eq!(status, 200, "{body}");
+    // The damaged project is still listed; its files answer an error, not a crash.
+    let (status, _) = send(keelson.get("/api/controlPlane/v1/project/damaged")).await;
+    assert_eq!(status, 200);
+    let (status, body) = send(keelson.get("/api/resource-service/v1/project/damaged/resource/shipyard.yaml")).await;
+    assert!((400..600).contains(&status) && status != 500, "{status} {body}");
 }

@@ -136,7 +136,19 @@ async fn deleting_a_service_removes_its_files() {
 async fn bad_resource_requests_are_refused() {
     let keelson = keelson_with_service().await;
     let service_path = format!("{RS}/stage/dev/service/carts/resource");
-    for uri in ["../escape.yaml", "a/../../b", "//etc/passwd", "nul\u{0}byte", "~/x", ".git/config", "a\\b", "dir/"] {
+    for uri in [
+        "../escape.yaml",
+        "a/../../b",
+        "//etc/passwd",
+        "nul\u{0}byte",
+        "~/x",
+        ".git/config",
+        ".GIT/config",
+        "sub/.Git/hooks/pre-commit",
+        ".gitmodules",
+        "a\\b",
+        "dir/",
+    ] {
         let (status, body) = send(keelson.post(&service_path).json(&resources(&[(uri, "x")]))).await;
         assert_error(status, &body, 400);
     }
