@@ -1195,10 +1195,8 @@ pub fn redact_value(value: &mut Value, secrets: &[&str]) {
         return;
     }
     match value {
-        Value::String(text) => {
-            if secrets.iter().any(|secret| !secret.is_empty() && text.contains(secret)) {
-                *text = redact(text, secrets);
-            }
+        Value::String(text) if secrets.iter().any(|secret| !secret.is_empty() && text.contains(secret)) => {
+            *text = redact(text, secrets);
         }
         Value::Array(items) => items.iter_mut().for_each(|item| redact_value(item, secrets)),
         Value::Object(fields) => {
