@@ -61,6 +61,7 @@ pub async fn build(config: &Config) -> anyhow::Result<ControlPlane> {
     // batch never delays the small snapshot commits sequences wait for.
     let sqlite = if config.redis_url.is_none() { Some(open_sqlite(SQLITE_FILE).await?) } else { None };
     let sqlite_history = if config.mongodb_url.is_none() { Some(open_sqlite(HISTORY_FILE).await?) } else { None };
+    restrict_data_dir(&config.data_dir);
     let snapshots: Arc<dyn SnapshotStore> = match &config.redis_url {
         Some(url) => Arc::new(
             RedisSnapshotStore::connect(url.as_str())
@@ -92,6 +93,10 @@ pub async fn build(config: &Config) -> anyhow::Result<ControlPlane> {
     };
 
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let secret_key = match &config.secret_key {
+        Some(key) => crate::secrets::SecretKey::from_base64(&key.0)?,
+        None => load_or_generate_secret_key(&config.data_dir)?,
+    };
     let git_root = config.data_dir.join(GIT_DIR);
     let projects = Arc::new(ProjectManager::new(
         Arc::clone(&snapshots),
@@ -99,6 +104,7 @@ pub async fn build(config: &Config) -> anyhow::Result<ControlPlane> {
         EventEmitter::new(Arc::clone(&bus), Arc::clone(&events)),
         Arc::clone(&clock),
         config.git_remote_url_denylist.clone(),
+        secret_key.clone(),
     ));
     let loaded = projects.load().await.context("cannot load projects")?;
     tracing::info!(projects = loaded, "state loaded");
@@ -127,10 +133,6 @@ pub async fn build(config: &Config) -> anyhow::Result<ControlPlane> {
         .context("cannot load integrations")?,
     );
     integrations.start_sweeping();
-    let secret_key = match &config.secret_key {
-        Some(key) => crate::secrets::SecretKey::from_base64(&key.0)?,
-        None => load_or_generate_secret_key(&config.data_dir)?,
-    };
     let secrets =
         Arc::new(crate::secrets::Secrets::new(Arc::clone(&snapshots), secret_key, config.secret_scopes.clone()));
     let service_transport = match (&in_process_bus, &config.nats_url) {
@@ -252,6 +254,43 @@ fn create_private_dir(path: &Path) -> std::io::Result<()> {
         builder.mode(0o700);
     }
     builder.create(path)
+}
+
+/// Makes a data dir made by an earlier release, by hand or with a lax umask readable by its owner only:
+/// it holds the token, the key, the databases and (sealed) credentials. Logged when anything changes.
+fn restrict_data_dir(data_dir: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let restrict = |path: &Path, mode: u32| {
+            let Ok(metadata) = std::fs::metadata(path) else { return };
+            let current = metadata.permissions().mode() & 0o777;
+            if current & 0o077 == 0 {
+                return;
+            }
+            match std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)) {
+                Ok(()) => {
+                    tracing::warn!(path = %path.display(), from = format!("{current:o}"), to = format!("{mode:o}"), "tightened permissions: only Keelson's user may read its data")
+                }
+                Err(error) => {
+                    tracing::warn!(path = %path.display(), %error, "data readable by other users; restrict it")
+                }
+            }
+        };
+        restrict(data_dir, 0o700);
+        let Ok(entries) = std::fs::read_dir(data_dir) else { return };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            let private = name.starts_with(SQLITE_FILE)
+                || name.starts_with(HISTORY_FILE)
+                || name == TOKEN_FILE
+                || name == SECRET_KEY_FILE;
+            if private && entry.file_type().is_ok_and(|kind| kind.is_file()) {
+                restrict(&entry.path(), 0o600);
+            }
+        }
+    }
 }
 
 /// Whether [`write_private_file`] may replace an existing file.

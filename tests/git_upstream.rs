@@ -134,6 +134,13 @@ async fn a_missing_repository_is_cloned_again_from_its_upstream_at_start() {
     assert_eq!(keelson.create_service("sockshop", "carts").await.0, 200);
     let config = support::test_config(keelson.data_dir.path());
     let data_dir = keelson.stop().await;
+    // The upstream token is sealed at rest: no file of the data dir holds it in plain text.
+    for entry in std::fs::read_dir(data_dir.path()).unwrap().flatten() {
+        if entry.file_type().unwrap().is_file() {
+            let bytes = std::fs::read(entry.path()).unwrap();
+            assert!(!String::from_utf8_lossy(&bytes).contains(TOKEN), "{} holds the token", entry.path().display());
+        }
+    }
     std::fs::remove_dir_all(data_dir.path().join("git/sockshop.git")).unwrap();
 
     let keelson = TestKeelson::start_in(data_dir, config).await;

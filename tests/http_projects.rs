@@ -442,3 +442,19 @@ async fn a_missing_repository_does_not_keep_the_other_projects_from_starting() {
     let (status, body) = send(keelson.get("/api/resource-service/v1/project/damaged/resource/shipyard.yaml")).await;
     assert!((400..600).contains(&status) && status != 500, "{status} {body}");
 }
+
+#[cfg(unix)]
+#[actix_rt::test]
+async fn a_data_dir_readable_by_others_is_restricted_at_start() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let data_dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(data_dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(data_dir.path().join("keelson.sqlite"), b"").unwrap();
+    std::fs::set_permissions(data_dir.path().join("keelson.sqlite"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let config = support::test_config(data_dir.path());
+    let keelson = TestKeelson::start_in(data_dir, config).await;
+    let mode = |name: &str| std::fs::metadata(keelson.data_dir.path().join(name)).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(""), 0o700);
+    assert_eq!(mode("keelson.sqlite"), 0o600);
+    assert_eq!(mode("history.sqlite"), 0o600);
+}

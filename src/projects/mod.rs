@@ -5,6 +5,7 @@
 //! and the record last; delete removes the record first. [`ProjectManager::load`] removes repositories
 //! left without a record by a crash in between.
 
+pub mod credentials;
 mod error;
 
 use std::sync::Arc;
@@ -22,6 +23,7 @@ use crate::model::names;
 use crate::model::project::{GitCredentials, ProjectRecord};
 use crate::model::shipyard::{self, Shipyard};
 use crate::resources::{GitRepos, ResourceError, Scope};
+use crate::secrets::SecretKey;
 use crate::store::SnapshotStore;
 
 /// File name of the shipyard in the project's default branch.
@@ -65,6 +67,8 @@ pub struct ProjectManager {
     /// One async lock per project name: lifecycle changes of a project run one at a time.
     locks: DashMap<String, Arc<tokio::sync::Mutex<()>>>,
     remote_url_denylist: Vec<regex::Regex>,
+    /// Seals upstream credentials at rest.
+    secret_key: SecretKey,
 }
 
 impl ProjectManager {
@@ -74,6 +78,7 @@ impl ProjectManager {
         emitter: EventEmitter,
         clock: Arc<dyn Clock>,
         remote_url_denylist: Vec<regex::Regex>,
+        secret_key: SecretKey,
     ) -> Self {
         Self {
             snapshots,
@@ -84,6 +89,7 @@ impl ProjectManager {
             shipyards: DashMap::new(),
             locks: DashMap::new(),
             remote_url_denylist,
+            secret_key,
         }
     }
 
@@ -102,9 +108,17 @@ impl ProjectManager {
                 self.snapshots.delete(&key).await?;
                 continue;
             }
-            let credentials: GitCredentials = crate::store::versioned::decode(&value).map_err(|e| {
+            let opened = credentials::open(&self.secret_key, &key, &value).map_err(|e| {
                 ProjectError::Internal(format!("stored credentials of '{project}' cannot be read: {e}"))
             })?;
+            let credentials = match opened {
+                credentials::Opened::Sealed(credentials) => credentials,
+                credentials::Opened::Plain(credentials) => {
+                    tracing::info!(project, "sealing upstream credentials stored in plain text by an earlier release");
+                    self.store_credentials(project, &credentials).await?;
+                    credentials
+                }
+            };
             self.repos.restore_upstream(project, Some(credentials)).await.map_err(ProjectError::from_resource)?;
         }
         self.sweep_repositories().await;
@@ -227,8 +241,9 @@ impl ProjectManager {
     }
 
     async fn store_credentials(&self, project: &str, credentials: &GitCredentials) -> Result<(), ProjectError> {
-        let bytes = crate::store::versioned::encode(credentials);
-        self.snapshots.put(&format!("{CREDENTIALS_PREFIX}{project}"), bytes).await?;
+        let key = format!("{CREDENTIALS_PREFIX}{project}");
+        let bytes = credentials::seal(&self.secret_key, &key, credentials);
+        self.snapshots.put(&key, bytes).await?;
         Ok(())
     }
 

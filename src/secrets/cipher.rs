@@ -24,7 +24,7 @@ impl std::fmt::Debug for SecretKey {
 
 /// A sealed value as stored.
 #[derive(Serialize, Deserialize)]
-pub(super) struct Sealed {
+pub struct Sealed {
     nonce: String,
     ciphertext: String,
 }
@@ -52,7 +52,7 @@ impl SecretKey {
         Self::from_base64(&Self::generate_text()).expect("a generated key is valid")
     }
 
-    pub(super) fn seal(&self, plain: &[u8], associated: &[u8]) -> Sealed {
+    pub fn seal(&self, plain: &[u8], associated: &[u8]) -> Sealed {
         use rand::Rng as _;
         let nonce: [u8; NONCE_BYTES] = rand::rng().random();
         let ciphertext = self
@@ -63,7 +63,7 @@ impl SecretKey {
         Sealed { nonce: engine.encode(nonce), ciphertext: engine.encode(ciphertext) }
     }
 
-    pub(super) fn open(&self, sealed: &Sealed, associated: &[u8]) -> Result<Vec<u8>, ()> {
+    pub fn open(&self, sealed: &Sealed, associated: &[u8]) -> Result<Vec<u8>, ()> {
         let engine = base64::engine::general_purpose::STANDARD;
         let nonce = engine.decode(&sealed.nonce).map_err(|_| ())?;
         let ciphertext = engine.decode(&sealed.ciphertext).map_err(|_| ())?;

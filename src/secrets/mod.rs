@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-pub use cipher::{SecretKey, SecretKeyError};
+pub use cipher::{Sealed, SecretKey, SecretKeyError};
 
 use crate::store::{versioned, SnapshotStore};
 
