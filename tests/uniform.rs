@@ -150,6 +150,13 @@ async fn registrations_expire_without_pings_and_survive_restarts() {
 #[actix_rt::test]
 async fn integration_logs_are_stored_and_paged() {
     let keelson = TestKeelson::start().await;
+    let mut ids = Vec::new();
+    for name in ["helm-service", "jmeter-service"] {
+        let (status, body) = send(keelson.post(REGISTRATION).json(&integration(name, &[]))).await;
+        assert_eq!(status, 201, "{body}");
+        ids.push(body["id"].as_str().unwrap().to_owned());
+    }
+    let (int_1, int_2) = (ids[0].clone(), ids[1].clone());
     // Within the log TTL (120 h): an hour ago, a second apart.
     let base = chrono::Utc::now() - chrono::Duration::hours(1);
     let at =
@@ -157,16 +164,16 @@ async fn integration_logs_are_stored_and_paged() {
     let entries: Vec<Value> = (0..5)
         .map(|index| {
             json!({
-                "integrationid": "int-1", "message": format!("failure {index}"),
+                "integrationid": int_1, "message": format!("failure {index}"),
                 "time": at(index), "task": "deployment",
                 "shkeptncontext": "ctx", "triggeredid": format!("t{index}"),
             })
         })
-        .chain([json!({ "integrationid": "int-2", "message": "no time given" })])
+        .chain([json!({ "integrationid": int_2, "message": "no time given" })])
         .collect();
     let (status, body) = send(keelson.post("/api/controlPlane/v1/log").json(&json!({ "logs": entries }))).await;
     assert_eq!((status, body), (200, json!({})));
-    let (status, page) = send(keelson.get("/api/controlPlane/v1/log?integrationId=int-1&pageSize=2")).await;
+    let (status, page) = send(keelson.get(&format!("/api/controlPlane/v1/log?integrationId={int_1}&pageSize=2"))).await;
     assert_eq!(status, 200, "{page}");
     assert_eq!(page["totalCount"], 5);
     assert_eq!(page["nextPageKey"], 2);
@@ -174,17 +181,18 @@ async fn integration_logs_are_stored_and_paged() {
         page["logs"].as_array().unwrap().iter().map(|e| e["message"].as_str().unwrap().to_owned()).collect()
     };
     assert_eq!(messages(&page), ["failure 4", "failure 3"]);
-    let (_, last) = send(keelson.get("/api/controlPlane/v1/log?integrationId=int-1&pageSize=2&nextPageKey=4")).await;
+    let (_, last) =
+        send(keelson.get(&format!("/api/controlPlane/v1/log?integrationId={int_1}&pageSize=2&nextPageKey=4"))).await;
     assert_eq!(messages(&last), ["failure 0"]);
     assert!(last.get("nextPageKey").is_none());
     let window_path = format!(
-        "/api/controlPlane/v1/log?integrationId=int-1&fromTime={}&beforeTime={}",
+        "/api/controlPlane/v1/log?integrationId={int_1}&fromTime={}&beforeTime={}",
         at(1).replace('+', "%2B"),
         at(4).replace('+', "%2B")
     );
     let (_, window) = send(keelson.get(&window_path)).await;
     assert_eq!(messages(&window), ["failure 3", "failure 2"]);
-    let (_, now) = send(keelson.get("/api/controlPlane/v1/log?integrationId=int-2")).await;
+    let (_, now) = send(keelson.get(&format!("/api/controlPlane/v1/log?integrationId={int_2}"))).await;
     let stored = chrono::DateTime::parse_from_rfc3339(now["logs"][0]["time"].as_str().unwrap()).unwrap();
     assert!(
         (chrono::Utc::now() - stored.with_timezone(&chrono::Utc)).num_seconds() < 60,
@@ -195,6 +203,31 @@ async fn integration_logs_are_stored_and_paged() {
     let (status, body) =
         send(keelson.post("/api/controlPlane/v1/log").json(&json!({ "logs": [{ "message": "x" }] }))).await;
     assert_error(status, &body, 400);
+
+    // Bounded: unknown integrations are refused, future times become now, long messages are cut, and an
+    // unpaged read returns at most a page.
+    let (status, body) = send(
+        keelson
+            .post("/api/controlPlane/v1/log")
+            .json(&json!({ "logs": [{ "integrationid": "made-up", "message": "x" }] })),
+    )
+    .await;
+    assert_error(status, &body, 400);
+    assert!(body["message"].as_str().unwrap().contains("unknown integration"), "{body}");
+    let future = (chrono::Utc::now() + chrono::Duration::days(3650)).to_rfc3339();
+    let many: Vec<Value> = (0..1_100)
+        .map(|index| json!({ "integrationid": int_2, "message": "m".repeat(if index == 0 { 10_000 } else { 10 }), "time": future }))
+        .collect();
+    let (status, body) = send(keelson.post("/api/controlPlane/v1/log").json(&json!({ "logs": many }))).await;
+    assert_eq!(status, 200, "{body}");
+    let (_, all) = send(keelson.get(&format!("/api/controlPlane/v1/log?integrationId={int_2}"))).await;
+    assert_eq!(all["totalCount"], 1_000, "kept per integration");
+    assert_eq!(all["logs"].as_array().unwrap().len(), 1_000);
+    for entry in all["logs"].as_array().unwrap() {
+        let time = chrono::DateTime::parse_from_rfc3339(entry["time"].as_str().unwrap()).unwrap();
+        assert!(time.with_timezone(&chrono::Utc) <= chrono::Utc::now(), "no entry from the future: {entry}");
+        assert!(entry["message"].as_str().unwrap().len() <= 4100);
+    }
 }
 
 /// Polling with `integrationId` returns only what that integration's subscriptions accept.

@@ -121,7 +121,10 @@ fn parse_count(name: &str, value: Option<&str>) -> Result<usize, ApiError> {
     }
 }
 
-/// `GET /log`: newest first, paged with integer keys (`pageSize` 0 or absent = everything).
+/// Most log entries in one answer; `pageSize` 0 or absent means this many (with a `nextPageKey`).
+const MAX_LOG_PAGE: usize = 1_000;
+
+/// `GET /log`: newest first, paged with integer keys.
 async fn logs(state: web::Data<AppState>, query: web::Query<LogQuery>) -> Result<HttpResponse, ApiError> {
     let from = rfc3339("fromTime", query.from_time.as_deref())?;
     let before = rfc3339("beforeTime", query.before_time.as_deref())?;
@@ -130,7 +133,8 @@ async fn logs(state: web::Data<AppState>, query: web::Query<LogQuery>) -> Result
     let integration = query.integration_id.as_deref().filter(|id| !id.is_empty());
     let all = state.integrations.logs(integration, from, before).await;
     let total = all.len();
-    let end = if page_size == 0 { total } else { (offset + page_size).min(total) };
+    let page_size = if page_size == 0 { MAX_LOG_PAGE } else { page_size.min(MAX_LOG_PAGE) };
+    let end = offset.saturating_add(page_size).min(total);
     let page: Vec<LogEntry> = all.into_iter().skip(offset).take(end.saturating_sub(offset)).collect();
     let mut body = json!({ "logs": page, "totalCount": total });
     if end < total {

@@ -28,6 +28,10 @@ const LOG_PREFIX: &str = "integration-log/";
 const LOG_TTL: Duration = Duration::from_secs(120 * 3600);
 /// Most log entries kept per integration; the oldest go first.
 const LOGS_PER_INTEGRATION: usize = 1_000;
+/// Longest log message kept, in bytes; longer ones are cut (at a character boundary).
+const MAX_LOG_MESSAGE_BYTES: usize = 4096;
+/// Longest value of the other log fields (ids, task name).
+const MAX_LOG_FIELD_BYTES: usize = 256;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum IntegrationError {
@@ -58,6 +62,18 @@ pub struct Integrations {
 
 fn not_found() -> IntegrationError {
     IntegrationError::NotFound("uniform integration not found".into())
+}
+
+/// The longest prefix of `text` of at most `max` bytes that ends on a character boundary.
+fn truncated(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
 }
 
 fn new_id() -> String {
@@ -244,18 +260,42 @@ impl Integrations {
         .map(drop)
     }
 
-    /// Stores log entries (a zero time becomes now); entries beyond the per-integration bound or older
-    /// than the log TTL are dropped.
+    /// Stores log entries of registered integrations (a zero or future time becomes now, long messages
+    /// are cut); entries beyond the per-integration bound or older than the log TTL are dropped. Nothing
+    /// is stored when an entry is refused.
     pub async fn add_logs(&self, entries: Vec<LogEntry>) -> Result<()> {
         let now = self.clock.now();
+        {
+            let registered = self.entries.lock().await;
+            for entry in &entries {
+                if entry.integrationid.is_empty() {
+                    return Err(IntegrationError::BadRequest("log entry without integrationid".into()));
+                }
+                if !registered.contains_key(&entry.integrationid) {
+                    return Err(IntegrationError::BadRequest(format!(
+                        "log entry for unknown integration '{}': register it first",
+                        truncated(&entry.integrationid, MAX_LOG_FIELD_BYTES)
+                    )));
+                }
+                let oversized = [&entry.shkeptncontext, &entry.task, &entry.triggeredid, &entry.gitcommitid]
+                    .iter()
+                    .any(|field| field.len() > MAX_LOG_FIELD_BYTES);
+                if oversized {
+                    return Err(IntegrationError::BadRequest(format!(
+                        "log entry fields other than message are limited to {MAX_LOG_FIELD_BYTES} bytes"
+                    )));
+                }
+            }
+        }
         let mut logs = self.logs.lock().await;
         let mut touched = Vec::new();
         for mut entry in entries {
-            if entry.integrationid.is_empty() {
-                return Err(IntegrationError::BadRequest("log entry without integrationid".into()));
-            }
-            if entry.time <= DateTime::<Utc>::UNIX_EPOCH {
+            // A zero time means "now"; a time in the future would outlive the TTL.
+            if entry.time <= DateTime::<Utc>::UNIX_EPOCH || entry.time > now {
                 entry.time = now;
+            }
+            if entry.message.len() > MAX_LOG_MESSAGE_BYTES {
+                entry.message = format!("{}…", truncated(&entry.message, MAX_LOG_MESSAGE_BYTES));
             }
             if !touched.contains(&entry.integrationid) {
                 touched.push(entry.integrationid.clone());
