@@ -16,6 +16,7 @@ pub const DEFAULT_TASK_STARTED_TIMEOUT: Duration = Duration::from_secs(600);
 pub const DEFAULT_UNIFORM_INTEGRATION_TTL: Duration = Duration::from_secs(60);
 /// Ended sequences are kept (for the sequence APIs and the Bridge) this long by default.
 pub const DEFAULT_EXECUTION_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
+pub const DEFAULT_REQUEST_BODY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Keptn's gateway accepts bodies up to 5 MiB (`client_max_body_size 5m`).
 pub const DEFAULT_MAX_REQUEST_BODY_BYTES: usize = 5 * 1024 * 1024;
 
@@ -49,7 +50,9 @@ struct FileConfig {
     uniform_integration_ttl: Option<String>,
     execution_retention: Option<String>,
     max_request_body_bytes: Option<u64>,
+    request_body_timeout: Option<String>,
     git_remote_url_denylist: Option<Vec<String>>,
+    git_allowed_hosts: Option<Vec<String>>,
     secret_key: Option<String>,
     secret_scopes: Option<Vec<String>>,
     services: Option<Vec<String>>,
@@ -121,8 +124,13 @@ pub struct Config {
     /// history); `None` keeps everything.
     pub execution_retention: Option<Duration>,
     pub max_request_body_bytes: usize,
+    /// A client that has not sent its whole request body after this long gets 408.
+    pub request_body_timeout: Duration,
     /// Regular expressions; a git upstream URL matching any of them is refused.
     pub git_remote_url_denylist: Vec<regex::Regex>,
+    /// Upstream hosts (`host` or `host:port`) allowed although the destination policy denies them
+    /// (loopback, link-local, cluster names).
+    pub git_allowed_hosts: Vec<String>,
     /// Base64 of the 32-byte key secrets are encrypted with; `None` means "generate one in the data dir".
     pub secret_key: Option<Sensitive>,
     /// The scopes secrets may be created in.
@@ -148,7 +156,9 @@ impl Default for Config {
             uniform_integration_ttl: DEFAULT_UNIFORM_INTEGRATION_TTL,
             execution_retention: Some(DEFAULT_EXECUTION_RETENTION),
             max_request_body_bytes: DEFAULT_MAX_REQUEST_BODY_BYTES,
+            request_body_timeout: DEFAULT_REQUEST_BODY_TIMEOUT,
             git_remote_url_denylist: Vec::new(),
+            git_allowed_hosts: Vec::new(),
             secret_key: None,
             secret_scopes: crate::secrets::DEFAULT_SCOPES.iter().map(|scope| (*scope).to_owned()).collect(),
             services: BUILTIN_SERVICES.iter().map(|service| (*service).to_owned()).collect(),
@@ -275,6 +285,12 @@ impl Config {
             env("KEELSON_WEBHOOK_ALLOWED_HOSTS").map(|list| comma_list(&list)).or(file.webhook_allowed_hosts)
         {
             config.webhook.allowed_hosts = check_hosts("KEELSON_WEBHOOK_ALLOWED_HOSTS", hosts)?;
+        }
+        if let Some(value) = env("KEELSON_REQUEST_BODY_TIMEOUT").or(file.request_body_timeout) {
+            config.request_body_timeout = positive_duration("KEELSON_REQUEST_BODY_TIMEOUT", value)?;
+        }
+        if let Some(hosts) = env("KEELSON_GIT_ALLOWED_HOSTS").map(|list| comma_list(&list)).or(file.git_allowed_hosts) {
+            config.git_allowed_hosts = check_hosts("KEELSON_GIT_ALLOWED_HOSTS", hosts)?;
         }
         if let Some(hosts) = file.webhook_denied_hosts {
             config.webhook.denied_hosts = check_hosts("webhook_denied_hosts", hosts)?;
@@ -418,6 +434,8 @@ mod tests {
             ("KEELSON_NATS_URL", "nats://"),
             ("KEELSON_MONGODB_URL", "postgres://127.0.0.1"),
             ("KEELSON_MAX_REQUEST_BODY_BYTES", "lots"),
+            ("KEELSON_REQUEST_BODY_TIMEOUT", "0s"),
+            ("KEELSON_GIT_ALLOWED_HOSTS", "http://127.0.0.1/x"),
         ];
         for (key, value) in cases {
             let error = load(&[(key, value)]).expect_err(key).to_string();
@@ -440,6 +458,8 @@ mod tests {
         assert_eq!(from_file.uniform_integration_ttl, built_in.uniform_integration_ttl);
         assert_eq!(from_file.execution_retention, built_in.execution_retention);
         assert_eq!(from_file.max_request_body_bytes, built_in.max_request_body_bytes);
+        assert_eq!(from_file.request_body_timeout, built_in.request_body_timeout);
+        assert_eq!(from_file.git_allowed_hosts, built_in.git_allowed_hosts);
         assert!(from_file.git_remote_url_denylist.is_empty());
         assert_eq!(from_file.secret_key, built_in.secret_key);
         assert_eq!(from_file.secret_scopes, built_in.secret_scopes);

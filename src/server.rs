@@ -173,6 +173,7 @@ pub async fn build(config: &Config) -> anyhow::Result<ControlPlane> {
         auth_limiter: Default::default(),
         metrics: http::metrics::recorder(),
         max_request_body_bytes: config.max_request_body_bytes,
+        request_body_timeout: config.request_body_timeout,
     });
     Ok(ControlPlane { state, storage: Storage { snapshots, events }, in_process_bus, token_from_data_dir })
 }

@@ -458,3 +458,38 @@ async fn a_data_dir_readable_by_others_is_restricted_at_start() {
     assert_eq!(mode("keelson.sqlite"), 0o600);
     assert_eq!(mode("history.sqlite"), 0o600);
 }
+
+#[actix_rt::test]
+async fn a_request_body_that_never_arrives_gets_408() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let keelson =
+        TestKeelson::start_with(|config| config.request_body_timeout = std::time::Duration::from_secs(1)).await;
+    let address = keelson.base.trim_start_matches("http://").to_owned();
+    for path in ["/api/v1/event", "/api/controlPlane/v1/project"] {
+        let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: {address}\r\nx-token: test-token\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{{\"na"
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        let started = std::time::Instant::now();
+        let mut answer = Vec::new();
+        let read = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+            let mut buffer = [0u8; 4096];
+            loop {
+                let count = stream.read(&mut buffer).await.unwrap_or(0);
+                answer.extend_from_slice(&buffer[..count]);
+                if count == 0 || String::from_utf8_lossy(&answer).contains("\r\n\r\n{") {
+                    break;
+                }
+            }
+        })
+        .await;
+        assert!(read.is_ok(), "{path}: no answer 10s after a stalled body");
+        let answer = String::from_utf8_lossy(&answer).to_string();
+        assert!(answer.starts_with("HTTP/1.1 408"), "{path}: {answer}");
+        assert!(answer.contains("request body not received in time"), "{path}: {answer}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    }
+    // A normal request on the same server still works.
+    assert_eq!(keelson.create_project("after", SHIPYARD).await.0, 201);
+}

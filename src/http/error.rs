@@ -66,6 +66,7 @@ pub fn json_error(error: actix_web::error::JsonPayloadError, _request: &HttpRequ
         E::Payload(actix_web::error::PayloadError::Overflow) => {
             ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "request body is too large")
         }
+        E::Payload(payload) if super::body_timeout::is_timeout(payload) => body_timed_out(),
         E::ContentType => ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "request body must be application/json"),
         other => ApiError::bad_request(format!("Invalid request format: {other}")),
     };
@@ -77,14 +78,33 @@ pub fn query_error(error: actix_web::error::QueryPayloadError, _request: &HttpRe
     ApiError::bad_request(format!("Invalid request format: {error}")).into()
 }
 
-/// Maps raw body errors (a body over the limit) to 413.
-pub fn payload_error(error: actix_web::error::PayloadError) -> actix_web::Error {
+/// Maps raw body errors: over the limit 413, too slow 408, anything else 400.
+pub fn payload_error(error: actix_web::error::PayloadError) -> ApiError {
     match error {
         actix_web::error::PayloadError::Overflow => {
-            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "request body is too large").into()
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "request body is too large")
         }
-        other => ApiError::bad_request(format!("Invalid request format: {other}")).into(),
+        timeout if super::body_timeout::is_timeout(&timeout) => body_timed_out(),
+        other => ApiError::bad_request(format!("Invalid request format: {other}")),
     }
+}
+
+fn body_timed_out() -> ApiError {
+    ApiError::new(StatusCode::REQUEST_TIMEOUT, super::body_timeout::BODY_TIMED_OUT)
+}
+
+/// Reads a raw request body of at most `limit` bytes, with the errors above.
+pub async fn read_body(mut payload: actix_web::web::Payload, limit: usize) -> Result<actix_web::web::Bytes, ApiError> {
+    use futures_util::StreamExt as _;
+    let mut body = actix_web::web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(payload_error)?;
+        if body.len() + chunk.len() > limit {
+            return Err(payload_error(actix_web::error::PayloadError::Overflow));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
 }
 
 /// Answer for a path no route serves.

@@ -16,7 +16,8 @@ const DURABLE_WAIT: Duration = Duration::from_secs(10);
 /// How often a waiting request checks whether a store has started failing.
 const HEALTH_POLL: Duration = Duration::from_millis(50);
 
-pub async fn post_event(state: web::Data<AppState>, body: web::Bytes) -> Result<HttpResponse, ApiError> {
+pub async fn post_event(state: web::Data<AppState>, payload: web::Payload) -> Result<HttpResponse, ApiError> {
+    let body = super::error::read_body(payload, state.max_request_body_bytes).await?;
     if body.len() > MAX_EVENT_BYTES {
         return Err(ApiError::bad_request(format!("event exceeds the maximum size of {} KiB", MAX_EVENT_BYTES / 1024)));
     }

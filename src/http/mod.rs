@@ -3,6 +3,7 @@
 
 pub mod api_v1;
 pub mod auth;
+pub mod body_timeout;
 pub mod bridge;
 pub mod control_plane;
 pub mod datastore;
@@ -39,6 +40,8 @@ pub struct AppState {
     pub secrets: Arc<crate::secrets::Secrets>,
     /// Largest accepted request body, in bytes.
     pub max_request_body_bytes: usize,
+    /// How long a client may take to send a request body.
+    pub request_body_timeout: std::time::Duration,
 }
 
 /// Registers every route on an actix `App`.
@@ -92,8 +95,10 @@ pub fn app(
         InitError = (),
     >,
 > {
+    let body_timeout = state.request_body_timeout;
     actix_web::App::new()
         .configure(configure(state))
+        .wrap(from_fn(move |request, next| body_timeout::limit_body_time(body_timeout, request, next)))
         .wrap(from_fn(metrics::track_requests))
         // Keptn's gateway merges duplicate slashes (go-utils sends `/project/p//resource`).
         .wrap(NormalizePath::new(TrailingSlash::MergeOnly))
