@@ -105,6 +105,7 @@ pub async fn build(config: &Config) -> anyhow::Result<ControlPlane> {
         Arc::clone(&clock),
         config.git_remote_url_denylist.clone(),
         secret_key.clone(),
+        crate::model::webhook::HostPolicy::with_defaults(Vec::new(), config.git_allowed_hosts.clone()),
     ));
     let loaded = projects.load().await.context("cannot load projects")?;
     tracing::info!(projects = loaded, "state loaded");

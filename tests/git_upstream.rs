@@ -18,11 +18,16 @@ async fn create_with_upstream(keelson: &TestKeelson, name: &str, url: &str, toke
     send(keelson.post("/api/controlPlane/v1/project").json(&body)).await
 }
 
+/// Keelson with the test's git server (on loopback) allowed as an upstream.
+async fn keelson_allowing_loopback_upstreams() -> TestKeelson {
+    TestKeelson::start_with(|config| config.git_allowed_hosts = vec!["127.0.0.1".to_owned()]).await
+}
+
 #[actix_rt::test]
 async fn project_is_pushed_and_every_write_reaches_the_upstream() {
     let git = GitHttpServer::start(USER, TOKEN);
     let url = git.create_repo("sockshop");
-    let keelson = TestKeelson::start().await;
+    let keelson = keelson_allowing_loopback_upstreams().await;
 
     let (status, body) = create_with_upstream(&keelson, "sockshop", &url, TOKEN).await;
     assert_eq!(status, 201, "{body}");
@@ -63,7 +68,7 @@ async fn project_is_pushed_and_every_write_reaches_the_upstream() {
 #[actix_rt::test]
 async fn upstream_failures_map_to_keptn_codes_and_create_nothing() {
     let git = GitHttpServer::start(USER, TOKEN);
-    let keelson = TestKeelson::start().await;
+    let keelson = keelson_allowing_loopback_upstreams().await;
 
     let url = git.create_repo("wrongtoken");
     let (status, body) = create_with_upstream(&keelson, "wrongtoken", &url, "not-the-token").await;
@@ -88,7 +93,7 @@ async fn an_upstream_with_foreign_history_is_refused_without_losing_anything() {
     let git = GitHttpServer::start(USER, TOKEN);
     let url = git.create_repo("foreign");
     git.commit_directly_init("foreign");
-    let keelson = TestKeelson::start().await;
+    let keelson = keelson_allowing_loopback_upstreams().await;
     assert_eq!(keelson.create_project("foreign", SHIPYARD).await.0, 201);
 
     let body = json!({ "name": "foreign", "gitCredentials": credentials(&url, TOKEN) });
@@ -106,7 +111,7 @@ async fn an_upstream_with_foreign_history_is_refused_without_losing_anything() {
 async fn update_project_connects_an_upstream_later() {
     let git = GitHttpServer::start(USER, TOKEN);
     let url = git.create_repo("later");
-    let keelson = TestKeelson::start().await;
+    let keelson = keelson_allowing_loopback_upstreams().await;
     assert_eq!(keelson.create_project("later", SHIPYARD).await.0, 201);
 
     let body = json!({ "name": "later", "gitCredentials": credentials(&url, "wrong") });
@@ -128,7 +133,7 @@ async fn update_project_connects_an_upstream_later() {
 async fn a_missing_repository_is_cloned_again_from_its_upstream_at_start() {
     let git = GitHttpServer::start(USER, TOKEN);
     let url = git.create_repo("sockshop");
-    let keelson = TestKeelson::start().await;
+    let keelson = keelson_allowing_loopback_upstreams().await;
     let (status, body) = create_with_upstream(&keelson, "sockshop", &url, TOKEN).await;
     assert_eq!(status, 201, "{body}");
     assert_eq!(keelson.create_service("sockshop", "carts").await.0, 200);
@@ -150,4 +155,27 @@ async fn a_missing_repository_is_cloned_again_from_its_upstream_at_start() {
     assert_eq!(unb64(body["resourceContent"].as_str().unwrap()), SHIPYARD.as_bytes());
     let (status, body) = send(keelson.get("/api/controlPlane/v1/project/sockshop/stage/dev/service/carts")).await;
     assert_eq!(status, 200, "{body}");
+}
+
+#[actix_rt::test]
+async fn upstreams_on_loopback_or_metadata_addresses_are_refused_unless_allowed() {
+    let git = GitHttpServer::start(USER, TOKEN);
+    let url = git.create_repo("sockshop");
+    let keelson = TestKeelson::start().await;
+    for (name, remote) in [
+        ("a", url.as_str()),
+        ("b", "http://169.254.169.254/latest/meta-data/repo.git"),
+        ("c", "https://[::ffff:127.0.0.1]/repo.git"),
+        ("d", "https://kubernetes.default.svc/repo.git"),
+        ("e", "https://localhost/repo.git"),
+    ] {
+        let (status, body) = create_with_upstream(&keelson, name, remote, TOKEN).await;
+        assert_error(status, &body, 422);
+        let message = body["message"].as_str().unwrap();
+        assert!(message.starts_with("Invalid RemoteURL") && message.contains("git_allowed_hosts"), "{message}");
+        assert!(!message.contains(TOKEN));
+    }
+    let (status, _) = send(keelson.get("/api/controlPlane/v1/project/a")).await;
+    assert_eq!(status, 404, "nothing was created");
+    assert!(git.branches("sockshop").is_empty(), "the refused upstream was never contacted");
 }

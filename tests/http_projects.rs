@@ -332,7 +332,7 @@ async fn lifecycle_events_are_published_and_stored() {
 
 #[actix_rt::test]
 async fn failed_project_create_emits_errored_finished() {
-    let keelson = TestKeelson::start().await;
+    let keelson = TestKeelson::start_with(|config| config.git_allowed_hosts = vec!["127.0.0.1".to_owned()]).await;
     let mut events = keelson.server.control_plane.in_process_bus.as_ref().unwrap().subscribe();
     // An upstream nobody listens on: the create fails after the started event.
     let port = support::servers::free_port();

@@ -22,6 +22,7 @@ use crate::model::event::{self, CloudEvent, Outcome};
 use crate::model::names;
 use crate::model::project::{GitCredentials, ProjectRecord};
 use crate::model::shipyard::{self, Shipyard};
+use crate::model::webhook::HostPolicy;
 use crate::resources::{GitRepos, ResourceError, Scope};
 use crate::secrets::SecretKey;
 use crate::store::SnapshotStore;
@@ -69,6 +70,8 @@ pub struct ProjectManager {
     remote_url_denylist: Vec<regex::Regex>,
     /// Seals upstream credentials at rest.
     secret_key: SecretKey,
+    /// Where upstreams may point.
+    upstream_policy: HostPolicy,
 }
 
 impl ProjectManager {
@@ -79,6 +82,7 @@ impl ProjectManager {
         clock: Arc<dyn Clock>,
         remote_url_denylist: Vec<regex::Regex>,
         secret_key: SecretKey,
+        upstream_policy: HostPolicy,
     ) -> Self {
         Self {
             snapshots,
@@ -90,6 +94,7 @@ impl ProjectManager {
             locks: DashMap::new(),
             remote_url_denylist,
             secret_key,
+            upstream_policy,
         }
     }
 
@@ -220,6 +225,28 @@ impl ProjectManager {
         )
     }
 
+    /// Applies the destination policy webhooks follow to an upstream URL: no loopback, link-local
+    /// (cloud metadata), unspecified or multicast address, by name or once resolved, and none of the
+    /// denied cluster names, unless `git_allowed_hosts` lists the host. A name that does not resolve is
+    /// left to the git operation, which reports it.
+    async fn check_destination(&self, remote_url: &str) -> Result<(), ProjectError> {
+        let refused = |reason: String| {
+            let reason = reason.replace("webhook_allowed_hosts", "git_allowed_hosts");
+            ProjectError::Unprocessable(format!("Invalid RemoteURL: {}: {reason}", without_user_info(remote_url)))
+        };
+        let Ok(url) = url::Url::parse(remote_url) else { return Ok(()) };
+        self.upstream_policy.check_url(&url).map_err(refused)?;
+        let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default().or(Some(22))) else {
+            return Ok(());
+        };
+        let host = host.trim_matches(['[', ']']).to_owned();
+        let Ok(addresses) = tokio::net::lookup_host((host.as_str(), port)).await else { return Ok(()) };
+        for address in addresses {
+            self.upstream_policy.check_address(&url, address.ip()).map_err(refused)?;
+        }
+        Ok(())
+    }
+
     fn check_credentials(&self, credentials: &GitCredentials) -> Result<(), ProjectError> {
         credentials.validate().map_err(|message| {
             if message.starts_with("Invalid RemoteURL") {
@@ -254,6 +281,7 @@ impl ProjectManager {
         let credentials = request.git_credentials.clone().filter(|c| !c.remote_url.is_empty());
         if let Some(credentials) = &credentials {
             self.check_credentials(credentials)?;
+            self.check_destination(&credentials.remote_url).await?;
         }
 
         let lock = self.lock(&request.name);
@@ -347,6 +375,7 @@ impl ProjectManager {
         let credentials = request.git_credentials.clone().filter(|c| !c.remote_url.is_empty());
         if let Some(credentials) = &credentials {
             self.check_credentials(credentials)?;
+            self.check_destination(&credentials.remote_url).await?;
         }
 
         let lock = self.lock(&request.name);
@@ -561,4 +590,16 @@ fn decode_shipyard(encoded: &str) -> Result<(String, Shipyard), ProjectError> {
     let parsed = shipyard::parse(&text)
         .map_err(|e| ProjectError::BadRequest(format!("provided shipyard file is not valid: {e}")))?;
     Ok((text, parsed))
+}
+
+/// `url` without user name and password, for messages (tokens are often given as the user name).
+fn without_user_info(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) => {
+            let _ = parsed.set_password(None);
+            let _ = parsed.set_username("");
+            parsed.to_string()
+        }
+        Err(_) => url.to_owned(),
+    }
 }
