@@ -1,9 +1,12 @@
 //! The embedded backend: one SQLite file holding snapshots and the event history.
 //!
-//! rusqlite is blocking, so every call runs on tokio's blocking pool; one connection behind a std mutex
-//! serialises writers, which SQLite does anyway.
+//! rusqlite is blocking, so every call runs on tokio's blocking pool. One connection behind a std mutex
+//! serialises writers, which SQLite does anyway; reads go to separate read-only connections, so a slow
+//! query (a datastore filter on a field without an index decodes every event of a project) never holds
+//! up the writes sequences wait for (WAL mode lets readers and the writer run side by side).
 
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -21,7 +24,8 @@ PRAGMA synchronous = NORMAL;
 PRAGMA busy_timeout = 5000;
 PRAGMA temp_store = MEMORY;
 PRAGMA cache_size = -65536;
-PRAGMA wal_autocheckpoint = 16384;
+PRAGMA wal_autocheckpoint = 4096;
+PRAGMA journal_size_limit = 67108864;
 CREATE TABLE IF NOT EXISTS snapshots (key TEXT PRIMARY KEY, value BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS events (
     id TEXT PRIMARY KEY,
@@ -47,28 +51,85 @@ CREATE TABLE IF NOT EXISTS roots (shkeptncontext TEXT PRIMARY KEY, id TEXT NOT N
 CREATE TABLE IF NOT EXISTS invalidated (triggeredid TEXT PRIMARY KEY);
 ";
 
+/// Settings of the read-only connections.
+const READER_SETTINGS: &str = "
+PRAGMA busy_timeout = 5000;
+PRAGMA temp_store = MEMORY;
+PRAGMA cache_size = -16384;
+";
+
+/// Read-only connections per database.
+const READERS: usize = 2;
+
 /// SQLite-backed [`SnapshotStore`] and [`EventStore`].
 #[derive(Clone)]
 pub struct SqliteStore {
-    /// The single connection; held only inside `spawn_blocking`, never across an await.
+    /// The single writing connection; held only inside `spawn_blocking`, never across an await.
     connection: Arc<Mutex<Connection>>,
+    readers: Arc<Readers>,
+}
+
+/// Read-only connections, each used by one query at a time.
+struct Readers {
+    connections: Vec<Mutex<Connection>>,
+    next: AtomicUsize,
+}
+
+impl Readers {
+    /// A free connection if there is one, else the next in turn (waiting for it).
+    fn checkout(&self) -> std::sync::MutexGuard<'_, Connection> {
+        for connection in &self.connections {
+            if let Ok(guard) = connection.try_lock() {
+                return guard;
+            }
+        }
+        let index = self.next.fetch_add(1, Ordering::Relaxed) % self.connections.len();
+        self.connections[index].lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
 }
 
 impl SqliteStore {
     /// Opens (or creates) the database file at `path`.
     pub async fn open(path: &Path) -> Result<Self> {
         let path = path.to_owned();
-        let connection = tokio::task::spawn_blocking(move || -> Result<Connection> {
+        let (connection, readers) = tokio::task::spawn_blocking(move || -> Result<(Connection, Vec<Connection>)> {
             let connection = Connection::open(&path).map_err(|e| Error::unavailable(BACKEND, e))?;
             connection.execute_batch(SCHEMA).map_err(|e| Error::unavailable(BACKEND, e))?;
-            Ok(connection)
+            let readers = (0..READERS)
+                .map(|_| {
+                    let reader = Connection::open_with_flags(
+                        &path,
+                        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                    )?;
+                    reader.execute_batch(READER_SETTINGS)?;
+                    Ok(reader)
+                })
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(|e| Error::unavailable(BACKEND, e))?;
+            Ok((connection, readers))
         })
         .await
         .map_err(|e| Error::unavailable(BACKEND, e))??;
-        Ok(Self { connection: Arc::new(Mutex::new(connection)) })
+        let readers = Readers { connections: readers.into_iter().map(Mutex::new).collect(), next: AtomicUsize::new(0) };
+        Ok(Self { connection: Arc::new(Mutex::new(connection)), readers: Arc::new(readers) })
     }
 
-    /// Runs `work` with the connection on the blocking pool.
+    /// Runs `work` with a read-only connection on the blocking pool.
+    async fn reading<T, F>(&self, work: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let readers = Arc::clone(&self.readers);
+        tokio::task::spawn_blocking(move || work(&readers.checkout()))
+            .await
+            .map_err(|e| Error::unavailable(BACKEND, e))?
+            .map_err(|e| Error::unavailable(BACKEND, e))
+    }
+
+    /// Runs `work` with the writing connection on the blocking pool. After a failed write (a full
+    /// disk, an I/O error) the connection is brought back to a clean state, so that it works again as
+    /// soon as the cause is gone.
     async fn with_connection<T, F>(&self, work: F) -> Result<T>
     where
         T: Send + 'static,
@@ -77,7 +138,11 @@ impl SqliteStore {
         let connection = Arc::clone(&self.connection);
         tokio::task::spawn_blocking(move || {
             let connection = connection.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            work(&connection)
+            let result = work(&connection);
+            if result.is_err() {
+                recover(&connection);
+            }
+            result
         })
         .await
         .map_err(|e| Error::unavailable(BACKEND, e))?
@@ -85,11 +150,22 @@ impl SqliteStore {
     }
 }
 
+/// Ends a transaction a failed statement left open, and gives the WAL's space back where it can.
+fn recover(connection: &Connection) {
+    if !connection.is_autocommit() {
+        if let Err(error) = connection.execute_batch("ROLLBACK") {
+            tracing::warn!(%error, "could not roll back a failed sqlite transaction");
+        }
+    }
+    // A full disk often comes from the write-ahead log: copy it into the database and truncate it.
+    let _ = connection.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+}
+
 #[async_trait]
 impl SnapshotStore for SqliteStore {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
         let key = key.to_owned();
-        self.with_connection(move |c| {
+        self.reading(move |c| {
             c.query_row("SELECT value FROM snapshots WHERE key = ?1", [key], |row| row.get(0)).optional()
         })
         .await
@@ -156,7 +232,7 @@ impl SnapshotStore for SqliteStore {
 
     async fn scan_prefix(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
         let prefix = prefix.to_owned();
-        self.with_connection(move |c| {
+        self.reading(move |c| {
             // Range scan instead of LIKE, so `%` and `_` in keys need no escaping.
             let mut upper = prefix.clone();
             upper.push(char::MAX);
@@ -191,7 +267,7 @@ impl EventStore for SqliteStore {
     async fn find(&self, query: &EventQuery) -> Result<Vec<CloudEvent>> {
         let plan = QueryPlan::new(query);
         let (offset, limit) = (query.offset, query.limit);
-        self.with_connection(move |c| {
+        self.reading(move |c| {
             let mut events = Vec::new();
             let mut skipped = 0;
             if limit == 0 {
@@ -212,7 +288,7 @@ impl EventStore for SqliteStore {
 
     async fn count(&self, query: &EventQuery) -> Result<u64> {
         let plan = QueryPlan::new(query);
-        self.with_connection(move |c| {
+        self.reading(move |c| {
             if plan.residual.is_empty() {
                 let sql = format!("SELECT COUNT(*) FROM events WHERE {}", plan.sql_where);
                 return c.query_row(&sql, rusqlite::params_from_iter(plan.arguments.iter()), |row| row.get(0));
@@ -384,5 +460,53 @@ impl EventRow {
                 .execute(params![self.triggered_id])?;
         }
         Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{EventQuery, EventStore as _, SnapshotStore as _};
+
+    #[actix_rt::test]
+    async fn writes_go_on_while_every_reader_is_busy() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("t.sqlite")).await.unwrap();
+        store.put("a", b"1".to_vec()).await.unwrap();
+        // Every read connection busy, as with long datastore queries.
+        let held: Vec<_> = store.readers.connections.iter().map(|c| c.lock().unwrap()).collect();
+        let write = tokio::time::timeout(std::time::Duration::from_secs(5), store.put("b", b"2".to_vec())).await;
+        assert!(matches!(write, Ok(Ok(()))), "a write waited for readers: {write:?}");
+        let event = crate::model::event::CloudEvent::emitted(
+            "sh.keptn.event.x.triggered",
+            "e1".into(),
+            "ctx".into(),
+            chrono::Utc::now(),
+            serde_json::json!({ "project": "p" }),
+        );
+        let insert =
+            tokio::time::timeout(std::time::Duration::from_secs(5), store.insert_many(&[Arc::new(event)])).await;
+        assert!(matches!(insert, Ok(Ok(()))), "a history write waited for readers");
+        drop(held);
+        // Readers see what was written.
+        assert_eq!(store.get("b").await.unwrap(), Some(b"2".to_vec()));
+        let query = EventQuery { project: Some("p".into()), limit: 10, ..Default::default() };
+        assert_eq!(store.find(&query).await.unwrap().len(), 1);
+    }
+
+    #[actix_rt::test]
+    async fn a_failed_write_leaves_the_connection_usable() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("t.sqlite")).await.unwrap();
+        // A statement that fails inside a transaction leaves it open unless it is rolled back.
+        let failed = store
+            .with_connection(|c| {
+                c.execute_batch("BEGIN")?;
+                c.execute_batch("INSERT INTO no_such_table VALUES (1)")
+            })
+            .await;
+        assert!(failed.is_err());
+        store.put("after", b"ok".to_vec()).await.unwrap();
+        assert_eq!(store.get("after").await.unwrap(), Some(b"ok".to_vec()));
     }
 }
