@@ -483,3 +483,31 @@ async fn a_sequence_is_stored_only_after_its_trigger_is_in_the_history() {
     .await;
     assert_eq!(history["events"].as_array().map(Vec::len), Some(1), "{history}");
 }
+
+/// The short crash and fault loop: one kill, one Redis outage (clients retry after 503) and one pause,
+/// under steady load on NATS + Redis; then every acknowledged sequence must have finished exactly once.
+#[actix_rt::test]
+async fn acknowledged_sequences_finish_exactly_once_through_a_kill_an_outage_and_a_pause() {
+    use support::chaos::{self, Backends, Fault, Plan};
+    let report = chaos::run(Plan {
+        binary: support::process::BINARY.into(),
+        backends: Backends::NatsRedis,
+        script: Some(vec![Fault::Kill, Fault::RestartRedis, Fault::Pause]),
+        random_faults: Vec::new(),
+        duration: Duration::ZERO,
+        gap: (Duration::from_secs(3), Duration::from_secs(3)),
+        trigger_clients: 3,
+        volume_mib: None,
+        drain_timeout: Duration::from_secs(60),
+    })
+    .await;
+    eprintln!("{report:?}");
+    assert!(report.problems.is_empty(), "{:#?}", report.problems);
+    assert!(report.acknowledged >= 20, "too little load to mean anything: {report:?}");
+    assert_eq!(report.audited_ok, report.acknowledged);
+    assert!(
+        report.statuses.get(&503).copied().unwrap_or(0) + report.statuses.get(&0).copied().unwrap_or(0) > 0,
+        "the faults were felt: {report:?}"
+    );
+    assert!(report.retries_after_503 > 0, "clients retried: {report:?}");
+}

@@ -466,7 +466,7 @@ impl EventRow {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{EventQuery, EventStore as _, SnapshotStore as _};
+    use crate::store::EventQuery;
 
     #[actix_rt::test]
     async fn writes_go_on_while_every_reader_is_busy() {

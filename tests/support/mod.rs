@@ -2,6 +2,7 @@
 //! smart-HTTP server for upstream tests.
 #![allow(dead_code)]
 
+pub mod chaos;
 pub mod git_http;
 pub mod process;
 pub mod servers;
