@@ -34,6 +34,10 @@ struct Args {
     /// Put the data dir on a tmpfs of this size and fill it now and then (needs root).
     #[arg(long)]
     volume_mib: Option<u64>,
+    /// Faults to draw from (comma-separated: kill, pause, restart-redis, restart-nats, fill-volume);
+    /// default: every one the backends and volume allow.
+    #[arg(long)]
+    faults: Option<String>,
     /// The keelson binary (default: next to this program's directory).
     #[arg(long)]
     binary: Option<std::path::PathBuf>,
@@ -64,6 +68,22 @@ async fn main() {
     }
     if args.volume_mib.is_some() {
         faults.push(Fault::FillVolume);
+    }
+    if let Some(chosen) = &args.faults {
+        faults = chosen
+            .split(',')
+            .map(|name| match name.trim() {
+                "kill" => Fault::Kill,
+                "pause" => Fault::Pause,
+                "restart-redis" => Fault::RestartRedis,
+                "restart-nats" => Fault::RestartNats,
+                "fill-volume" => Fault::FillVolume,
+                other => {
+                    eprintln!("unknown fault {other}");
+                    std::process::exit(2);
+                }
+            })
+            .collect();
     }
     let report = chaos::run(Plan {
         binary,
