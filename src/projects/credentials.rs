@@ -30,7 +30,7 @@ pub fn open(secret_key: &SecretKey, key: &str, bytes: &[u8]) -> Result<Opened, S
     if let Ok(stored) = versioned::decode::<StoredCredentials>(bytes) {
         let plain = secret_key
             .open(&stored.sealed, key.as_bytes())
-            .map_err(|()| "they cannot be decrypted with the configured secret key".to_owned())?;
+            .map_err(|_| "they cannot be decrypted with the configured secret key".to_owned())?;
         return serde_json::from_slice(&plain).map(Opened::Sealed).map_err(|error| error.to_string());
     }
     versioned::decode::<GitCredentials>(bytes).map(Opened::Plain)

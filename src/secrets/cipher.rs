@@ -22,6 +22,11 @@ impl std::fmt::Debug for SecretKey {
     }
 }
 
+/// A sealed value that this key cannot open: another key, another record, or damaged.
+#[derive(Debug, thiserror::Error)]
+#[error("the value cannot be decrypted with the configured key")]
+pub struct Unsealable;
+
 /// A sealed value as stored.
 #[derive(Serialize, Deserialize)]
 pub struct Sealed {
@@ -63,14 +68,14 @@ impl SecretKey {
         Sealed { nonce: engine.encode(nonce), ciphertext: engine.encode(ciphertext) }
     }
 
-    pub fn open(&self, sealed: &Sealed, associated: &[u8]) -> Result<Vec<u8>, ()> {
+    pub fn open(&self, sealed: &Sealed, associated: &[u8]) -> Result<Vec<u8>, Unsealable> {
         let engine = base64::engine::general_purpose::STANDARD;
-        let nonce = engine.decode(&sealed.nonce).map_err(|_| ())?;
-        let ciphertext = engine.decode(&sealed.ciphertext).map_err(|_| ())?;
+        let nonce = engine.decode(&sealed.nonce).map_err(|_| Unsealable)?;
+        let ciphertext = engine.decode(&sealed.ciphertext).map_err(|_| Unsealable)?;
         if nonce.len() != NONCE_BYTES {
-            return Err(());
+            return Err(Unsealable);
         }
-        self.0.decrypt(Nonce::from_slice(&nonce), Payload { msg: &ciphertext, aad: associated }).map_err(|_| ())
+        self.0.decrypt(Nonce::from_slice(&nonce), Payload { msg: &ciphertext, aad: associated }).map_err(|_| Unsealable)
     }
 }
 
