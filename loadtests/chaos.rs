@@ -106,7 +106,10 @@ async fn main() {
     println!("answers by status (0 = no answer): {statuses:?}");
     println!("retries after 503 or no answer: {}", report.retries_after_503);
     println!("duplicate .finished sent: {}", report.duplicate_finished_sent);
-    println!("acknowledged sequences: {}, audited correct: {}", report.acknowledged, report.audited_ok);
+    println!(
+        "acknowledged sequences (200): {}, audited correct: {}; accepted not yet durable (202): {}",
+        report.acknowledged, report.audited_ok, report.accepted_not_durable
+    );
     if report.problems.is_empty() {
         println!("no problem found");
     } else {

@@ -14,7 +14,6 @@ const DOCUMENTS: &[(&str, &str)] = &[
     ("shipyard-controller.swagger.yaml", "/api/controlPlane/v1"),
     ("mongodb-datastore.swagger.yaml", "/api/mongodb-datastore"),
     ("secret-service.swagger.yaml", "/api/secrets/v1"),
-    ("statistics-service.swagger.yaml", "/api/statistics/v1"),
 ];
 
 /// The schemathesis command installed next to the test Python (the README's test command installs it).

@@ -175,6 +175,13 @@ async fn upstreams_on_loopback_or_metadata_addresses_are_refused_unless_allowed(
         assert!(message.starts_with("Invalid RemoteURL") && message.contains("git_allowed_hosts"), "{message}");
         assert!(!message.contains(TOKEN));
     }
+    // A proxy on loopback is refused as well.
+    let body = json!({ "name": "f", "shipyard": b64(SHIPYARD), "gitCredentials": {
+        "remoteURL": "https://git.invalid/repo.git", "user": USER,
+        "https": { "token": TOKEN, "proxy": { "url": "127.0.0.1:3128", "scheme": "http" } } } });
+    let (status, body) = send(keelson.post("/api/controlPlane/v1/project").json(&body)).await;
+    assert_error(status, &body, 422);
+    assert!(body["message"].as_str().unwrap().contains("git_allowed_hosts"), "{body}");
     let (status, _) = send(keelson.get("/api/controlPlane/v1/project/a")).await;
     assert_eq!(status, 404, "nothing was created");
     assert!(git.branches("sockshop").is_empty(), "the refused upstream was never contacted");

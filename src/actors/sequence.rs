@@ -466,6 +466,23 @@ impl SequenceActor {
         }));
     }
 
+    /// Ending the execution panicked too: the actor stays alive but takes no more input (rather than
+    /// loop), and gives back what others wait for — its service's slot, its open task, its place among
+    /// the project's running executions. Its stored record is left as it was.
+    fn quarantine(&mut self) {
+        self.quarantined = true;
+        tracing::error!(execution = %self.execution.id, panic = %self.last_panic, "sequence cannot even be ended; it takes no more input until Keelson restarts");
+        self.stage.do_send(SlotRelease {
+            service: self.execution.scope.service.clone(),
+            execution: self.execution.id.clone(),
+        });
+        if let Some(open) = self.open_task_id.take() {
+            self.runtime.registry.open_tasks.remove(&open);
+        }
+        metrics::gauge!("keelson_sequences_active").decrement(1.0);
+        self.project.do_send(ExecutionEnded { execution: Arc::new(self.execution.clone()), chain: false });
+    }
+
     /// Re-arms the timer from the deadline kept in the state, and asks again for a slot whose grant may
     /// have been lost (with the input that panicked, or with the process).
     fn resume_waiting(&mut self, ctx: &mut Context<Self>) {
@@ -488,11 +505,7 @@ impl Actor for SequenceActor {
                 self.perform(effects, ack, ctx);
             }
             Start::Restarted if self.quarantined => {}
-            Start::Restarted if self.consecutive_panics > MAX_CONSECUTIVE_PANICS => {
-                // Ending it panicked too: keep the actor alive but idle rather than loop.
-                self.quarantined = true;
-                tracing::error!(execution = %self.execution.id, panic = %self.last_panic, "sequence cannot even be ended; it takes no more input until Keelson restarts");
-            }
+            Start::Restarted if self.consecutive_panics > MAX_CONSECUTIVE_PANICS => self.quarantine(),
             Start::Restarted if self.consecutive_panics == MAX_CONSECUTIVE_PANICS => {
                 let message = format!(
                     "sequence ended by Keelson: its step failed {MAX_CONSECUTIVE_PANICS} times in a row ({})",

@@ -60,6 +60,8 @@ pub async fn post_event(state: web::Data<AppState>, payload: web::Payload) -> Re
                     tokio::spawn(async move {
                         if durable.await {
                             forward(&runtime, &event).await;
+                        } else {
+                            tracing::warn!(event_id = %event.id, event_type = %event.event_type, "an event answered 202 was not applied: its sequence restarted first");
                         }
                     });
                     return Ok(HttpResponse::Accepted().json(json!({

@@ -113,15 +113,19 @@ impl ProjectManager {
                 self.snapshots.delete(&key).await?;
                 continue;
             }
-            let opened = credentials::open(&self.secret_key, &key, &value).map_err(|e| {
-                ProjectError::Internal(format!("stored credentials of '{project}' cannot be read: {e}"))
-            })?;
-            let credentials = match opened {
-                credentials::Opened::Sealed(credentials) => credentials,
-                credentials::Opened::Plain(credentials) => {
+            // A project whose credentials cannot be read is served without its upstream, not dropped.
+            let credentials = match credentials::open(&self.secret_key, &key, &value) {
+                Ok(credentials::Opened::Sealed(credentials)) => credentials,
+                Ok(credentials::Opened::Plain(credentials)) => {
                     tracing::info!(project, "sealing upstream credentials stored in plain text by an earlier release");
-                    self.store_credentials(project, &credentials).await?;
+                    if let Err(error) = self.store_credentials(project, &credentials).await {
+                        tracing::warn!(project, %error, "upstream credentials stay in plain text until the next start");
+                    }
                     credentials
+                }
+                Err(error) => {
+                    tracing::error!(project, %error, "upstream credentials cannot be read (was secret_key changed?); the project runs without its upstream until they are set again");
+                    continue;
                 }
             };
             self.repos.restore_upstream(project, Some(credentials)).await.map_err(ProjectError::from_resource)?;
@@ -225,24 +229,35 @@ impl ProjectManager {
         )
     }
 
-    /// Applies the destination policy webhooks follow to an upstream URL: no loopback, link-local
-    /// (cloud metadata), unspecified or multicast address, by name or once resolved, and none of the
-    /// denied cluster names, unless `git_allowed_hosts` lists the host. A name that does not resolve is
-    /// left to the git operation, which reports it.
-    async fn check_destination(&self, remote_url: &str) -> Result<(), ProjectError> {
+    /// Applies the destination policy webhooks follow to an upstream (and its proxy): no loopback,
+    /// link-local (cloud metadata), unspecified or multicast address, by literal or as resolved now,
+    /// and none of the denied cluster names, unless `git_allowed_hosts` lists the host. Git operations
+    /// follow no redirects. A name that does not resolve now is left to the git operation, which
+    /// reports it; later operations are not pinned to the checked addresses.
+    async fn check_destination(&self, credentials: &GitCredentials) -> Result<(), ProjectError> {
+        let remote_url = credentials.remote_url.as_str();
         let refused = |reason: String| {
             let reason = reason.replace("webhook_allowed_hosts", "git_allowed_hosts");
             ProjectError::Unprocessable(format!("Invalid RemoteURL: {}: {reason}", without_user_info(remote_url)))
         };
-        let Ok(url) = url::Url::parse(remote_url) else { return Ok(()) };
-        self.upstream_policy.check_url(&url).map_err(refused)?;
-        let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default().or(Some(22))) else {
-            return Ok(());
-        };
-        let host = host.trim_matches(['[', ']']).to_owned();
-        let Ok(addresses) = tokio::net::lookup_host((host.as_str(), port)).await else { return Ok(()) };
-        for address in addresses {
-            self.upstream_policy.check_address(&url, address.ip()).map_err(refused)?;
+        let mut urls = vec![url::Url::parse(remote_url).map_err(|error| refused(error.to_string()))?];
+        if let Some(proxy) = credentials.https.as_ref().and_then(|https| https.proxy.as_ref()) {
+            if !proxy.url.is_empty() {
+                let scheme = if proxy.scheme.is_empty() { "http" } else { proxy.scheme.as_str() };
+                let proxy_url = url::Url::parse(&format!("{scheme}://{}", proxy.url))
+                    .map_err(|error| refused(format!("invalid proxy: {error}")))?;
+                urls.push(proxy_url);
+            }
+        }
+        for url in urls {
+            self.upstream_policy.check_url(&url).map_err(refused)?;
+            let Some(host) = url.host_str() else { continue };
+            let port = url.port_or_known_default().unwrap_or(22);
+            let host = host.trim_matches(['[', ']']).to_owned();
+            let Ok(addresses) = tokio::net::lookup_host((host.as_str(), port)).await else { continue };
+            for address in addresses {
+                self.upstream_policy.check_address(&url, address.ip()).map_err(refused)?;
+            }
         }
         Ok(())
     }
@@ -281,7 +296,7 @@ impl ProjectManager {
         let credentials = request.git_credentials.clone().filter(|c| !c.remote_url.is_empty());
         if let Some(credentials) = &credentials {
             self.check_credentials(credentials)?;
-            self.check_destination(&credentials.remote_url).await?;
+            self.check_destination(credentials).await?;
         }
 
         let lock = self.lock(&request.name);
@@ -375,7 +390,7 @@ impl ProjectManager {
         let credentials = request.git_credentials.clone().filter(|c| !c.remote_url.is_empty());
         if let Some(credentials) = &credentials {
             self.check_credentials(credentials)?;
-            self.check_destination(&credentials.remote_url).await?;
+            self.check_destination(credentials).await?;
         }
 
         let lock = self.lock(&request.name);

@@ -100,6 +100,8 @@ pub fn classify(error: &git2::Error) -> UpstreamError {
 /// Heads (`refs/heads/*`) the upstream currently has.
 pub fn remote_heads(repo: &Repository, credentials: &GitCredentials) -> Result<Vec<String>, UpstreamError> {
     let asked = Cell::new(0);
+    // A connection reads this from the repository's configuration (fetch and push set it themselves).
+    repo.config().and_then(|mut config| config.set_bool("http.followRedirects", false)).map_err(|e| classify(&e))?;
     let mut remote = repo.remote_anonymous(&credentials.remote_url).map_err(|e| classify(&e))?;
     let connection = remote
         .connect_auth(git2::Direction::Fetch, Some(callbacks(credentials, &asked)), Some(proxy_options(credentials)))
@@ -118,7 +120,11 @@ pub fn fetch(repo: &Repository, credentials: &GitCredentials) -> Result<(), Upst
     let asked = Cell::new(0);
     let mut remote = repo.remote_anonymous(&credentials.remote_url).map_err(|e| classify(&e))?;
     let mut options = FetchOptions::new();
-    options.remote_callbacks(callbacks(credentials, &asked)).proxy_options(proxy_options(credentials));
+    options
+        .remote_callbacks(callbacks(credentials, &asked))
+        .proxy_options(proxy_options(credentials))
+        // A redirect could lead past the destination policy checked for the URL.
+        .follow_redirects(git2::RemoteRedirect::None);
     remote.fetch(&["+refs/heads/*:refs/remotes/upstream/*"], Some(&mut options), None).map_err(|e| classify(&e))
 }
 
@@ -152,7 +158,10 @@ pub fn push(repo: &Repository, credentials: &GitCredentials, branches: &[&str]) 
         Ok(())
     });
     let mut options = PushOptions::new();
-    options.remote_callbacks(remote_callbacks).proxy_options(proxy_options(credentials));
+    options
+        .remote_callbacks(remote_callbacks)
+        .proxy_options(proxy_options(credentials))
+        .follow_redirects(git2::RemoteRedirect::None);
     let refspecs: Vec<String> = branches.iter().map(|b| format!("refs/heads/{b}:refs/heads/{b}")).collect();
     let result = remote.push(&refspecs, Some(&mut options));
     drop(options);

@@ -150,15 +150,16 @@ impl SqliteStore {
     }
 }
 
-/// Ends a transaction a failed statement left open, and gives the WAL's space back where it can.
+/// Ends a transaction a failed statement left open, and checkpoints the WAL where it can.
 fn recover(connection: &Connection) {
     if !connection.is_autocommit() {
         if let Err(error) = connection.execute_batch("ROLLBACK") {
             tracing::warn!(%error, "could not roll back a failed sqlite transaction");
         }
     }
-    // A full disk often comes from the write-ahead log: copy it into the database and truncate it.
-    let _ = connection.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+    // A full disk often comes from the write-ahead log: copy what no reader needs into the database.
+    // Passive: it never waits for readers while the writer's lock is held.
+    let _ = connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
 }
 
 #[async_trait]
