@@ -281,18 +281,7 @@ async fn a_stored_deadline_fires_after_a_restart() {
 #[actix_rt::test]
 async fn a_redis_outage_mid_sequence_answers_202_then_503_and_loses_nothing() {
     let mut redis = servers::redis_persistent();
-    let url = redis.url.parse().unwrap();
-    let keelson = TestKeelson::start_with(|config| config.redis_url = Some(url)).await;
-    assert_eq!(keelson.create_project("shop", SHIPYARD).await.0, 201);
-    assert_eq!(keelson.create_service("shop", "carts").await.0, 200);
-    let trigger = json!({
-        "type": "sh.keptn.event.dev.delivery.triggered", "source": "ci",
-        "data": { "project": "shop", "stage": "dev", "service": "carts" },
-    });
-    let (status, body) = send(keelson.post("/api/v1/event").json(&trigger)).await;
-    assert_eq!(status, 200, "{body}");
-    let context = body["keptnContext"].as_str().unwrap().to_owned();
-    let deployment = wait_for_open(&keelson, "deployment", &context).await;
+    let (keelson, context, deployment) = delivery_on_redis(&redis).await;
     let store = keelson::store::redis::RedisSnapshotStore::connect(&redis.url).await.unwrap();
     let stored_record = || async {
         use keelson::store::SnapshotStore as _;
@@ -380,6 +369,23 @@ async fn a_redis_outage_mid_sequence_answers_202_then_503_and_loses_nothing() {
     }
 }
 
+/// A Keelson on `redis` with project `shop`, a running delivery for `carts`, and its open deployment.
+async fn delivery_on_redis(redis: &servers::ChildServer) -> (TestKeelson, String, Value) {
+    let url = redis.url.parse().unwrap();
+    let keelson = TestKeelson::start_with(|config| config.redis_url = Some(url)).await;
+    assert_eq!(keelson.create_project("shop", SHIPYARD).await.0, 201);
+    assert_eq!(keelson.create_service("shop", "carts").await.0, 200);
+    let trigger = json!({
+        "type": "sh.keptn.event.dev.delivery.triggered", "source": "ci",
+        "data": { "project": "shop", "stage": "dev", "service": "carts" },
+    });
+    let (status, body) = send(keelson.post("/api/v1/event").json(&trigger)).await;
+    assert_eq!(status, 200, "{body}");
+    let context = body["keptnContext"].as_str().unwrap().to_owned();
+    let deployment = wait_for_open(&keelson, "deployment", &context).await;
+    (keelson, context, deployment)
+}
+
 async fn wait_for_open(keelson: &TestKeelson, task: &str, context: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -400,18 +406,7 @@ async fn wait_for_open(keelson: &TestKeelson, task: &str, context: &str) -> Valu
 #[actix_rt::test]
 async fn a_retried_finished_waits_for_the_close_it_repeats() {
     let redis = servers::redis();
-    let url = redis.url.parse().unwrap();
-    let keelson = TestKeelson::start_with(|config| config.redis_url = Some(url)).await;
-    assert_eq!(keelson.create_project("shop", SHIPYARD).await.0, 201);
-    assert_eq!(keelson.create_service("shop", "carts").await.0, 200);
-    let trigger = json!({
-        "type": "sh.keptn.event.dev.delivery.triggered", "source": "ci",
-        "data": { "project": "shop", "stage": "dev", "service": "carts" },
-    });
-    let (status, body) = send(keelson.post("/api/v1/event").json(&trigger)).await;
-    assert_eq!(status, 200, "{body}");
-    let context = body["keptnContext"].as_str().unwrap().to_owned();
-    let deployment = wait_for_open(&keelson, "deployment", &context).await;
+    let (keelson, context, deployment) = delivery_on_redis(&redis).await;
     tokio::time::sleep(Duration::from_millis(700)).await;
 
     // Redis stalls: the step that closes the task cannot become durable.
@@ -433,10 +428,17 @@ async fn a_retried_finished_waits_for_the_close_it_repeats() {
     assert!(status == 200 || status == 202, "{status} {body}");
     // The close went through once: the next task is open, exactly once.
     let test = wait_for_open(&keelson, "test", &context).await;
-    let (_, history) = send(keelson.get(&format!(
-        "/api/mongodb-datastore/event?project=shop&keptnContext={context}&type=sh.keptn.event.test.triggered"
-    )))
-    .await;
+    // The history confirms the `.triggered` shortly after it is published.
+    let path =
+        format!("/api/mongodb-datastore/event?project=shop&keptnContext={context}&type=sh.keptn.event.test.triggered");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let history = loop {
+        let (_, history) = send(keelson.get(&path)).await;
+        if history["events"].as_array().is_some_and(|events| !events.is_empty()) || Instant::now() > deadline {
+            break history;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     assert_eq!(history["events"].as_array().map(Vec::len), Some(1), "{history}");
     assert_eq!(history["events"][0]["id"], test["id"]);
     let (status, body) = send(keelson.post("/api/v1/event").json(&finished)).await;

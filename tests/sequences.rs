@@ -461,6 +461,28 @@ async fn duplicate_event_ids_change_nothing() {
     assert_eq!(execution["status"]["previousTasks"].as_array().unwrap().len(), 1);
 }
 
+/// Makes the next step of the (only) execution of `context` panic, and lets the supervisor restart it.
+async fn inject_panic(keelson: &TestKeelson, context: &str) {
+    let runtime = keelson.server.control_plane.state.router.runtime().clone();
+    let execution = runtime
+        .registry
+        .executions
+        .iter()
+        .find(|entry| entry.value().scope.keptn_context == context)
+        .map(|entry| entry.key().clone())
+        .unwrap();
+    let project = runtime.project_actor("sockshop").unwrap();
+    let delivered = project
+        .send(keelson::actors::project::SendToExecution {
+            execution,
+            command: keelson::actors::sequence::Command::InjectPanic,
+        })
+        .await
+        .unwrap();
+    assert!(delivered);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+}
+
 #[actix_rt::test]
 async fn a_panicking_sequence_actor_restarts_and_others_carry_on() {
     let keelson = keelson_with_project(|_| {}).await;
@@ -469,24 +491,7 @@ async fn a_panicking_sequence_actor_restarts_and_others_carry_on() {
     wait_for_triggered(&keelson, "deployment", &victim, 1).await;
     wait_for_triggered(&keelson, "deployment", &bystander, 1).await;
 
-    let runtime = keelson.server.control_plane.state.router.runtime().clone();
-    let victim_id = runtime
-        .registry
-        .executions
-        .iter()
-        .find(|entry| entry.value().scope.keptn_context == victim)
-        .map(|entry| entry.key().clone())
-        .unwrap();
-    let project = runtime.project_actor("sockshop").unwrap();
-    let delivered = project
-        .send(keelson::actors::project::SendToExecution {
-            execution: victim_id,
-            command: keelson::actors::sequence::Command::InjectPanic,
-        })
-        .await
-        .unwrap();
-    assert!(delivered);
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    inject_panic(&keelson, &victim).await;
 
     // Both sequences go on: the victim from its last state, the bystander untouched.
     for context in [&victim, &bystander] {
@@ -594,25 +599,8 @@ async fn a_sequence_whose_step_keeps_panicking_ends_errored_instead_of_looping()
     let keelson = keelson_with_project(|_| {}).await;
     let victim = trigger(&keelson, "dev", "delivery", "carts", json!({})).await;
     wait_for_triggered(&keelson, "deployment", &victim, 1).await;
-    let runtime = keelson.server.control_plane.state.router.runtime().clone();
-    let victim_id = runtime
-        .registry
-        .executions
-        .iter()
-        .find(|entry| entry.value().scope.keptn_context == victim)
-        .map(|entry| entry.key().clone())
-        .unwrap();
-    let project = runtime.project_actor("sockshop").unwrap();
     for _ in 0..3 {
-        let delivered = project
-            .send(keelson::actors::project::SendToExecution {
-                execution: victim_id.clone(),
-                command: keelson::actors::sequence::Command::InjectPanic,
-            })
-            .await
-            .unwrap();
-        assert!(delivered);
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        inject_panic(&keelson, &victim).await;
     }
     let execution = wait_for_state(&keelson, &victim, "dev", "finished").await;
     let (_, body) = send(keelson.get(&format!(
