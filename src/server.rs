@@ -55,7 +55,11 @@ pub async fn build(config: &Config) -> anyhow::Result<ControlPlane> {
 
     let open_sqlite = |file: &'static str| {
         let path = config.data_dir.join(file);
-        async move { SqliteStore::open(&path).await.with_context(|| format!("cannot open {}", path.display())) }
+        async move {
+            // Created private: SQLite would make it (and its log files, which copy its mode) 0644.
+            create_private_file_if_missing(&path).with_context(|| format!("cannot create {}", path.display()))?;
+            SqliteStore::open(&path).await.with_context(|| format!("cannot open {}", path.display()))
+        }
     };
     // Snapshots and the history in separate files: each has its own write lock, so a large history
     // batch never delays the small snapshot commits sequences wait for.
@@ -292,6 +296,22 @@ fn restrict_data_dir(data_dir: &Path) {
                 restrict(&entry.path(), 0o600);
             }
         }
+    }
+}
+
+/// Creates an empty file readable by its owner only, unless `path` exists.
+fn create_private_file_if_missing(path: &Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(error) => Err(error),
     }
 }
 

@@ -31,6 +31,8 @@ use crate::store::SnapshotStore;
 pub const SHIPYARD_FILE: &str = "shipyard.yaml";
 const RECORD_PREFIX: &str = "project/";
 const CREDENTIALS_PREFIX: &str = "project-credentials/";
+/// How long the start waits for a missing repository to be cloned again from its upstream.
+const RECLONE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// `POST /project` body.
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -136,7 +138,15 @@ impl ProjectManager {
             // One damaged project must not keep the others from being served.
             let recovered = match error {
                 ResourceError::ProjectNotFound if self.repos.upstream_url(&project.name).is_some() => {
-                    self.repos.reclone(&project.name).await
+                    // An upstream that does not answer must not hold up the start of every project.
+                    tokio::time::timeout(RECLONE_TIMEOUT, self.repos.reclone(&project.name)).await.unwrap_or_else(
+                        |_| {
+                            Err(ResourceError::Io(std::io::Error::new(
+                                std::io::ErrorKind::TimedOut,
+                                "the upstream did not answer in time",
+                            )))
+                        },
+                    )
                 }
                 error => Err(error),
             };
