@@ -667,3 +667,58 @@ async fn made_up_http_methods_cannot_grow_the_metrics() {
     assert!(!metrics.contains("MADEUP"), "a client-chosen method became a label");
     assert!(metrics.contains("method=\"other\""), "made-up methods are counted as other");
 }
+
+#[actix_rt::test]
+async fn services_show_their_deployed_image_and_last_events_and_keep_them_across_a_restart() {
+    let keelson = keelson_with_project(|_| {}).await;
+    let image = json!({ "configurationChange": { "values": { "image": "docker.io/keptn/carts:0.13.2" } } });
+    let context = trigger(&keelson, "dev", "delivery", "carts", image).await;
+    let service = |stage: &str| format!("/api/controlPlane/v1/project/sockshop/stage/{stage}/service/carts");
+
+    let deployment = wait_for_triggered(&keelson, "deployment", &context, 1).await.remove(0);
+    let (_, before) = send(keelson.get(&service("dev"))).await;
+    assert!(before.get("deployedImage").is_none(), "nothing is deployed before the deployment finished: {before}");
+    assert_eq!(before["lastEventTypes"]["sh.keptn.event.deployment.triggered"]["eventId"], deployment["id"]);
+    answer(&keelson, &deployment, "pass", "succeeded", json!({})).await;
+
+    let (_, dev) = send(keelson.get(&service("dev"))).await;
+    assert_eq!(dev["deployedImage"], "docker.io/keptn/carts:0.13.2", "{dev}");
+    let finished = &dev["lastEventTypes"]["sh.keptn.event.deployment.finished"];
+    assert_eq!(finished["keptnContext"], context.as_str());
+    assert!(finished["eventId"].as_str().is_some_and(|id| !id.is_empty()));
+    assert!(finished["time"].as_str().is_some_and(|time| time.parse::<u128>().is_ok()), "unix nanos: {finished}");
+    assert!(dev["lastEventTypes"].get("sh.keptn.event.dev.delivery.triggered").is_none(), "no sequence events");
+    // Other stages and the expanded project agree.
+    let (_, hardening) = send(keelson.get(&service("hardening"))).await;
+    assert!(hardening.get("deployedImage").is_none(), "not deployed in hardening: {hardening}");
+    let (_, project) = send(keelson.get("/api/controlPlane/v1/project/sockshop")).await;
+    let carts_in_dev = project["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|stage| stage["stageName"] == "dev")
+        .and_then(|stage| stage["services"].as_array().unwrap().iter().find(|s| s["serviceName"] == "carts"))
+        .cloned()
+        .unwrap();
+    assert_eq!(carts_in_dev["deployedImage"], "docker.io/keptn/carts:0.13.2");
+
+    // The executor's own source is kept, as Keptn keeps it.
+    let (_, events) = send(keelson.get(&format!(
+        "/api/mongodb-datastore/event?project=sockshop&keptnContext={context}&type=sh.keptn.event.deployment.finished"
+    )))
+    .await;
+    assert_eq!(events["events"][0]["source"], "test-executor");
+
+    let config = support::test_config(keelson.data_dir.path());
+    let data_dir = keelson.stop().await;
+    let keelson = TestKeelson::start_in(data_dir, config).await;
+    let (_, after) = send(keelson.get(&service("dev"))).await;
+    assert_eq!(after["deployedImage"], "docker.io/keptn/carts:0.13.2", "kept across a restart: {after}");
+    assert_eq!(after["lastEventTypes"], dev["lastEventTypes"]);
+    // A deleted service takes its activity with it.
+    let (status, _) = send(keelson.delete("/api/controlPlane/v1/project/sockshop/service/carts")).await;
+    assert_eq!(status, 200);
+    assert_eq!(keelson.create_service("sockshop", "carts").await.0, 200);
+    let (_, fresh) = send(keelson.get(&service("dev"))).await;
+    assert!(fresh.get("deployedImage").is_none() && fresh["lastEventTypes"] == json!({}), "{fresh}");
+}

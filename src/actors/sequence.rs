@@ -227,7 +227,36 @@ impl SequenceActor {
                 }
             }
         }
+        self.observe_activity(step.applied == Applied::Changed, &command, &step.effects);
         self.perform(step.effects, ack, ctx);
+    }
+
+    /// Keeps the service's `lastEventTypes` and `deployedImage` up to date with the task events this
+    /// step took in or sends out. Best effort: the write is queued behind this execution's own.
+    fn observe_activity(&self, applied: bool, command: &Command, effects: &[Effect]) {
+        let incoming = match command {
+            Command::TaskEvent(event) if applied => Some(event),
+            _ => None,
+        };
+        let outgoing = effects.iter().filter_map(|effect| match effect {
+            Effect::Publish(event) => Some(event),
+            _ => None,
+        });
+        let scope = &self.execution.scope;
+        for event in incoming.into_iter().chain(outgoing) {
+            let Some((key, bytes)) = self.runtime.projects.observe_task_event(
+                &scope.project,
+                &scope.stage,
+                &scope.service,
+                event,
+                &self.execution.input,
+            ) else {
+                continue;
+            };
+            if let Queued::WaitingForRoom { .. } = self.runtime.snapshots.queue_in_order(key, Some(bytes)) {
+                metrics::counter!("keelson_activity_writes_skipped_total").increment(1);
+            }
+        }
     }
 
     fn perform(&mut self, effects: Vec<Effect>, ack: Option<Ack>, ctx: &mut Context<Self>) {

@@ -59,7 +59,7 @@ struct Projects {
 async fn list_projects(state: web::Data<AppState>, query: web::Query<PageQuery>) -> Result<HttpResponse, ApiError> {
     let page = paginate(&query, state.projects.list())?;
     let page = Page {
-        items: page.items.iter().map(|record| record.expand()).collect(),
+        items: page.items.iter().map(|record| state.projects.expand(record)).collect(),
         next_page_key: page.next_page_key,
         total_count: page.total_count,
     };
@@ -77,7 +77,8 @@ async fn update_project(state: web::Data<AppState>, body: web::Json<UpdateProjec
 }
 
 async fn get_project(state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(project(&state, &path)?.expand()))
+    let record = project(&state, &path)?;
+    Ok(HttpResponse::Ok().json(state.projects.expand(&record)))
 }
 
 #[derive(Serialize)]
@@ -130,7 +131,8 @@ async fn list_stages(
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let record = project(&state, &path)?;
-    let mut stages: Vec<ExpandedStage> = record.stages.iter().map(|stage| stage.expand()).collect();
+    let activity = state.projects.activity_of(&record.name);
+    let mut stages: Vec<ExpandedStage> = record.stages.iter().map(|stage| stage.expand(&activity)).collect();
     stages.sort_by(|a, b| a.stage_name.cmp(&b.stage_name));
     let page = paginate(&query, stages)?;
     Ok(HttpResponse::Ok().json(page_body(page, |stages| Stages { stages })))
@@ -144,7 +146,8 @@ async fn get_stage(state: web::Data<AppState>, path: web::Path<(String, String)>
     let (project_name, stage) = path.into_inner();
     let record = project(&state, &project_name)?;
     let stage = record.stage(&stage).ok_or_else(|| stage_not_found(&stage))?;
-    Ok(HttpResponse::Ok().json(stage.expand()))
+    let expanded = stage.expand(&state.projects.activity_of(&record.name));
+    Ok(HttpResponse::Ok().json(expanded))
 }
 
 #[derive(Serialize)]
@@ -160,7 +163,9 @@ async fn list_services(
     let (project_name, stage) = path.into_inner();
     let record = project(&state, &project_name)?;
     let stage = record.stage(&stage).ok_or_else(|| stage_not_found(&stage))?;
-    let services: Vec<ExpandedService> = stage.services.iter().map(|service| service.expand()).collect();
+    let activity = state.projects.activity_of(&record.name);
+    let services: Vec<ExpandedService> =
+        stage.services.iter().map(|service| service.expand(activity(&stage.name, &service.name).as_deref())).collect();
     let page = paginate(&query, services)?;
     Ok(HttpResponse::Ok().json(page_body(page, |services| Services { services })))
 }
@@ -174,5 +179,6 @@ async fn get_service(
     let stage = record.stage(&stage).ok_or_else(|| stage_not_found(&stage))?;
     let service =
         stage.service(&service).ok_or_else(|| ApiError::not_found(format!("Service not found: {service}")))?;
-    Ok(HttpResponse::Ok().json(service.expand()))
+    let activity = state.projects.activity_of(&record.name)(&stage.name, &service.name);
+    Ok(HttpResponse::Ok().json(service.expand(activity.as_deref())))
 }

@@ -42,10 +42,41 @@ pub fn accept(mut raw: Value, id: String, now: DateTime<Utc>) -> Result<CloudEve
     event.time = Some(now);
     event.contenttype = Some("application/json".into());
     event.shkeptncontext = keptn_context(&event.shkeptncontext);
-    if url::Url::parse(&event.source).is_err() && !event.source.starts_with('/') {
+    // The control plane's own name marks the events it emitted (stored and applied when emitted), so
+    // no client may send under it.
+    if !is_url_reference(&event.source) || event.source == super::event::CONTROL_PLANE_SOURCE {
         event.source = DEFAULT_SOURCE.into();
     }
     Ok(event)
+}
+
+/// Whether Go's `url.Parse` accepts `text`, which is all Keptn asks of a `source`: absolute URLs and
+/// relative references such as `jenkins` or `helm-service` alike. It refuses control characters,
+/// malformed percent-escapes, a colon in the first path segment that is not a scheme, and absolute
+/// URLs whose authority does not parse.
+pub fn is_url_reference(text: &str) -> bool {
+    if text.chars().any(|c| c.is_control()) {
+        return false;
+    }
+    let bytes = text.as_bytes();
+    for (index, byte) in bytes.iter().enumerate() {
+        if *byte == b'%' {
+            let valid = bytes.get(index + 1..index + 3).is_some_and(|hex| hex.iter().all(u8::is_ascii_hexdigit));
+            if !valid {
+                return false;
+            }
+        }
+    }
+    let before_path = text.split(['/', '?', '#']).next().unwrap_or_default();
+    match before_path.split_once(':') {
+        None => true,
+        Some((scheme, _)) => {
+            let is_scheme = scheme.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+                && scheme.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+            // With a scheme it must be a URL; a colon without one is refused, as Go does.
+            is_scheme && url::Url::parse(text).is_ok()
+        }
+    }
 }
 
 fn text<'a>(event: &'a CloudEvent, key: &str) -> &'a str {
@@ -145,7 +176,7 @@ mod tests {
         .unwrap();
         assert_eq!(event.id, "new-id");
         assert_eq!(event.time, Some(now()));
-        assert_eq!(event.source, DEFAULT_SOURCE, "a source that is not a URL is replaced");
+        assert_eq!(event.source, "my-ci", "a relative reference is a valid source, as in Keptn");
         assert_eq!(event.shkeptnspecversion.as_deref(), Some("0.2.4"));
         assert!(Uuid::parse_str(&event.shkeptncontext).is_ok());
     }
@@ -208,5 +239,29 @@ mod tests {
         let parsed = Uuid::parse_str(&derived).unwrap();
         assert_eq!(parsed.get_version_num(), 4);
         assert_ne!(keptn_context(""), keptn_context(""));
+    }
+
+    #[test]
+    fn sources_are_kept_when_go_would_parse_them() {
+        for kept in ["jenkins", "helm-service", "https://ci.example/job/1", "/local/path", "urn:keptn:ci", "a b", ""] {
+            assert!(is_url_reference(kept), "{kept:?} should be kept");
+        }
+        for replaced in ["bad\u{7}bell", "50%", "%zz", "1a:b", ":nothing", "http://[::1", "line\nbreak"] {
+            assert!(!is_url_reference(replaced), "{replaced:?} should be replaced");
+        }
+        let accepted = |source: &str| {
+            let raw = json!({
+                "type": "sh.keptn.event.dev.delivery.triggered", "source": source,
+                "data": { "project": "p", "stage": "dev", "service": "c" },
+            });
+            accept(raw, "id".into(), chrono::Utc::now()).unwrap().source
+        };
+        assert_eq!(accepted("jenkins"), "jenkins");
+        assert_eq!(accepted("%zz"), DEFAULT_SOURCE);
+        assert_eq!(
+            accepted(crate::model::event::CONTROL_PLANE_SOURCE),
+            DEFAULT_SOURCE,
+            "nobody sends as the control plane"
+        );
     }
 }

@@ -1,9 +1,13 @@
 //! Projects, stages and services: the stored record and Keptn's "expanded" wire views.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use super::clock::unix_nanos_string;
+use super::event::CloudEvent;
+use super::event_type::{self, EventType};
 use super::shipyard::Shipyard;
 
 /// Git upstream credentials as a client sends them (`GitAuthCredentials`).
@@ -173,6 +177,48 @@ pub struct ServiceRecord {
     pub last_event_types: BTreeMap<String, EventContextInfo>,
 }
 
+/// What the task events of a service in a stage tell (Keptn's `lastEventTypes` and `deployedImage`),
+/// kept apart from the project record because it changes with every task event.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceActivity {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployed_image: Option<String>,
+    #[serde(default)]
+    pub last_event_types: BTreeMap<String, EventContextInfo>,
+}
+
+impl ServiceActivity {
+    /// Takes in a task event (`.triggered`, `.started` or `.finished`) of this service in this stage;
+    /// `input` is the data of the trigger of the sequence it belongs to. Returns whether anything
+    /// changed. A successful (`pass` or `warning`) `deployment.finished` makes the sequence's image the
+    /// deployed one.
+    pub fn observe(&mut self, event: &CloudEvent, input: &serde_json::Value) -> bool {
+        let EventType::Task { task, kind } = event_type::parse(&event.event_type) else { return false };
+        if !matches!(kind, event_type::TRIGGERED | event_type::STARTED | event_type::FINISHED) {
+            return false;
+        }
+        let info = EventContextInfo {
+            event_id: event.id.clone(),
+            keptn_context: event.shkeptncontext.clone(),
+            time: event.time.map(unix_nanos_string).unwrap_or_default(),
+        };
+        let mut changed = self.last_event_types.get(&event.event_type) != Some(&info);
+        if changed {
+            self.last_event_types.insert(event.event_type.clone(), info);
+        }
+        let succeeded = matches!(event.data.get("result").and_then(|r| r.as_str()), Some("pass" | "warning"));
+        if task == "deployment" && kind == event_type::FINISHED && succeeded {
+            let image = input.pointer("/configurationChange/values/image").and_then(|image| image.as_str());
+            if let Some(image) = image.filter(|image| !image.is_empty()) {
+                changed |= self.deployed_image.as_deref() != Some(image);
+                self.deployed_image = Some(image.to_owned());
+            }
+        }
+        changed
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EventContextInfo {
@@ -248,7 +294,8 @@ impl ProjectRecord {
         removed
     }
 
-    pub fn expand(&self) -> ExpandedProject {
+    /// The project as the API shows it, with each service's activity from `activity(stage, service)`.
+    pub fn expand(&self, activity: &dyn Fn(&str, &str) -> Option<Arc<ServiceActivity>>) -> ExpandedProject {
         let shipyard_version = serde_yaml_ng::from_str::<serde_yaml_ng::Value>(&self.shipyard)
             .ok()
             .and_then(|value| value.get("apiVersion").and_then(|v| v.as_str()).map(str::to_owned))
@@ -258,7 +305,7 @@ impl ProjectRecord {
             project_name: self.name.clone(),
             shipyard: self.shipyard.clone(),
             shipyard_version,
-            stages: self.stages.iter().map(StageRecord::expand).collect(),
+            stages: self.stages.iter().map(|stage| stage.expand(activity)).collect(),
             git_credentials: self.git_remote.clone(),
             is_upstream_auto_provisioned: false,
         }
@@ -270,22 +317,28 @@ impl StageRecord {
         self.services.iter().find(|service| service.name == name)
     }
 
-    pub fn expand(&self) -> ExpandedStage {
+    pub fn expand(&self, activity: &dyn Fn(&str, &str) -> Option<Arc<ServiceActivity>>) -> ExpandedStage {
         ExpandedStage {
             stage_name: self.name.clone(),
             parent_stages: self.parent_stages.clone(),
-            services: self.services.iter().map(ServiceRecord::expand).collect(),
+            services: self
+                .services
+                .iter()
+                .map(|service| service.expand(activity(&self.name, &service.name).as_deref()))
+                .collect(),
         }
     }
 }
 
 impl ServiceRecord {
-    pub fn expand(&self) -> ExpandedService {
+    pub fn expand(&self, activity: Option<&ServiceActivity>) -> ExpandedService {
         ExpandedService {
             service_name: self.name.clone(),
             creation_date: self.creation_date.clone(),
-            deployed_image: self.deployed_image.clone(),
-            last_event_types: self.last_event_types.clone(),
+            deployed_image: activity.and_then(|a| a.deployed_image.clone()).or_else(|| self.deployed_image.clone()),
+            last_event_types: activity
+                .map(|a| a.last_event_types.clone())
+                .unwrap_or_else(|| self.last_event_types.clone()),
             open_remediations: Vec::new(),
         }
     }
@@ -342,7 +395,7 @@ mod tests {
         record.add_service("carts", "2");
         record.add_service("api", "3");
         assert!(record.has_service("carts"));
-        let expanded = record.expand();
+        let expanded = record.expand(&|_, _| None);
         assert_eq!(expanded.shipyard_version, "spec.keptn.sh/0.2.0");
         assert_eq!(expanded.stages[1].parent_stages, vec!["dev"]);
         let names: Vec<_> = expanded.stages[1].services.iter().map(|s| s.service_name.as_str()).collect();
@@ -379,5 +432,32 @@ mod tests {
         credentials.https = Some(HttpsCredentials::default());
         credentials.ssh = Some(SshCredentials::default());
         assert!(credentials.validate().is_err());
+    }
+
+    fn event(event_type: &str, id: &str, data: serde_json::Value) -> CloudEvent {
+        let at = chrono::DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z").unwrap().with_timezone(&chrono::Utc);
+        CloudEvent::emitted(event_type, id.into(), "ctx".into(), at, data)
+    }
+
+    #[test]
+    fn activity_records_task_events_and_the_image_of_a_successful_deployment() {
+        let input = serde_json::json!({ "configurationChange": { "values": { "image": "carts:0.2" } } });
+        let mut activity = ServiceActivity::default();
+        assert!(activity.observe(&event("sh.keptn.event.deployment.triggered", "t1", serde_json::json!({})), &input));
+        assert!(!activity.observe(&event("sh.keptn.event.dev.delivery.triggered", "s1", serde_json::json!({})), &input));
+        assert_eq!(activity.deployed_image, None, "not deployed before it finished");
+        let failed = event("sh.keptn.event.deployment.finished", "f1", serde_json::json!({ "result": "fail" }));
+        assert!(activity.observe(&failed, &input));
+        assert_eq!(activity.deployed_image, None, "a failed deployment deploys nothing");
+        let passed = event("sh.keptn.event.deployment.finished", "f2", serde_json::json!({ "result": "pass" }));
+        assert!(activity.observe(&passed, &input));
+        assert_eq!(activity.deployed_image.as_deref(), Some("carts:0.2"));
+        let info = &activity.last_event_types["sh.keptn.event.deployment.finished"];
+        assert_eq!((info.event_id.as_str(), info.keptn_context.as_str()), ("f2", "ctx"));
+        assert_eq!(info.time, "1767225600000000000");
+        assert_eq!(activity.last_event_types.len(), 2, "sequence events are not recorded");
+        let tested = event("sh.keptn.event.test.finished", "x", serde_json::json!({ "result": "pass" }));
+        activity.observe(&tested, &serde_json::json!({ "configurationChange": { "values": { "image": "other" } } }));
+        assert_eq!(activity.deployed_image.as_deref(), Some("carts:0.2"), "only deployments change the image");
     }
 }

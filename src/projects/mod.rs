@@ -20,7 +20,7 @@ use crate::bus::EventEmitter;
 use crate::model::clock::{unix_nanos_string, Clock};
 use crate::model::event::{self, CloudEvent, Outcome};
 use crate::model::names;
-use crate::model::project::{GitCredentials, ProjectRecord};
+use crate::model::project::{ExpandedProject, GitCredentials, ProjectRecord, ServiceActivity};
 use crate::model::shipyard::{self, Shipyard};
 use crate::model::webhook::HostPolicy;
 use crate::resources::{GitRepos, ResourceError, Scope};
@@ -31,6 +31,8 @@ use crate::store::SnapshotStore;
 pub const SHIPYARD_FILE: &str = "shipyard.yaml";
 const RECORD_PREFIX: &str = "project/";
 const CREDENTIALS_PREFIX: &str = "project-credentials/";
+/// What the task events of each service in each stage told: `service-activity/<project>/<stage>/<service>`.
+const ACTIVITY_PREFIX: &str = "service-activity/";
 /// How long the start waits for a missing repository to be cloned again from its upstream.
 const RECLONE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
@@ -74,6 +76,8 @@ pub struct ProjectManager {
     secret_key: SecretKey,
     /// Where upstreams may point.
     upstream_policy: HostPolicy,
+    /// `lastEventTypes` and `deployedImage` per (project, stage, service).
+    activity: DashMap<(String, String, String), Arc<ServiceActivity>>,
 }
 
 impl ProjectManager {
@@ -97,6 +101,7 @@ impl ProjectManager {
             remote_url_denylist,
             secret_key,
             upstream_policy,
+            activity: DashMap::new(),
         }
     }
 
@@ -131,6 +136,19 @@ impl ProjectManager {
                 }
             };
             self.repos.restore_upstream(project, Some(credentials)).await.map_err(ProjectError::from_resource)?;
+        }
+        for (key, value) in self.snapshots.scan_prefix(ACTIVITY_PREFIX).await? {
+            let mut parts = key[ACTIVITY_PREFIX.len()..].splitn(3, '/');
+            let (Some(project), Some(stage), Some(service)) = (parts.next(), parts.next(), parts.next()) else {
+                continue;
+            };
+            match crate::store::versioned::decode::<ServiceActivity>(&value) {
+                Ok(activity) => {
+                    self.activity
+                        .insert((project.to_owned(), stage.to_owned(), service.to_owned()), Arc::new(activity));
+                }
+                Err(error) => tracing::warn!(key, %error, "stored service activity cannot be read; ignored"),
+            }
         }
         self.sweep_repositories().await;
         for project in self.list() {
@@ -223,6 +241,62 @@ impl ProjectManager {
         let mut projects: Vec<_> = self.projects.iter().map(|entry| Arc::clone(entry.value())).collect();
         projects.sort_by(|a, b| a.name.cmp(&b.name));
         projects
+    }
+
+    /// The project as the API shows it, with its services' activity.
+    pub fn expand(&self, record: &ProjectRecord) -> ExpandedProject {
+        record.expand(&self.activity_of(&record.name))
+    }
+
+    /// Looks up the activity of `project`'s services by stage and service name.
+    pub fn activity_of<'a>(&'a self, project: &'a str) -> impl Fn(&str, &str) -> Option<Arc<ServiceActivity>> + 'a {
+        move |stage, service| {
+            self.activity
+                .get(&(project.to_owned(), stage.to_owned(), service.to_owned()))
+                .map(|entry| Arc::clone(entry.value()))
+        }
+    }
+
+    /// Takes in a task event of `service` in `stage` (see [`ServiceActivity::observe`]); returns the
+    /// write that stores the change, if anything changed, for the caller to queue in order.
+    pub fn observe_task_event(
+        &self,
+        project: &str,
+        stage: &str,
+        service: &str,
+        event: &CloudEvent,
+        input: &serde_json::Value,
+    ) -> Option<(String, Vec<u8>)> {
+        let known =
+            self.get(project).is_some_and(|record| record.stage(stage).is_some_and(|s| s.service(service).is_some()));
+        if !known {
+            return None;
+        }
+        let mut entry = self.activity.entry((project.to_owned(), stage.to_owned(), service.to_owned())).or_default();
+        let mut activity = (**entry.value()).clone();
+        if !activity.observe(event, input) {
+            return None;
+        }
+        let bytes = crate::store::versioned::encode(&activity);
+        *entry.value_mut() = Arc::new(activity);
+        Some((format!("{ACTIVITY_PREFIX}{project}/{stage}/{service}"), bytes))
+    }
+
+    /// Forgets the activity of a deleted project or service (`service` `None`: all of the project's).
+    async fn forget_activity(&self, project: &str, service: Option<&str>) {
+        let mut keys = Vec::new();
+        self.activity.retain(|(owner, stage, name), _| {
+            let doomed = owner == project && service.is_none_or(|service| service == name);
+            if doomed {
+                keys.push(format!("{ACTIVITY_PREFIX}{owner}/{stage}/{name}"));
+            }
+            !doomed
+        });
+        for key in keys {
+            if let Err(error) = self.snapshots.delete(&key).await {
+                tracing::warn!(key, %error, "could not remove stored service activity");
+            }
+        }
     }
 
     pub fn repos(&self) -> &Arc<GitRepos> {
@@ -464,6 +538,7 @@ impl ProjectManager {
         let record = self.get(project).ok_or_else(|| ProjectError::project_not_found(project))?;
         self.snapshots.delete(&format!("{RECORD_PREFIX}{project}")).await?;
         self.uncache(project);
+        self.forget_activity(project, None).await;
         let had_upstream = record.git_remote.is_some();
         if let Err(error) = self.snapshots.delete(&format!("{CREDENTIALS_PREFIX}{project}")).await {
             // Harmless: the next start drops credentials without a project.
@@ -548,6 +623,7 @@ impl ProjectManager {
             .await;
         result?;
         self.projects.insert(project.to_owned(), Arc::new(record));
+        self.forget_activity(project, Some(service)).await;
         tracing::info!(project, service, "service deleted");
         Ok(())
     }
