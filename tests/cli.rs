@@ -539,6 +539,36 @@ async fn watch_follows_chained_sequences_and_reports_the_result() {
 
     let nothing_open = keptn(&home_path, &[], &["approve", "--project", "sockshop", "--stage", "production"]).await;
     assert!(nothing_open.code == 1 && nothing_open.stderr.contains("No open approval"), "{nothing_open:?}");
+
+    // Watched with -o json: only events, one JSON object per line, for `| jq`.
+    let json_lines = keptn(
+        &home_path,
+        &[],
+        &[
+            "trigger",
+            "evaluation",
+            "--project",
+            "sockshop",
+            "--stage",
+            "dev",
+            "--service",
+            "carts",
+            "--watch",
+            "--watch-time",
+            "30",
+            "-o",
+            "json",
+        ],
+    )
+    .await;
+    assert_eq!(json_lines.code, 0, "{json_lines:?}");
+    let events: Vec<serde_json::Value> = json_lines
+        .stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON line: {line:?}: {e}")))
+        .collect();
+    assert!(events.iter().any(|e| e["type"] == "sh.keptn.event.evaluation.finished"), "{json_lines:?}");
+    assert!(events.iter().all(|e| e["shkeptncontext"] == events[0]["shkeptncontext"]));
 }
 
 #[actix_rt::test]

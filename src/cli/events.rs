@@ -61,12 +61,16 @@ async fn report_context(
     watch_args: &WatchArgs,
     out: &Printer,
 ) -> Result<(), CliError> {
-    match watch_args.output {
-        Some(format) => out.data(formatted(&json!({ "keptnContext": context }), format)?),
-        None => out.line(format!("ID of Keptn context: {context}")),
+    // Watched with -o, only the events are printed, one per line (JSON) or document (YAML), as Keptn's
+    // CLI does, so that `| jq` works.
+    match (watch_args.output, watch_args.watch) {
+        (Some(_), true) => {}
+        (Some(format), false) => out.data(formatted(&json!({ "keptnContext": context }), format)?),
+        (None, _) => out.line(format!("ID of Keptn context: {context}")),
     }
     if watch_args.watch {
-        watch::follow(client, project, context, Duration::from_secs(watch_args.watch_time), out).await?;
+        let watch_time = Duration::from_secs(watch_args.watch_time);
+        watch::follow(client, project, context, watch_time, watch_args.output, out).await?;
     }
     Ok(())
 }

@@ -7,8 +7,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use super::args::Format;
 use super::client::ApiClient;
-use super::output::text;
+use super::output::{formatted, text};
 use super::{encode, CliError, Printer};
 
 const POLL: Duration = Duration::from_secs(1);
@@ -84,23 +85,37 @@ async fn events_of(client: &ApiClient, project: &str, context: &str) -> Result<V
     Ok(events)
 }
 
+/// How a watched event is printed: `format` gives the whole event as one JSON line or one YAML
+/// document; without it, a line for people.
+fn render(event: &Value, format: Option<Format>) -> Result<String, CliError> {
+    match format {
+        None => Ok(describe(event)),
+        Some(Format::Json) => Ok(serde_json::to_string(event).expect("JSON values serialise")),
+        Some(Format::Yaml) => Ok(format!("---\n{}", formatted(event, Format::Yaml)?.trim_end())),
+    }
+}
+
 pub async fn follow(
     client: &ApiClient,
     project: &str,
     context: &str,
     watch_time: Duration,
+    format: Option<Format>,
     out: &Printer,
 ) -> Result<(), CliError> {
-    // The spinner draws on standard error; event lines always go to standard output.
-    let spinner = (std::io::stdout().is_terminal() && std::io::stderr().is_terminal() && !out.quiet).then(|| {
+    // The spinner draws on standard error; event lines always go to standard output. Machine-readable
+    // output gets no spinner.
+    let interactive = std::io::stdout().is_terminal() && std::io::stderr().is_terminal();
+    let spinner = (interactive && !out.quiet && format.is_none()).then(|| {
         let spinner = indicatif::ProgressBar::new_spinner();
         spinner.enable_steady_tick(Duration::from_millis(120));
         spinner.set_message(format!("waiting for the events of {context}"));
         spinner
     });
-    let show = |line: String| match &spinner {
-        Some(spinner) => spinner.suspend(|| out.line(&line)),
-        None => out.line(line),
+    let show = |line: String| match (&spinner, format) {
+        (Some(spinner), _) => spinner.suspend(|| out.line(&line)),
+        (None, Some(_)) => out.data(line),
+        (None, None) => out.line(line),
     };
     let deadline = Instant::now() + watch_time;
     let mut seen = HashSet::new();
@@ -117,7 +132,7 @@ pub async fn follow(
                 if let Some(spinner) = &spinner {
                     spinner.set_message(format!("{}  {}", text(&event["type"]), text(&event["data"]["stage"])));
                 }
-                show(describe(&event));
+                show(render(&event, format)?);
             }
         }
         if progress.all_finished() {
@@ -145,7 +160,9 @@ pub async fn follow(
     match progress.failure() {
         Some(failure) => Err(CliError::SequenceFailed(failure)),
         None => {
-            out.line(format!("Sequence finished (keptn context {context})"));
+            if format.is_none() {
+                out.line(format!("Sequence finished (keptn context {context})"));
+            }
             Ok(())
         }
     }
