@@ -61,9 +61,15 @@ async fn bridge_end_to_end_in_chromium() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
     assert!(stdout.contains("all steps passed"), "{stdout}");
-    for screen in
-        ["01-login", "03-environment", "05-sequence-finished", "07-evaluation", "08-sequences", "13-dashboard-phone"]
-    {
+    for screen in [
+        "01-login",
+        "03-environment",
+        "05-sequence-finished",
+        "05b-sequence-declined",
+        "07-evaluation",
+        "08-sequences",
+        "13-dashboard-phone",
+    ] {
         assert!(out.join(format!("{screen}.png")).exists(), "screenshot {screen} was written");
     }
     // What the browser did is what the API now says.
@@ -71,7 +77,9 @@ async fn bridge_end_to_end_in_chromium() {
         keelson.get("/api/mongodb-datastore/event?project=sockshop&type=sh.keptn.event.production.delivery.finished"),
     )
     .await;
-    assert_eq!(finished["events"][0]["data"]["result"], "pass", "{finished}");
+    // Newest first: the declined delivery failed, the approved one passed.
+    assert_eq!(finished["events"][0]["data"]["result"], "fail", "{finished}");
+    assert_eq!(finished["events"][1]["data"]["result"], "pass", "{finished}");
 }
 
 #[actix_rt::test]

@@ -208,6 +208,8 @@ async fn multi_stage_delivery_runs_through_every_stage() {
     assert_eq!(status, 200);
     let state = &states["states"][0];
     assert_eq!(state["state"], "finished");
+    assert_eq!(state["result"], "pass");
+    assert!(state["stages"].as_array().unwrap().iter().all(|stage| stage["result"] == "pass"), "{state}");
     assert_eq!(state["name"], "delivery");
     assert_eq!(state["stages"].as_array().unwrap().len(), 3);
     assert_eq!(state["stages"][0]["image"], "carts:0.2");
@@ -268,6 +270,18 @@ async fn a_failing_task_stops_the_sequence_and_triggers_rollback() {
     let stages = states["states"][0]["stages"].as_array().unwrap();
     assert_eq!(stages.len(), 1, "one entry per stage even with a same-stage rollback: {stages:?}");
     assert_eq!(states["states"][0]["name"], "delivery", "named after the first sequence of the context");
+    // The state says how it ended: the status of the failed delivery is `succeeded`, its result `fail`.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut state = states["states"][0].clone();
+    while state["state"] != "finished" && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let (_, states) =
+            send(keelson.get(&format!("/api/controlPlane/v1/sequence/sockshop?keptnContext={context}"))).await;
+        state = states["states"][0].clone();
+    }
+    assert_eq!(state["state"], "finished", "{state}");
+    assert_eq!(state["result"], "fail", "{state}");
+    assert_eq!(state["stages"][0]["result"], "pass", "the rollback, latest in dev, passed: {state}");
 }
 
 #[actix_rt::test]

@@ -36,6 +36,31 @@ export function badge(text, title) {
   return h('span', { class: `badge ${RESULT_CLASSES[text] || 'idle'}`, title: title || text }, text || 'n/a');
 }
 
+// How a sequence or stage stands, in a word and a colour: while it runs its state; once it ended its
+// result — a sequence whose status is "succeeded" but whose gate failed or whose approval was declined
+// ended "failed", and is red.
+export function outcome(item) {
+  const state = item && item.state;
+  const result = item && item.result;
+  let word = state || 'n/a';
+  let kind = RESULT_CLASSES[state] || 'idle';
+  if (state === 'aborted') [word, kind] = ['aborted', 'bad'];
+  else if (state === 'timedOut') [word, kind] = ['timed out', 'bad'];
+  else if (state === 'errored') [word, kind] = ['errored', 'bad'];
+  else if (['finished', 'succeeded'].includes(state)) {
+    if (result === 'fail') [word, kind] = ['failed', 'bad'];
+    else if (result === 'warning') [word, kind] = ['warning', 'warn'];
+    else [word, kind] = ['succeeded', 'ok'];
+  }
+  return { word, kind };
+}
+
+export function outcomeBadge(item) {
+  const { word, kind } = outcome(item);
+  const title = item && item.result ? `${item.state}, result ${item.result}` : (item && item.state) || '';
+  return h('span', { class: `badge ${kind}`, title, dataset: { outcome: kind } }, word);
+}
+
 export function time(value) {
   if (!value) return '';
   const date = new Date(value);

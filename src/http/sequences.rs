@@ -233,6 +233,11 @@ fn sequence_state(executions: &[Arc<Execution>]) -> Value {
                 "name": execution.scope.stage,
                 "state": if execution.phase.is_terminal() { outcome_status(execution) } else { execution.state_name().to_owned() },
             });
+            // Keelson's addition: how the stage's sequence ended, so that a failed gate is not shown as
+            // a success because its status is `succeeded`.
+            if let Some(outcome) = execution.outcome.as_ref().filter(|_| execution.phase.is_terminal()) {
+                stage["result"] = json!(outcome.result);
+            }
             if let Some(image) = execution.input.pointer("/configurationChange/values/image").and_then(Value::as_str) {
                 stage["image"] = json!(image);
             }
@@ -262,6 +267,17 @@ fn sequence_state(executions: &[Arc<Execution>]) -> Value {
         "state": overall,
         "stages": stages,
     });
+    if !any_live {
+        let results = || executions.iter().filter_map(|e| e.outcome.as_ref()).map(|o| o.result.as_str());
+        let worst = if results().any(|r| r == "fail") {
+            "fail"
+        } else if results().any(|r| r == "warning") {
+            "warning"
+        } else {
+            "pass"
+        };
+        document["result"] = json!(worst);
+    }
     if let Some(title) = first.input.pointer("/problem/problemTitle").and_then(Value::as_str) {
         document["problemTitle"] = json!(title);
     }

@@ -110,7 +110,7 @@ try {
   await page.waitForTimeout(4500);
   check(await page.evaluate(() => document.activeElement && document.activeElement.textContent === 'Approve'), 'focus stays on Approve across live updates');
   await page.keyboard.press('Enter');
-  await page.locator('h1 + .badge', { hasText: 'finished' }).waitFor({ timeout: 30000 });
+  await page.locator('h1 + .badge[data-outcome="ok"]', { hasText: 'succeeded' }).waitFor({ timeout: 30000 });
   await page.locator('section[data-stage="production"] summary', { hasText: 'approval.finished' }).first().waitFor();
   // A raw event payload opens in place.
   await page.locator('section[data-stage="dev"] summary', { hasText: 'deployment.finished' }).first().click();
@@ -143,6 +143,30 @@ try {
   await page.click('#abort-button');
   check(asked.includes('Abort this sequence'), 'the abort is confirmed first');
   await page.locator('h1 + .badge', { hasText: 'aborted' }).waitFor({ timeout: 20000 });
+
+  step('a declined approval is a failure, in red, and deploys nothing');
+  await page.goto(`${BASE}/bridge/project/sockshop`);
+  await page.click('#trigger-button');
+  await page.selectOption('#trigger-service', 'carts');
+  await page.fill('#trigger-image', 'docker.io/keptn/carts:0.13.2');
+  await page.click('#trigger-submit');
+  await page.waitForURL(/\/sequence\/[0-9a-f-]+$/);
+  const decline = page.locator('#sequence-controls button', { hasText: 'Decline' });
+  await decline.waitFor({ timeout: 30000 });
+  await decline.click();
+  const failedBadge = page.locator('h1 + .badge', { hasText: 'failed' });
+  await failedBadge.waitFor({ timeout: 30000 });
+  check(await failedBadge.getAttribute('data-outcome') === 'bad', 'a declined approval is shown red');
+  check(await page.locator('section[data-stage="production"] h2 .badge[data-outcome="bad"]').count() === 1, 'the production stage is red');
+  await shot('05b-sequence-declined');
+  await page.goto(`${BASE}/bridge/`);
+  await page.locator('article[data-project="sockshop"] .badge[data-outcome="bad"]', { hasText: 'failed' }).first().waitFor();
+  await page.goto(`${BASE}/bridge/project/sockshop`);
+  const production = page.locator('td[data-stage="production"][data-service="carts"]');
+  await production.locator('.image', { hasText: 'carts:0.13.1' }).waitFor();
+  check(!(await production.locator('.image').innerText()).includes('0.13.2'), 'the declined image is not shown as deployed');
+  await production.locator('.counters', { hasText: '1 failed' }).waitFor();
+  await page.locator('td[data-stage="dev"][data-service="carts"] .image', { hasText: 'carts:0.13.2' }).waitFor();
 
   step('sequence list with filters');
   await page.goto(`${BASE}/bridge/project/sockshop/sequence`);

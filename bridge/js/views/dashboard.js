@@ -1,5 +1,5 @@
 import { api, enc } from '../api.js';
-import { badge, dialog, empty, h, link, refreshed, replace, showError, time } from '../ui.js';
+import { dialog, empty, h, link, outcomeBadge, refreshed, replace, showError, time } from '../ui.js';
 import { navigate } from '../app.js';
 
 const EXAMPLE_SHIPYARD = `apiVersion: spec.keptn.sh/0.2.2
@@ -76,7 +76,7 @@ async function projectTile(project) {
     replace(sequences, states.length === 0
       ? h('li', { class: 'muted' }, 'No sequences yet')
       : states.map((state) => h('li', {},
-        badge(state.state), ' ',
+        outcomeBadge(state), ' ',
         link(`/bridge/project/${enc(project.projectName)}/sequence/${enc(state.shkeptncontext)}`, `${state.name} · ${state.service}`),
         h('span', { class: 'muted' }, ` ${time(state.time)}`))));
   }).catch((error) => replace(sequences, h('li', { class: 'error' }, error.message)));

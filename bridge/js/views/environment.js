@@ -1,7 +1,7 @@
 // The environment: stages × services with what runs where, evaluations and open approvals.
 
 import { api, decideApproval, enc, openApprovals } from '../api.js';
-import { badge, busy, dialog, empty, h, link, refreshed, replace, showError, shortType } from '../ui.js';
+import { badge, busy, dialog, empty, h, link, outcome, outcomeBadge, refreshed, replace, showError, shortType } from '../ui.js';
 import { projectNav } from '../app.js';
 import { openTriggerDialog } from './trigger.js';
 
@@ -70,12 +70,16 @@ export async function environmentView(main, [projectName, onlyStage], context) {
       const own = states.filter((state) => state.service === serviceName && (state.stages || []).some((s) => s.name === stage.stageName));
       const latest = own[0];
       const stageState = latest && latest.stages.find((s) => s.name === stage.stageName);
-      const failed = own.filter((state) => { const s = state.stages.find((x) => x.name === stage.stageName); return s && ['fail', 'errored'].includes(s.state); }).length;
+      // A failed gate or a declined approval counts as a failure, whatever its status says.
+      const failed = own.filter((state) => { const s = state.stages.find((x) => x.name === stage.stageName); return s && s.state !== 'aborted' && outcome(s).kind === 'bad'; }).length;
       const aborted = own.filter((state) => state.state === 'aborted').length;
       const openHere = approvals.filter((a) => a.data.stage === stage.stageName && a.data.service === serviceName);
       return h('td', { dataset: { stage: stage.stageName, service: serviceName } },
-        h('div', { class: 'image' }, service.deployedImage || (stageState && stageState.image) || h('span', { class: 'muted' }, 'not deployed')),
-        latest ? h('div', {}, badge(stageState ? stageState.state : latest.state), ' ',
+        // What runs there (a successful deployment), apart from what a sequence is bringing.
+        h('div', { class: 'image' }, service.deployedImage || h('span', { class: 'muted' }, 'not deployed')),
+        stageState && stageState.image && stageState.image !== service.deployedImage && !stageState.result
+          ? h('div', { class: 'muted incoming-image' }, `in progress: ${stageState.image}`) : '',
+        latest ? h('div', {}, outcomeBadge(stageState || latest), ' ',
           link(`/bridge/project/${enc(projectName)}/sequence/${enc(latest.shkeptncontext)}/stage/${enc(stage.stageName)}`, latest.name),
           stageState && stageState.latestEvent ? h('span', { class: 'muted' }, ` ${shortType(stageState.latestEvent.type)}`) : '') : h('div', { class: 'muted' }, 'no sequence yet'),
         stageState && stageState.latestEvaluation ? h('div', { class: 'evaluation' }, 'Evaluation ',

@@ -2,7 +2,7 @@
 
 import { api, contextEvents, enc, openApprovals } from '../api.js';
 import { approvalItem } from './environment.js';
-import { badge, busy, empty, h, link, refreshed, replace, shortType, time } from '../ui.js';
+import { badge, busy, empty, h, link, outcomeBadge, refreshed, replace, shortType, time } from '../ui.js';
 import { projectNav } from '../app.js';
 
 export async function sequencesView(main, [projectName], context) {
@@ -43,10 +43,10 @@ export async function sequencesView(main, [projectName], context) {
     refreshed(list, fingerprint, h('div', { class: 'table-wrap' }, h('table', { class: 'list' },
       h('thead', {}, h('tr', {}, ['State', 'Sequence', 'Service', 'Stages', 'Started'].map((title) => h('th', { scope: 'col' }, title)))),
       h('tbody', {}, states.map((state) => h('tr', { dataset: { context: state.shkeptncontext } },
-        h('td', {}, badge(state.state)),
+        h('td', {}, outcomeBadge(state)),
         h('td', {}, link(`/bridge/project/${enc(projectName)}/sequence/${enc(state.shkeptncontext)}`, state.name)),
         h('td', {}, state.service),
-        h('td', {}, (state.stages || []).map((stage) => h('span', { class: 'stage-chip' }, stage.name, ' ', badge(stage.state)))),
+        h('td', {}, (state.stages || []).map((stage) => h('span', { class: 'stage-chip' }, stage.name, ' ', outcomeBadge(stage)))),
         h('td', {}, time(state.time))))))));
   }
 
@@ -120,8 +120,8 @@ export async function sequenceView(main, [projectName, keptnContext, focusStage]
     ]);
     const state = states[0];
     const live = state && ['triggered', 'started', 'waiting', 'paused'].includes(state.state);
-    refreshed(header, JSON.stringify([state && state.state, state && state.name]),
-      h('h1', {}, state ? `${state.name} · ${state.service}` : 'Sequence'), state ? badge(state.state) : '',
+    refreshed(header, JSON.stringify([state && state.state, state && state.result, state && state.name]),
+      h('h1', {}, state ? `${state.name} · ${state.service}` : 'Sequence'), state ? outcomeBadge(state) : '',
       h('p', { class: 'muted' }, `Keptn context ${keptnContext}`));
     refreshed(controls, JSON.stringify([state && state.state, approvals.map((a) => a.id)]),
       live && state.state !== 'paused' ? h('button', { type: 'button', id: 'pause-button', onclick: control('pause') }, 'Pause') : '',
@@ -137,7 +137,7 @@ export async function sequenceView(main, [projectName, keptnContext, focusStage]
     refreshed(body, fingerprint, stages.map((stage) => {
       const stageState = state && (state.stages || []).find((s) => s.name === stage.name);
       return h('section', { class: 'stage-block', dataset: { stage: stage.name } },
-        h('h2', {}, link(`/bridge/project/${enc(projectName)}/sequence/${enc(keptnContext)}/stage/${enc(stage.name)}`, stage.name), ' ', stageState ? badge(stageState.state) : ''),
+        h('h2', {}, link(`/bridge/project/${enc(projectName)}/sequence/${enc(keptnContext)}/stage/${enc(stage.name)}`, stage.name), ' ', stageState ? outcomeBadge(stageState) : ''),
         h('ol', { class: 'tasks' }, [...stage.tasks.values()].map((task) => {
           const triggered = task.events.find((e) => e.type.endsWith('.triggered'));
           const finished = task.events.filter((e) => e.type.endsWith('.finished'));
