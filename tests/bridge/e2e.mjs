@@ -116,6 +116,14 @@ try {
   await page.locator('section[data-stage="dev"] summary', { hasText: 'deployment.finished' }).first().click();
   await page.locator('section[data-stage="dev"] details[open] pre').first().waitFor();
   await shot('05-sequence-finished');
+  // Only shipyard tasks are numbered: get-sli sits under its evaluation, whose score links to it; the
+  // sequence's own trigger comes first.
+  const dev = page.locator('section[data-stage="dev"]');
+  check(await dev.locator('li.task[data-task="get-sli"]').count() === 0, 'get-sli is not a numbered task');
+  check(await dev.locator('li.task[data-task="evaluation"] .task-steps summary', { hasText: 'get-sli.finished' }).count() === 1, 'get-sli is shown under the evaluation');
+  await dev.locator('li.task[data-task="evaluation"] .evaluation-score a').waitFor();
+  check((await dev.locator('details.event summary').first().innerText()).startsWith('dev.delivery.triggered'), 'the trigger comes first');
+  check(await page.locator('details.event summary', { hasText: 'approval.triggered' }).locator('.badge').count() === 0, 'a .triggered event shows no result');
 
   step('open the evaluation with its SLIs');
   await page.goto(`${BASE}/bridge/project/sockshop/evaluation`);

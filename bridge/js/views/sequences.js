@@ -77,7 +77,37 @@ function timeline(events) {
       entry.tasks.get(key).events.push(event);
     }
   }
+  // `get-sli` is the evaluation's own step, not a shipyard task: it goes under the evaluation it serves.
+  for (const entry of stages.values()) {
+    let evaluation = null;
+    for (const [key, task] of [...entry.tasks]) {
+      if (task.name === 'evaluation') evaluation = task;
+      else if (task.name === 'get-sli' && evaluation) {
+        evaluation.steps = (evaluation.steps || []).concat(task.events);
+        entry.tasks.delete(key);
+      }
+    }
+  }
   return [...stages.values()];
+}
+
+// What a user needs to see of a task without opening raw JSON: why it failed, and an evaluation's score.
+function taskSummary(projectName, task, last) {
+  if (!last || !last.data) return '';
+  const parts = [];
+  const evaluation = last.data.evaluation;
+  if (task.name === 'evaluation' && evaluation && evaluation.score !== undefined) {
+    parts.push(h('span', { class: 'evaluation-score' }, 'score ', link(`/bridge/project/${enc(projectName)}/evaluation/${enc(last.shkeptncontext)}`, `${Math.round(evaluation.score * 100) / 100}`)));
+  }
+  const failed = ['fail', 'errored'].includes(last.data.result) || ['errored', 'aborted'].includes(last.data.status);
+  if (failed && last.data.message) parts.push(h('p', { class: 'failure', role: 'note' }, last.data.message));
+  return parts;
+}
+
+function labelChips(trigger) {
+  const labels = (trigger && trigger.data && trigger.data.labels) || {};
+  const entries = Object.entries(labels).filter(([, value]) => value !== null && value !== '');
+  return entries.length ? h('div', { class: 'labels' }, entries.map(([key, value]) => h('span', { class: 'chip', title: key }, `${key}: ${value}`))) : '';
 }
 
 function duration(from, to) {
@@ -89,7 +119,8 @@ function duration(from, to) {
 function eventDetails(event, openIds) {
   const details = h('details', { class: 'event', dataset: { event: event.id }, open: openIds.has(event.id) },
     h('summary', { dataset: { focus: `event:${event.id}` } }, shortType(event.type), h('span', { class: 'muted' }, ` ${time(event.time)} · ${event.source}`),
-      event.data && event.data.result ? [' ', badge(event.data.result)] : ''),
+      // A `.triggered` event carries the previous task's result along: only a `.finished` reports one.
+      event.type.endsWith('.finished') && event.data && event.data.result ? [' ', badge(event.data.result)] : ''),
     h('pre', {}, JSON.stringify(event, null, 2)));
   details.addEventListener('toggle', () => (details.open ? openIds.add(event.id) : openIds.delete(event.id)));
   return details;
@@ -138,6 +169,9 @@ export async function sequenceView(main, [projectName, keptnContext, focusStage]
       const stageState = state && (state.stages || []).find((s) => s.name === stage.name);
       return h('section', { class: 'stage-block', dataset: { stage: stage.name } },
         h('h2', {}, link(`/bridge/project/${enc(projectName)}/sequence/${enc(keptnContext)}/stage/${enc(stage.name)}`, stage.name), ' ', stageState ? outcomeBadge(stageState) : ''),
+        // The sequence's own trigger first, with its labels; its end after the tasks.
+        h('div', { class: 'sequence-events' }, stage.sequence.filter((event) => event.type.endsWith('.triggered')).map((event) => eventDetails(event, openIds))),
+        labelChips(stage.sequence.find((event) => event.type.endsWith('.triggered'))),
         h('ol', { class: 'tasks' }, [...stage.tasks.values()].map((task) => {
           const triggered = task.events.find((e) => e.type.endsWith('.triggered'));
           const finished = task.events.filter((e) => e.type.endsWith('.finished'));
@@ -145,10 +179,13 @@ export async function sequenceView(main, [projectName, keptnContext, focusStage]
           return h('li', { class: 'task', dataset: { task: task.name } },
             h('div', { class: 'task-head' }, h('strong', {}, task.name), ' ',
               last ? badge(last.data.result || last.data.status) : badge('started'),
-              triggered && last ? h('span', { class: 'muted' }, ` ${duration(triggered.time, last.time)}`) : ''),
-            task.events.map((event) => eventDetails(event, openIds)));
+              triggered && last ? h('span', { class: 'muted' }, ` ${duration(triggered.time, last.time)}`) : '',
+              ' ', taskSummary(projectName, task, last)),
+            task.events.map((event) => eventDetails(event, openIds)),
+            task.steps ? h('div', { class: 'task-steps' }, h('span', { class: 'muted' }, 'get-sli'), task.steps.map((event) => eventDetails(event, openIds))) : '');
         })),
-        h('div', { class: 'sequence-events' }, stage.sequence.map((event) => eventDetails(event, openIds))));
+        h('div', { class: 'sequence-events' }, stage.sequence.filter((event) => !event.type.endsWith('.triggered')).map((event) => eventDetails(event, openIds))),
+        taskSummary(projectName, { name: 'sequence' }, stage.sequence.filter((event) => event.type.endsWith('.finished')).pop()));
     }));
   }
   await refresh();
