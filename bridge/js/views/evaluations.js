@@ -22,6 +22,50 @@ async function evaluationsOf(project, stage, service) {
 /// Bars shown at most: older evaluations scroll out so labels stay readable.
 const CHART_BARS = 30;
 
+// The link to one evaluation: its context and its stage (a context may evaluate several stages).
+function evaluationHref(project, event) {
+  const stage = event.data && event.data.stage;
+  return `/bridge/project/${enc(project)}/evaluation/${enc(event.shkeptncontext)}${stage ? `?stage=${enc(stage)}` : ''}`;
+}
+
+// SLI values as people read them: integers as they are, others to at most three significant decimals.
+export function rounded(value) {
+  const number = Number(value);
+  if (!Number.isFinite(number)) return String(value);
+  if (Number.isInteger(number)) return String(number);
+  const magnitude = Math.abs(number);
+  const decimals = magnitude >= 100 ? 0 : magnitude >= 1 ? 2 : 3;
+  return String(Number(number.toFixed(decimals)));
+}
+
+// The SLO's total_score thresholds (`pass: "90%"`, `warning: "75%"`), read from the evaluation's SLO file.
+function thresholds(event) {
+  const content = event && event.data && event.data.evaluation && event.data.evaluation.sloFileContent;
+  if (!content) return {};
+  let text = '';
+  try {
+    text = decodeURIComponent(escape(atob(content)));
+  } catch {
+    return {};
+  }
+  const section = (text.split(/^total_score:/m)[1] || '').split(/^\S/m)[0];
+  const value = (key) => {
+    const match = section.match(new RegExp(`\\b${key}:\\s*["']?(\\d+(?:\\.\\d+)?)`));
+    return match ? Number(match[1]) : undefined;
+  };
+  return { pass: value('pass'), warning: value('warning') };
+}
+
+// A column's label: when, and what was evaluated (build label or image).
+function columnLabel(event) {
+  const labels = (event.data && event.data.labels) || {};
+  const image = event.data && event.data.configurationChange && event.data.configurationChange.values && event.data.configurationChange.values.image;
+  const what = labels.buildId || labels.buildid || labels.version || (image ? String(image).split('/').pop() : '');
+  const when = new Date(event.time);
+  const date = Number.isNaN(when.getTime()) ? '' : when.toLocaleString([], { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' });
+  return [date, what ? h('div', { class: 'muted' }, what) : ''];
+}
+
 // Scores over time as bars coloured by result; each bar links to its evaluation.
 function scoreChart(all, project) {
   const evaluations = all.slice(-CHART_BARS);
@@ -34,13 +78,22 @@ function scoreChart(all, project) {
     const y = height - (mark / 100) * (height - 10);
     chart.append(svg('text', { x: 0, y: y + 4, class: 'tick' }, String(mark)));
   }
+  // The thresholds of the newest evaluation's SLO, as dashed lines.
+  const limits = thresholds(evaluations[evaluations.length - 1]);
+  for (const [kind, value] of Object.entries(limits)) {
+    if (value === undefined) continue;
+    const y = height - (Math.min(value, 100) / 100) * (height - 10);
+    chart.append(svg('line', { x1: 30, y1: y, x2: width, y2: y, class: `threshold ${kind}` }, svg('title', {}, `${kind} from ${value}%`)));
+    chart.append(svg('text', { x: width - 4, y: y - 3, class: `tick threshold-label ${kind}`, 'text-anchor': 'end' }, `${kind} ${value}%`));
+  }
   evaluations.forEach((event, index) => {
     const score = Number(event.data.evaluation && event.data.evaluation.score) || 0;
     const barHeight = (score / 100) * (height - 10);
     const x = 36 + index * 36;
-    const anchor = svg('a', { href: `/bridge/project/${enc(project)}/evaluation/${enc(event.shkeptncontext)}`, 'data-link': '', 'aria-label': `${time(event.time)}: ${event.data.result}, score ${score}` },
+    const tip = `${time(event.time)}: ${event.data.result}, score ${rounded(score)}`;
+    const anchor = svg('a', { href: evaluationHref(project, event), 'data-link': '', 'aria-label': tip },
       svg('rect', { x, y: height - barHeight, width: 24, height: Math.max(barHeight, 1), class: `bar ${event.data.result}` },
-        svg('title', {}, `${time(event.time)}: ${event.data.result}, score ${score}`)),
+        svg('title', {}, tip)),
       svg('text', { x: x + 12, y: height + 14, class: 'tick', 'text-anchor': 'middle' }, String(Math.round(score))));
     chart.append(anchor);
   });
@@ -50,15 +103,19 @@ function scoreChart(all, project) {
 function heatmap(evaluations, project) {
   const slis = [...new Set(evaluations.flatMap((event) => ((event.data.evaluation || {}).indicatorResults || []).map((r) => r.value && r.value.metric).filter(Boolean)))];
   if (slis.length === 0) return h('p', { class: 'muted' }, 'These evaluations have no SLI results (no SLO file, or no SLI provider).');
-  return h('div', { class: 'table-wrap' }, h('table', { class: 'heatmap' },
+  // Scrolls in its own box; shown scrolled to the newest (rightmost) column.
+  const box = h('div', { class: 'heatmap-box', tabindex: '0', 'aria-label': 'SLI heatmap, newest on the right' });
+  requestAnimationFrame(() => { box.scrollLeft = box.scrollWidth; });
+  box.append(h('table', { class: 'heatmap' },
     h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'SLI'), evaluations.map((event) =>
-      h('th', { scope: 'col' }, link(`/bridge/project/${enc(project)}/evaluation/${enc(event.shkeptncontext)}`, new Date(event.time).toLocaleTimeString()))))),
+      h('th', { scope: 'col', dataset: { context: event.shkeptncontext } }, link(evaluationHref(project, event), ...columnLabel(event)))))),
     h('tbody', {}, slis.map((sli) => h('tr', {}, h('th', { scope: 'row' }, sli), evaluations.map((event) => {
       const result = ((event.data.evaluation || {}).indicatorResults || []).find((r) => r.value && r.value.metric === sli);
       return result
-        ? h('td', { class: `cell ${result.status}`, title: result.status }, String(result.value.value), h('span', { class: 'sr-only' }, ` ${result.status}`))
+        ? h('td', { class: `cell ${result.status}`, title: `${result.value.value} (${result.status})` }, rounded(result.value.value), h('span', { class: 'sr-only' }, ` ${result.status}`))
         : h('td', { class: 'muted' }, '—');
     }))))));
+  return box;
 }
 
 export async function evaluationsView(main, [projectName], context) {
@@ -97,8 +154,10 @@ function targets(list) {
 }
 
 export async function evaluationView(main, [projectName, keptnContext], context) {
+  // A context may evaluate several stages: `?stage=` names which.
+  const stage = new URLSearchParams(location.search).get('stage');
   const find = async () => {
-    const data = await api(`/mongodb-datastore/event?project=${enc(projectName)}&keptnContext=${enc(keptnContext)}&type=sh.keptn.event.evaluation.finished&pageSize=10`);
+    const data = await api(`/mongodb-datastore/event?project=${enc(projectName)}&keptnContext=${enc(keptnContext)}&type=sh.keptn.event.evaluation.finished${stage ? `&stage=${enc(stage)}` : ''}&pageSize=10`);
     return (data.events || [])[0];
   };
   const finished = await find();
@@ -146,7 +205,7 @@ export async function evaluationView(main, [projectName, keptnContext], context)
       h('thead', {}, h('tr', {}, ['SLI', 'Value', 'Compared with', 'Pass criteria', 'Warning criteria', 'Score', 'Result'].map((title) => h('th', { scope: 'col' }, title)))),
       h('tbody', {}, results.map((result) => h('tr', { dataset: { sli: result.value ? result.value.metric : '' } },
         h('th', { scope: 'row' }, result.displayName || (result.value && result.value.metric) || '', result.keySli ? h('span', { class: 'badge warn' }, 'key') : ''),
-        h('td', {}, result.value ? String(result.value.value) : '—', result.value && result.value.message ? h('div', { class: 'muted' }, result.value.message) : ''),
+        h('td', {}, result.value ? rounded(result.value.value) : '—', result.value && result.value.message ? h('div', { class: 'muted' }, result.value.message) : ''),
         h('td', {}, result.value ? String(result.value.comparedValue ?? '') : ''),
         h('td', {}, targets(result.passTargets)),
         h('td', {}, targets(result.warningTargets)),
