@@ -605,3 +605,51 @@ async fn the_example_scenario_script_runs() {
     .await;
     assert_eq!(finished["events"][0]["data"]["result"], "pass", "{finished}");
 }
+
+/// The README's quick start and keptn walk-through, run as written: only the address (a free port here
+/// instead of 8080) and the place of the `keptn` binary (the test build) differ.
+#[actix_rt::test]
+async fn the_readme_commands_run_as_written() {
+    let keelson = TestKeelson::start_with(|config| {
+        config.services = keelson::config::BUILTIN_SERVICES.iter().map(|s| (*s).to_owned()).collect();
+    })
+    .await;
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let block_after = |heading: &str| -> String {
+        let section = &readme[readme.find(heading).unwrap_or_else(|| panic!("README has {heading}"))..];
+        let start = section.find("```sh\n").expect("a sh block") + "```sh\n".len();
+        section[start..start + section[start..].find("```").unwrap()].to_owned()
+    };
+    let address = keelson.base.trim_start_matches("http://");
+    let keptn_dir = Path::new(KEPTN).parent().unwrap().to_string_lossy().into_owned();
+    let script =
+        format!("set -euo pipefail\n{}\n{}", block_after("## Quick start"), block_after("## The keptn command line"))
+            .replace("127.0.0.1:8080", address)
+            .replace("$PWD/target/release", &keptn_dir);
+    let work = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(work.path().join("data")).unwrap();
+    std::fs::write(work.path().join("data/api-token"), &keelson.token).unwrap();
+    let output = tokio::time::timeout(
+        Duration::from_secs(120),
+        tokio::process::Command::new("bash")
+            .arg("-c")
+            .arg(&script)
+            .current_dir(work.path())
+            .env_clear()
+            .env("HOME", work.path())
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .output(),
+    )
+    .await
+    .expect("the README's commands hung")
+    .unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "script:\n{script}\nstdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(stdout.contains("sh.keptn.event.evaluation.finished"), "{stdout}");
+    assert!(stdout.contains("Approved carts"), "the prod approval was given: {stdout}");
+    assert!(stdout.matches("Sequence finished").count() >= 2, "both watched sequences finished: {stdout}");
+    let (_, finished) =
+        send(keelson.get("/api/mongodb-datastore/event?project=sockshop&type=sh.keptn.event.prod.delivery.finished"))
+            .await;
+    assert_eq!(finished["events"][0]["data"]["result"], "pass", "{finished}");
+}
