@@ -653,3 +653,29 @@ async fn the_readme_commands_run_as_written() {
             .await;
     assert_eq!(finished["events"][0]["data"]["result"], "pass", "{finished}");
 }
+
+#[actix_rt::test]
+async fn commands_keelson_does_not_need_say_so_and_completion_works() {
+    let home = tempfile::tempdir().unwrap();
+    let home = home.path();
+    for (args, says) in [
+        (&["install", "--use-case", "continuous-delivery", "-y"][..], "keptn install is not needed with Keelson"),
+        (&["upgrade", "--chart-repo", "x"][..], "keptn upgrade is not needed with Keelson"),
+        (&["uninstall"][..], "keptn uninstall is not needed with Keelson"),
+        (&["configure", "bridge", "--action", "expose"][..], "keptn configure bridge is not needed with Keelson"),
+    ] {
+        let run = keptn(home, &[], args).await;
+        assert_eq!(run.code, 0, "{run:?}");
+        assert!(run.stderr.contains(says) && run.stderr.lines().count() == 1, "{run:?}");
+    }
+    let refused = keptn(home, &[], &["--config-file", "/tmp/keptn-config", "get", "projects"]).await;
+    assert_eq!(refused.code, 1, "{refused:?}");
+    assert!(refused.stderr.contains("--config-file /tmp/keptn-config is not supported"), "{refused:?}");
+    for shell in ["bash", "zsh", "fish"] {
+        let script = keptn(home, &[], &["completion", shell]).await;
+        assert_eq!(script.code, 0, "{script:?}");
+        assert!(script.stdout.contains("trigger") && script.stdout.contains("approve"), "{shell}: {script:?}");
+    }
+    let help = keptn(home, &[], &["trigger", "delivery", "--help"]).await;
+    assert!(help.stdout.contains("Example: `keptn trigger delivery"), "{help:?}");
+}

@@ -68,6 +68,12 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     if cli.mock {
         return Err(CliError::Usage("--mock is not supported: nothing is sent without calling the API".into()));
     }
+    if let Some(file) = &cli.config_file {
+        return Err(CliError::Usage(format!(
+            "--config-file {} is not supported: Keelson's keptn keeps its only settings, the endpoint and token, in ~/.keptn/.keptn (keptn auth) or KEPTN_ENDPOINT and KEPTN_API_TOKEN",
+            file.display()
+        )));
+    }
     let out = Printer { quiet: cli.quiet };
     let client = || Credentials::load().map(|credentials| ApiClient::new(credentials, cli.verbose));
     match cli.command {
@@ -88,7 +94,33 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Configure(args::Configure::Monitoring(args)) => {
             events::configure_monitoring(&client()?, args, &out).await
         }
+        Command::Completion(args) => {
+            use clap::CommandFactory as _;
+            use std::io::Write as _;
+            let mut script = Vec::new();
+            clap_complete::generate(args.shell, &mut Cli::command(), "keptn", &mut script);
+            // A closed pipe (`| head`) ends the output quietly.
+            let _ = std::io::stdout().write_all(&script);
+            Ok(())
+        }
+        Command::Install(_) => {
+            not_needed("keptn install", "Keelson is one binary: start it with `keelson` (see its README)")
+        }
+        Command::Upgrade(_) => {
+            not_needed("keptn upgrade", "upgrade Keelson by replacing its binary and starting it again")
+        }
+        Command::Uninstall(_) => not_needed("keptn uninstall", "stop Keelson and remove its binary and data directory"),
+        Command::Configure(args::Configure::Bridge(_)) => not_needed(
+            "keptn configure bridge",
+            "Keelson serves the Bridge at /bridge/ on its own address, behind the API token",
+        ),
     }
+}
+
+/// A Keptn command that has nothing to do with Keelson: one friendly line on standard error, exit 0.
+fn not_needed(command: &str, instead: &str) -> Result<(), CliError> {
+    eprintln!("{command} is not needed with Keelson: {instead}.");
+    Ok(())
 }
 
 /// `k=v` pairs (labels, literals) as a map; a pair without `=` is an error naming the flag.
