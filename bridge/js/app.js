@@ -67,8 +67,9 @@ function breadcrumbs(path) {
   const parts = [link(`${BASE}/`, 'Projects')];
   const project = path.match(/^\/project\/([^/]+)/);
   if (project) parts.push(' / ', link(`${BASE}/project/${project[1]}`, decodeURIComponent(project[1])));
-  if (path === '/secrets') parts.push(' / ', 'Secrets');
-  replace(document.getElementById('breadcrumbs'), parts, ' · ', link(`${BASE}/secrets`, 'Secrets'));
+  if (path === '/secrets') parts.push(' / ', h('span', { 'aria-current': 'page' }, 'Secrets'));
+  else parts.push(' · ', link(`${BASE}/secrets`, 'Secrets'));
+  replace(document.getElementById('breadcrumbs'), parts);
 }
 
 async function render() {

@@ -163,12 +163,26 @@ try {
   check(asked.includes('Abort this sequence'), 'the abort is confirmed first');
   await page.locator('h1 + .badge', { hasText: 'aborted' }).waitFor({ timeout: 20000 });
 
-  step('a declined approval is a failure, in red, and deploys nothing');
+  step('the trigger dialog offers the shipyard\'s sequences of the chosen stage');
   await page.goto(`${BASE}/bridge/project/sockshop`);
   await page.click('#trigger-button');
-  await page.selectOption('#trigger-service', 'carts');
-  await page.fill('#trigger-image', 'docker.io/keptn/carts:0.13.2');
-  await page.click('#trigger-submit');
+  await page.selectOption('#trigger-kind', 'sequence');
+  await page.selectOption('#trigger-stage', 'production');
+  const offered = await page.locator('#trigger-sequences option').evaluateAll((options) => options.map((o) => o.value));
+  check(offered.length === 1 && offered[0] === 'delivery', `production offers its delivery sequence (${offered})`);
+  await page.keyboard.press('Escape');
+
+  step('a declined approval is a failure, in red, and deploys nothing; the dashboard follows live');
+  await page.goto(`${BASE}/bridge/`);
+  const tile = page.locator('article[data-project="sockshop"]');
+  await tile.locator('li').first().waitFor();
+  const before = await tile.locator('li a').first().getAttribute('href');
+  const triggered = await apiCall('/v1/event', 'POST', { type: 'sh.keptn.event.dev.delivery.triggered', source: 'e2e',
+    data: { project: 'sockshop', stage: 'dev', service: 'carts', configurationChange: { values: { image: 'docker.io/keptn/carts:0.13.2' } } } });
+  // The new sequence shows up on the dashboard without a reload.
+  await tile.locator(`li a[href$="${triggered.keptnContext}"]`).waitFor({ timeout: 15000 });
+  check(before !== `/bridge/project/sockshop/sequence/${triggered.keptnContext}`, 'it was not there before');
+  await tile.locator(`li a[href$="${triggered.keptnContext}"]`).click();
   await page.waitForURL(/\/sequence\/[0-9a-f-]+$/);
   const decline = page.locator('#sequence-controls button', { hasText: 'Decline' });
   await decline.waitFor({ timeout: 30000 });

@@ -67,19 +67,25 @@ function createProjectDialog() {
   name.focus();
 }
 
-async function projectTile(project) {
+// The latest sequences of a project, or the error that kept them away.
+async function latestSequences(project) {
+  try {
+    const data = await api(`/controlPlane/v1/sequence/${enc(project.projectName)}?pageSize=3`);
+    return { states: data.states || [] };
+  } catch (error) {
+    return { error: error.message };
+  }
+}
+
+function projectTile(project, latest) {
   const stages = project.stages || [];
   const services = new Set(stages.flatMap((stage) => (stage.services || []).map((service) => service.serviceName)));
-  const sequences = h('ul', { class: 'plain' }, h('li', { class: 'muted' }, 'Loading sequences…'));
-  api(`/controlPlane/v1/sequence/${enc(project.projectName)}?pageSize=3`).then((data) => {
-    const states = data.states || [];
-    replace(sequences, states.length === 0
-      ? h('li', { class: 'muted' }, 'No sequences yet')
-      : states.map((state) => h('li', {},
+  const sequences = h('ul', { class: 'plain' }, latest.error ? h('li', { class: 'error' }, latest.error)
+    : latest.states.length === 0 ? h('li', { class: 'muted' }, 'No sequences yet')
+      : latest.states.map((state) => h('li', {},
         outcomeBadge(state), ' ',
         link(`/bridge/project/${enc(project.projectName)}/sequence/${enc(state.shkeptncontext)}`, `${state.name} · ${state.service}`),
         h('span', { class: 'muted' }, ` ${time(state.time)}`))));
-  }).catch((error) => replace(sequences, h('li', { class: 'error' }, error.message)));
   return h('article', { class: 'card tile', dataset: { project: project.projectName } },
     h('h2', {}, link(`/bridge/project/${enc(project.projectName)}`, project.projectName)),
     h('p', { class: 'muted' }, `${stages.length} stage${stages.length === 1 ? '' : 's'} · ${services.size} service${services.size === 1 ? '' : 's'}`),
@@ -95,13 +101,18 @@ export async function dashboardView(main, _params, context) {
   async function refresh() {
     const data = await api('/controlPlane/v1/project?pageSize=50');
     const projects = data.projects || [];
-    const fingerprint = JSON.stringify(projects.map((p) => [p.projectName, p.stages.map((s) => [s.stageName, s.services.length])]));
+    // Live like every screen: the tiles' latest sequences are part of what is compared.
+    const latest = await Promise.all(projects.map(latestSequences));
+    const fingerprint = JSON.stringify([
+      projects.map((p) => [p.projectName, p.stages.map((s) => [s.stageName, s.services.length])]),
+      latest.map((l) => l.error || l.states.map((s) => [s.shkeptncontext, s.state, s.result])),
+    ]);
     if (grid.dataset.fingerprint === fingerprint) return;
     if (projects.length === 0) {
       refreshed(grid, fingerprint, empty('There are no projects yet. Create one with a shipyard that names your stages and sequences.', h('button', { type: 'button', class: 'primary', onclick: createProjectDialog }, 'Create your first project')));
       return;
     }
-    refreshed(grid, fingerprint, await Promise.all(projects.map(projectTile)));
+    refreshed(grid, fingerprint, projects.map((project, index) => projectTile(project, latest[index])));
   }
   await refresh();
   context.every(5000, refresh);

@@ -1,7 +1,7 @@
 // The trigger dialog: a delivery (image), an evaluation (timeframe) or any sequence.
 
 import { api, enc, sendEvent } from '../api.js';
-import { dialog, h, showError } from '../ui.js';
+import { dialog, h, replace, showError } from '../ui.js';
 import { navigate } from '../app.js';
 
 function labelsOf(text) {
@@ -11,6 +11,33 @@ function labelsOf(text) {
     if (key) labels[key.trim()] = rest.join('=').trim();
   }
   return labels;
+}
+
+// The sequences of each stage of a shipyard in block style (the usual form): stage → names. A shipyard
+// this reading does not understand yields nothing, and the field stays free text.
+export function shipyardSequences(text) {
+  const byStage = new Map();
+  let stage = null;
+  let stageIndent = -1;
+  let sequenceIndent = -1;
+  let inSequences = false;
+  for (const line of String(text || '').split('\n')) {
+    const item = line.match(/^(\s*)- name:\s*["']?([^"'#\s]+)/);
+    if (item) {
+      const indent = item[1].length;
+      if (stageIndent < 0 || indent === stageIndent) {
+        [stage, stageIndent, inSequences, sequenceIndent] = [item[2], indent, false, -1];
+        byStage.set(stage, []);
+      } else if (inSequences && indent > stageIndent && (sequenceIndent < 0 || indent === sequenceIndent)) {
+        sequenceIndent = indent;
+        byStage.get(stage).push(item[2]);
+      }
+      continue;
+    }
+    const key = line.match(/^(\s*)(\w+):/);
+    if (key && stage && key[1].length > stageIndent && key[1].length <= stageIndent + 2) inSequences = key[2] === 'sequences';
+  }
+  return byStage;
 }
 
 export function openTriggerDialog(project, { stage, service } = {}) {
@@ -25,12 +52,17 @@ export function openTriggerDialog(project, { stage, service } = {}) {
   const serviceSelect = select('trigger-service', services, service || services[0]);
   const stageSelect = select('trigger-stage', stages.map((s) => s.stageName), stage || (stages[0] && stages[0].stageName));
   const image = h('input', { id: 'trigger-image', name: 'image', placeholder: 'docker.io/org/app:1.2.3' });
-  const sequence = h('input', { id: 'trigger-sequence', name: 'sequence', value: 'delivery' });
+  const known = shipyardSequences(project.shipyard);
+  const sequenceList = h('datalist', { id: 'trigger-sequences' });
+  const offer = () => replace(sequenceList, (known.get(stageSelect.value) || []).map((name) => h('option', { value: name })));
+  stageSelect.addEventListener('change', offer);
+  offer();
+  const sequence = h('input', { id: 'trigger-sequence', name: 'sequence', value: 'delivery', list: 'trigger-sequences', autocomplete: 'off' });
   const timeframe = h('input', { id: 'trigger-timeframe', name: 'timeframe', value: '5m' });
   const labels = h('input', { id: 'trigger-labels', name: 'labels', placeholder: 'key=value,other=value' });
   const status = h('div', { 'aria-live': 'polite' });
   const deliveryFields = h('div', {}, h('label', { for: 'trigger-image' }, 'Image'), image);
-  const sequenceFields = h('div', {}, h('label', { for: 'trigger-sequence' }, 'Sequence'), sequence);
+  const sequenceFields = h('div', {}, h('label', { for: 'trigger-sequence' }, 'Sequence'), sequence, sequenceList);
   const evaluationFields = h('div', {}, h('label', { for: 'trigger-timeframe' }, 'Timeframe (e.g. 5m, 1h)'), timeframe);
   const showFields = () => {
     deliveryFields.hidden = kind.value !== 'delivery';
