@@ -175,8 +175,8 @@ try {
   step('a declined approval is a failure, in red, and deploys nothing; the dashboard follows live');
   await page.goto(`${BASE}/bridge/`);
   const tile = page.locator('article[data-project="sockshop"]');
-  await tile.locator('li').first().waitFor();
-  const before = await tile.locator('li a').first().getAttribute('href');
+  await tile.locator('ul.plain li a').first().waitFor();
+  const before = await tile.locator('ul.plain li a').first().getAttribute('href');
   const triggered = await apiCall('/v1/event', 'POST', { type: 'sh.keptn.event.dev.delivery.triggered', source: 'e2e',
     data: { project: 'sockshop', stage: 'dev', service: 'carts', configurationChange: { values: { image: 'docker.io/keptn/carts:0.13.2' } } } });
   // The new sequence shows up on the dashboard without a reload.
@@ -201,6 +201,29 @@ try {
   await production.locator('.counters', { hasText: '1 failed' }).waitFor();
   await page.locator('td[data-stage="dev"][data-service="carts"] .image', { hasText: 'carts:0.13.2' }).waitFor();
 
+  step('a failed quality gate is red, with its reason, on every screen');
+  const STRICT = SLO.replace('["<600"]', '["<100"]').replace('["<=800"]', '["<=200"]').replace('warning: "50%"', 'warning: "75%"');
+  await apiCall('/resource-service/v1/project/sockshop/stage/dev/service/carts/resource', 'POST',
+    { resources: [{ resourceURI: 'slo.yaml', resourceContent: Buffer.from(STRICT).toString('base64') }] });
+  await page.goto(`${BASE}/bridge/project/sockshop`);
+  await page.click('#trigger-button');
+  await page.selectOption('#trigger-kind', 'evaluation');
+  await page.selectOption('#trigger-service', 'carts');
+  await page.selectOption('#trigger-stage', 'dev');
+  await page.click('#trigger-submit');
+  await page.waitForURL(/\/sequence\/[0-9a-f-]+$/);
+  await page.locator('h1 + .badge[data-outcome="bad"]', { hasText: 'failed' }).waitFor({ timeout: 30000 });
+  await page.locator('li.task[data-task="evaluation"] .failure', { hasText: 'Evaluation failed since the calculated score' }).waitFor();
+  await shot('05c-quality-gate-failed');
+  await page.goto(`${BASE}/bridge/project/sockshop/sequence`);
+  await page.locator('#sequence-list tbody tr').first().locator('td').first().locator('.badge[data-outcome="bad"]', { hasText: 'failed' }).waitFor();
+  await page.goto(`${BASE}/bridge/`);
+  await page.locator('article[data-project="sockshop"] ul.plain li').first().locator('.badge[data-outcome="bad"]', { hasText: 'failed' }).waitFor();
+  await page.goto(`${BASE}/bridge/project/sockshop`);
+  const devCarts = page.locator('td[data-stage="dev"][data-service="carts"]');
+  await devCarts.locator('.evaluation .badge', { hasText: 'fail' }).waitFor();
+  await devCarts.locator('.counters', { hasText: '1 failed' }).waitFor();
+
   step('sequence list with filters');
   await page.goto(`${BASE}/bridge/project/sockshop/sequence`);
   await page.locator('#sequence-list tbody tr').nth(1).waitFor();
@@ -213,7 +236,8 @@ try {
   step('environment, integrations, settings, secrets');
   await page.goto(`${BASE}/bridge/project/sockshop`);
   await page.locator('td[data-stage="production"][data-service="carts"] .image', { hasText: 'carts:0.13.1' }).waitFor();
-  await page.locator('td[data-stage="dev"][data-service="carts"] .evaluation .badge', { hasText: 'pass' }).waitFor();
+  // The latest evaluation in dev is the failed gate.
+  await page.locator('td[data-stage="dev"][data-service="carts"] .evaluation .badge', { hasText: 'fail' }).waitFor();
   await shot('09-environment-after');
   await page.goto(`${BASE}/bridge/project/sockshop/integrations`);
   await page.locator('tr[data-integration="lighthouse-service"]').waitFor();
