@@ -184,8 +184,16 @@ try {
   check(before !== `/bridge/project/sockshop/sequence/${triggered.keptnContext}`, 'it was not there before');
   await tile.locator(`li a[href$="${triggered.keptnContext}"]`).click();
   await page.waitForURL(/\/sequence\/[0-9a-f-]+$/);
+  const sequenceUrl = page.url();
   const decline = page.locator('#sequence-controls button', { hasText: 'Decline' });
   await decline.waitFor({ timeout: 30000 });
+  // While the approval waits, production still runs the approved image; the new one is only in progress.
+  await page.goto(`${BASE}/bridge/project/sockshop`);
+  const waiting = page.locator('td[data-stage="production"][data-service="carts"]');
+  await waiting.locator('.image', { hasText: 'carts:0.13.1' }).waitFor();
+  await waiting.locator('.incoming-image', { hasText: 'in progress: docker.io/keptn/carts:0.13.2' }).waitFor();
+  await page.goto(sequenceUrl);
+  await decline.waitFor();
   await decline.click();
   const failedBadge = page.locator('h1 + .badge', { hasText: 'failed' });
   await failedBadge.waitFor({ timeout: 30000 });

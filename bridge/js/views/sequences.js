@@ -152,7 +152,8 @@ export async function sequenceView(main, [projectName, keptnContext, focusStage]
     const state = states[0];
     const live = state && ['triggered', 'started', 'waiting', 'paused'].includes(state.state);
     refreshed(header, JSON.stringify([state && state.state, state && state.result, state && state.name]),
-      h('h1', {}, state ? `${state.name} · ${state.service}` : 'Sequence'), state ? outcomeBadge(state) : '',
+      // The outcome stands next to the title it qualifies.
+      h('div', { class: 'title' }, h('h1', {}, state ? `${state.name} · ${state.service}` : 'Sequence'), state ? outcomeBadge(state) : ''),
       h('p', { class: 'muted' }, `Keptn context ${keptnContext}`));
     refreshed(controls, JSON.stringify([state && state.state, approvals.map((a) => a.id)]),
       live && state.state !== 'paused' ? h('button', { type: 'button', id: 'pause-button', onclick: control('pause') }, 'Pause') : '',
