@@ -31,6 +31,8 @@ const SQLITE_FILE: &str = "keelson.sqlite";
 const HISTORY_FILE: &str = "history.sqlite";
 /// File in the data dir that holds a generated secret-encryption key.
 const SECRET_KEY_FILE: &str = "secret-key";
+/// How often the services' `deployedImage` and `lastEventTypes` are stored.
+const ACTIVITY_STORE_PERIOD: std::time::Duration = std::time::Duration::from_secs(1);
 /// Directory in the data dir of the project repositories.
 const GIT_DIR: &str = "git";
 
@@ -112,6 +114,7 @@ pub async fn build(config: &Config) -> anyhow::Result<ControlPlane> {
         crate::model::webhook::HostPolicy::with_defaults(Vec::new(), config.git_allowed_hosts.clone()),
     ));
     let loaded = projects.load().await.context("cannot load projects")?;
+    projects.store_activity_every(ACTIVITY_STORE_PERIOD);
     tracing::info!(projects = loaded, "state loaded");
 
     let runtime = Runtime::new(

@@ -723,6 +723,8 @@ async fn services_show_their_deployed_image_and_last_events_and_keep_them_across
     .await;
     assert_eq!(events["events"][0]["source"], "test-executor");
 
+    // Activity is stored every second; store it now rather than wait.
+    keelson.server.control_plane.state.projects.store_activity().await;
     let config = support::test_config(keelson.data_dir.path());
     let data_dir = keelson.stop().await;
     let keelson = TestKeelson::start_in(data_dir, config).await;

@@ -232,7 +232,7 @@ impl SequenceActor {
     }
 
     /// Keeps the service's `lastEventTypes` and `deployedImage` up to date with the task events this
-    /// step took in or sends out. Best effort: the write is queued behind this execution's own.
+    /// step took in or sends out.
     fn observe_activity(&self, applied: bool, command: &Command, effects: &[Effect]) {
         let incoming = match command {
             Command::TaskEvent(event) if applied => Some(event),
@@ -244,18 +244,13 @@ impl SequenceActor {
         });
         let scope = &self.execution.scope;
         for event in incoming.into_iter().chain(outgoing) {
-            let Some((key, bytes)) = self.runtime.projects.observe_task_event(
+            self.runtime.projects.observe_task_event(
                 &scope.project,
                 &scope.stage,
                 &scope.service,
                 event,
                 &self.execution.input,
-            ) else {
-                continue;
-            };
-            if let Queued::WaitingForRoom { .. } = self.runtime.snapshots.queue_in_order(key, Some(bytes)) {
-                metrics::counter!("keelson_activity_writes_skipped_total").increment(1);
-            }
+            );
         }
     }
 

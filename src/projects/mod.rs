@@ -8,6 +8,7 @@
 pub mod credentials;
 mod error;
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use base64::Engine as _;
@@ -78,6 +79,8 @@ pub struct ProjectManager {
     upstream_policy: HostPolicy,
     /// `lastEventTypes` and `deployedImage` per (project, stage, service).
     activity: DashMap<(String, String, String), Arc<ServiceActivity>>,
+    /// Activity changed since it was last stored (see [`ProjectManager::store_activity_every`]).
+    activity_dirty: std::sync::Mutex<HashSet<(String, String, String)>>,
 }
 
 impl ProjectManager {
@@ -102,6 +105,7 @@ impl ProjectManager {
             secret_key,
             upstream_policy,
             activity: DashMap::new(),
+            activity_dirty: std::sync::Mutex::default(),
         }
     }
 
@@ -257,8 +261,9 @@ impl ProjectManager {
         }
     }
 
-    /// Takes in a task event of `service` in `stage` (see [`ServiceActivity::observe`]); returns the
-    /// write that stores the change, if anything changed, for the caller to queue in order.
+    /// Takes in a task event of `service` in `stage` (see [`ServiceActivity::observe`]). Only memory is
+    /// touched here, on the sequence's hot path; [`ProjectManager::store_activity_every`] stores what
+    /// changed.
     pub fn observe_task_event(
         &self,
         project: &str,
@@ -266,25 +271,64 @@ impl ProjectManager {
         service: &str,
         event: &CloudEvent,
         input: &serde_json::Value,
-    ) -> Option<(String, Vec<u8>)> {
+    ) {
         let known =
             self.get(project).is_some_and(|record| record.stage(stage).is_some_and(|s| s.service(service).is_some()));
         if !known {
-            return None;
+            return;
         }
-        let mut entry = self.activity.entry((project.to_owned(), stage.to_owned(), service.to_owned())).or_default();
-        let mut activity = (**entry.value()).clone();
-        if !activity.observe(event, input) {
-            return None;
+        let key = (project.to_owned(), stage.to_owned(), service.to_owned());
+        let mut entry = self.activity.entry(key.clone()).or_default();
+        if Arc::make_mut(entry.value_mut()).observe(event, input) {
+            drop(entry);
+            self.activity_dirty.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(key);
         }
-        let bytes = crate::store::versioned::encode(&activity);
-        *entry.value_mut() = Arc::new(activity);
-        Some((format!("{ACTIVITY_PREFIX}{project}/{stage}/{service}"), bytes))
+    }
+
+    /// Stores the activity that changed, every `period`, for the life of the process. Activity is a view
+    /// for people: up to one period of it may be lost in a crash, in exchange for no write per event.
+    pub fn store_activity_every(self: &Arc<Self>, period: std::time::Duration) {
+        let manager = Arc::clone(self);
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(period);
+            loop {
+                ticks.tick().await;
+                manager.store_activity().await;
+            }
+        });
+    }
+
+    /// Writes the changed activity in one batch; keys whose write fails stay marked.
+    pub async fn store_activity(&self) {
+        let keys: Vec<_> =
+            self.activity_dirty.lock().unwrap_or_else(std::sync::PoisonError::into_inner).drain().collect();
+        if keys.is_empty() {
+            return;
+        }
+        let writes: Vec<(String, Option<Vec<u8>>)> = keys
+            .iter()
+            .filter_map(|key| {
+                let activity = self.activity.get(key)?;
+                let (project, stage, service) = key;
+                Some((
+                    format!("{ACTIVITY_PREFIX}{project}/{stage}/{service}"),
+                    Some(crate::store::versioned::encode(&**activity)),
+                ))
+            })
+            .collect();
+        if let Err(error) = self.snapshots.write_batch(writes).await {
+            tracing::warn!(%error, "service activity not stored; retried");
+            self.activity_dirty.lock().unwrap_or_else(std::sync::PoisonError::into_inner).extend(keys);
+        }
     }
 
     /// Forgets the activity of a deleted project or service (`service` `None`: all of the project's).
     async fn forget_activity(&self, project: &str, service: Option<&str>) {
         let mut keys = Vec::new();
+        self.activity_dirty
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .retain(|(owner, _, name)| !(owner == project && service.is_none_or(|service| service == name)));
         self.activity.retain(|(owner, stage, name), _| {
             let doomed = owner == project && service.is_none_or(|service| service == name);
             if doomed {
