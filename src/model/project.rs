@@ -127,7 +127,7 @@ impl GitCredentials {
 }
 
 /// `url` without user-info, so that it can be shown: tokens are often given as the user name.
-fn without_password(url: &str) -> String {
+pub fn without_password(url: &str) -> String {
     match url::Url::parse(url) {
         Ok(mut parsed) if parsed.password().is_some() || !parsed.username().is_empty() => {
             let _ = parsed.set_password(None);
@@ -168,13 +168,11 @@ pub struct StageRecord {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+/// A service in a stage as the project record keeps it; what its task events told is its
+/// [`ServiceActivity`], kept apart.
 pub struct ServiceRecord {
     pub name: String,
     pub creation_date: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub deployed_image: Option<String>,
-    #[serde(default)]
-    pub last_event_types: BTreeMap<String, EventContextInfo>,
 }
 
 /// What the task events of a service in a stage tell (Keptn's `lastEventTypes` and `deployedImage`),
@@ -273,12 +271,7 @@ impl ProjectRecord {
     /// Adds a service to every stage.
     pub fn add_service(&mut self, service: &str, creation_date: &str) {
         for stage in &mut self.stages {
-            stage.services.push(ServiceRecord {
-                name: service.to_owned(),
-                creation_date: creation_date.to_owned(),
-                deployed_image: None,
-                last_event_types: BTreeMap::new(),
-            });
+            stage.services.push(ServiceRecord { name: service.to_owned(), creation_date: creation_date.to_owned() });
             stage.services.sort_by(|a, b| a.name.cmp(&b.name));
         }
     }
@@ -335,10 +328,8 @@ impl ServiceRecord {
         ExpandedService {
             service_name: self.name.clone(),
             creation_date: self.creation_date.clone(),
-            deployed_image: activity.and_then(|a| a.deployed_image.clone()).or_else(|| self.deployed_image.clone()),
-            last_event_types: activity
-                .map(|a| a.last_event_types.clone())
-                .unwrap_or_else(|| self.last_event_types.clone()),
+            deployed_image: activity.and_then(|a| a.deployed_image.clone()),
+            last_event_types: activity.map(|a| a.last_event_types.clone()).unwrap_or_default(),
             open_remediations: Vec::new(),
         }
     }
@@ -459,5 +450,16 @@ mod tests {
         let tested = event("sh.keptn.event.test.finished", "x", serde_json::json!({ "result": "pass" }));
         activity.observe(&tested, &serde_json::json!({ "configurationChange": { "values": { "image": "other" } } }));
         assert_eq!(activity.deployed_image.as_deref(), Some("carts:0.2"), "only deployments change the image");
+    }
+
+    #[test]
+    fn service_records_of_earlier_releases_still_read() {
+        // They carried (always empty) activity fields, now kept apart.
+        let stored = serde_json::json!({
+            "name": "carts", "creationDate": "1", "lastEventTypes": {}, "deployedImage": "old:1"
+        });
+        let record: ServiceRecord = serde_json::from_value(stored).unwrap();
+        assert_eq!(record, ServiceRecord { name: "carts".into(), creation_date: "1".into() });
+        assert_eq!(record.expand(None).deployed_image, None, "only activity says what is deployed");
     }
 }

@@ -21,7 +21,7 @@ use crate::bus::EventEmitter;
 use crate::model::clock::{unix_nanos_string, Clock};
 use crate::model::event::{self, CloudEvent, Outcome};
 use crate::model::names;
-use crate::model::project::{ExpandedProject, GitCredentials, ProjectRecord, ServiceActivity};
+use crate::model::project::{without_password, ExpandedProject, GitCredentials, ProjectRecord, ServiceActivity};
 use crate::model::shipyard::{self, Shipyard};
 use crate::model::webhook::HostPolicy;
 use crate::resources::{GitRepos, ResourceError, Scope};
@@ -366,7 +366,7 @@ impl ProjectManager {
         let remote_url = credentials.remote_url.as_str();
         let refused = |reason: String| {
             let reason = reason.replace("webhook_allowed_hosts", "git_allowed_hosts");
-            ProjectError::Unprocessable(format!("Invalid RemoteURL: {}: {reason}", without_user_info(remote_url)))
+            ProjectError::Unprocessable(format!("Invalid RemoteURL: {}: {reason}", without_password(remote_url)))
         };
         let mut urls = vec![url::Url::parse(remote_url).map_err(|error| refused(error.to_string()))?];
         if let Some(proxy) = credentials.https.as_ref().and_then(|https| https.proxy.as_ref()) {
@@ -735,16 +735,4 @@ fn decode_shipyard(encoded: &str) -> Result<(String, Shipyard), ProjectError> {
     let parsed = shipyard::parse(&text)
         .map_err(|e| ProjectError::BadRequest(format!("provided shipyard file is not valid: {e}")))?;
     Ok((text, parsed))
-}
-
-/// `url` without user name and password, for messages (tokens are often given as the user name).
-fn without_user_info(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) => {
-            let _ = parsed.set_password(None);
-            let _ = parsed.set_username("");
-            parsed.to_string()
-        }
-        Err(_) => url.to_owned(),
-    }
 }
