@@ -42,9 +42,6 @@ pub const DEFAULT_DENIED_HOSTS: &[&str] = &[
     "localhost",
 ];
 
-/// What a denial message tells the user to do about it.
-const ALLOW_HINT: &str = "(allow the host in webhook_allowed_hosts)";
-
 /// Stands in for an argument in error messages when it came out of a template (and so may hold a secret).
 const TEMPLATED: &str = "<templated value>";
 
@@ -990,6 +987,8 @@ pub struct HostPolicy {
     pub denied: Vec<String>,
     /// Exact hosts (or host:port) that may be called even if a denial would apply.
     pub allowed: Vec<String>,
+    /// The setting that lists `allowed`, named in denial messages as what to change.
+    pub allow_setting: &'static str,
 }
 
 /// A parsed policy entry.
@@ -1097,7 +1096,17 @@ impl HostPolicy {
     pub fn with_defaults(extra_denied: Vec<String>, allowed: Vec<String>) -> Self {
         let mut denied: Vec<String> = DEFAULT_DENIED_HOSTS.iter().map(|h| h.to_string()).collect();
         denied.extend(extra_denied);
-        HostPolicy { denied, allowed }
+        HostPolicy { denied, allowed, allow_setting: "webhook_allowed_hosts" }
+    }
+
+    /// The same policy for destinations that `setting` allows (denials name it).
+    pub fn allowed_by(self, setting: &'static str) -> Self {
+        HostPolicy { allow_setting: setting, ..self }
+    }
+
+    /// What a denial message tells the user to do about it.
+    fn allow_hint(&self) -> String {
+        format!("(allow the host in {})", self.allow_setting)
     }
 
     fn is_allowed(&self, url: &Url) -> bool {
@@ -1139,8 +1148,9 @@ impl HostPolicy {
                     let matches = name == *denied || name.ends_with(&format!(".{denied}"));
                     if matches && entry.port_matches(url) {
                         return Err(format!(
-                            "request to {name} refused: the host matches the denied entry {:?} {ALLOW_HINT}",
-                            text.trim()
+                            "request to {name} refused: the host matches the denied entry {:?} {}",
+                            text.trim(),
+                            self.allow_hint()
                         ));
                     }
                 }
@@ -1168,15 +1178,16 @@ impl HostPolicy {
             format!("request to {host} refused: it resolves to {address};")
         };
         if let Some(category) = address_category(address) {
-            return Err(format!("{subject} {category} denied {ALLOW_HINT}"));
+            return Err(format!("{subject} {category} denied {}", self.allow_hint()));
         }
         let address = canonical(address);
         for text in &self.denied {
             if let Some(entry @ Entry { host: EntryHost::Ip(denied), .. }) = Entry::parse(text) {
                 if denied == address && entry.port_matches(url) {
                     return Err(format!(
-                        "{subject} the address matches the denied entry {:?} {ALLOW_HINT}",
-                        text.trim()
+                        "{subject} the address matches the denied entry {:?} {}",
+                        text.trim(),
+                        self.allow_hint()
                     ));
                 }
             }

@@ -365,7 +365,6 @@ impl ProjectManager {
     async fn check_destination(&self, credentials: &GitCredentials) -> Result<(), ProjectError> {
         let remote_url = credentials.remote_url.as_str();
         let refused = |reason: String| {
-            let reason = reason.replace("webhook_allowed_hosts", "git_allowed_hosts");
             ProjectError::Unprocessable(format!("Invalid RemoteURL: {}: {reason}", without_password(remote_url)))
         };
         let mut urls = vec![url::Url::parse(remote_url).map_err(|error| refused(error.to_string()))?];
