@@ -305,17 +305,9 @@ fn restrict_data_dir(data_dir: &Path) {
 
 /// Creates an empty file readable by its owner only, unless `path` exists.
 fn create_private_file_if_missing(path: &Path) -> std::io::Result<()> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        options.mode(0o600);
-    }
-    match options.open(path) {
-        Ok(_) => Ok(()),
+    match write_private_file(path, "", Existing::Refuse) {
         Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(error) => Err(error),
+        other => other,
     }
 }
 

@@ -312,8 +312,7 @@ impl SequenceActor {
         let dispatched_after = if publish.is_empty() { None } else { self.completed_at.take() };
         let stage = self.stage.clone();
         let project = self.project.clone();
-        let release =
-            SlotRelease { service: self.execution.scope.service.clone(), execution: self.execution.id.clone() };
+        let release = self.slot_release();
         let ended_message = ended.map(|chain| ExecutionEnded { execution: Arc::new(self.execution.clone()), chain });
         let published_upto = self.outbox_appended;
         // The write is queued here, synchronously, so this execution's writes reach the writer in step
@@ -449,6 +448,11 @@ impl SequenceActor {
         .encode()
     }
 
+    /// Gives back this execution's slot (or withdraws its request) in its stage.
+    fn slot_release(&self) -> SlotRelease {
+        SlotRelease { service: self.execution.scope.service.clone(), execution: self.execution.id.clone() }
+    }
+
     fn slot_request(&self, ticket: u64, ctx: &mut Context<Self>) -> SlotRequest {
         SlotRequest {
             service: self.execution.scope.service.clone(),
@@ -496,10 +500,7 @@ impl SequenceActor {
     fn quarantine(&mut self) {
         self.quarantined = true;
         tracing::error!(execution = %self.execution.id, panic = %self.last_panic, "sequence cannot even be ended; it takes no more input until Keelson restarts");
-        self.stage.do_send(SlotRelease {
-            service: self.execution.scope.service.clone(),
-            execution: self.execution.id.clone(),
-        });
+        self.stage.do_send(self.slot_release());
         if let Some(open) = self.open_task_id.take() {
             self.runtime.registry.open_tasks.remove(&open);
         }

@@ -13,6 +13,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::Mutex;
 
 use crate::model::clock::Clock;
+use crate::model::text::char_prefix;
 use crate::model::uniform::{EventSubscription, Integration, IntegrationQuery, LogEntry};
 use crate::store::{versioned, SnapshotStore};
 
@@ -62,18 +63,6 @@ pub struct Integrations {
 
 fn not_found() -> IntegrationError {
     IntegrationError::NotFound("uniform integration not found".into())
-}
-
-/// The longest prefix of `text` of at most `max` bytes that ends on a character boundary.
-fn truncated(text: &str, max: usize) -> &str {
-    if text.len() <= max {
-        return text;
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
 }
 
 fn new_id() -> String {
@@ -274,7 +263,7 @@ impl Integrations {
                 if !registered.contains_key(&entry.integrationid) {
                     return Err(IntegrationError::BadRequest(format!(
                         "log entry for unknown integration '{}': register it first",
-                        truncated(&entry.integrationid, MAX_LOG_FIELD_BYTES)
+                        char_prefix(&entry.integrationid, MAX_LOG_FIELD_BYTES)
                     )));
                 }
                 let oversized = [&entry.shkeptncontext, &entry.task, &entry.triggeredid, &entry.gitcommitid]
@@ -295,7 +284,7 @@ impl Integrations {
                 entry.time = now;
             }
             if entry.message.len() > MAX_LOG_MESSAGE_BYTES {
-                entry.message = format!("{}…", truncated(&entry.message, MAX_LOG_MESSAGE_BYTES));
+                entry.message = format!("{}…", char_prefix(&entry.message, MAX_LOG_MESSAGE_BYTES));
             }
             if !touched.contains(&entry.integrationid) {
                 touched.push(entry.integrationid.clone());

@@ -18,5 +18,6 @@ pub mod sequence;
 pub mod shipyard;
 pub mod slo;
 pub mod slots;
+pub mod text;
 pub mod uniform;
 pub mod webhook;

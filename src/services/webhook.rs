@@ -317,11 +317,7 @@ fn truncated(body: &str) -> String {
     if body.len() <= MESSAGE_BODY_LIMIT {
         return body.to_owned();
     }
-    let mut end = MESSAGE_BODY_LIMIT;
-    while !body.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}… ({} bytes)", &body[..end], body.len())
+    format!("{}… ({} bytes)", crate::model::text::char_prefix(body, MESSAGE_BODY_LIMIT), body.len())
 }
 
 /// A reqwest error's text without the URL, which may carry a secret.
