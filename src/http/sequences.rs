@@ -268,15 +268,8 @@ fn sequence_state(executions: &[Arc<Execution>]) -> Value {
         "stages": stages,
     });
     if !any_live {
-        let results = || executions.iter().filter_map(|e| e.outcome.as_ref()).map(|o| o.result.as_str());
-        let worst = if results().any(|r| r == "fail") {
-            "fail"
-        } else if results().any(|r| r == "warning") {
-            "warning"
-        } else {
-            "pass"
-        };
-        document["result"] = json!(worst);
+        let results = executions.iter().filter_map(|e| e.outcome.as_ref()).map(|o| o.result.as_str());
+        document["result"] = json!(crate::model::sequence::aggregate::worst(results));
     }
     if let Some(title) = first.input.pointer("/problem/problemTitle").and_then(Value::as_str) {
         document["problemTitle"] = json!(title);

@@ -73,6 +73,18 @@ pub fn aggregate<'a>(reports: impl IntoIterator<Item = Report<'a>>) -> Aggregate
     Aggregate { result, status, properties }
 }
 
+/// The worst of `results` (`pass` for none); a result other than `pass` or `warning` counts as `fail`.
+pub fn worst<'a>(results: impl IntoIterator<Item = &'a str>) -> &'static str {
+    results.into_iter().fold(PASS, |worst, result| {
+        let known = match result {
+            PASS => PASS,
+            WARNING => WARNING,
+            _ => FAIL,
+        };
+        worse(worst, known)
+    })
+}
+
 /// The worse of two results (`fail` > `warning` > `pass`).
 pub fn worse(a: &'static str, b: &'static str) -> &'static str {
     let rank = |result| match result {
@@ -136,5 +148,13 @@ mod tests {
         assert_eq!(worse(WARNING, PASS), WARNING);
         assert_eq!(worse(WARNING, FAIL), FAIL);
         assert_eq!(worse(FAIL, PASS), FAIL);
+    }
+
+    #[test]
+    fn the_worst_result_wins_and_unknown_ones_fail() {
+        assert_eq!(worst([]), PASS);
+        assert_eq!(worst(["pass", "warning", "pass"]), WARNING);
+        assert_eq!(worst(["warning", "fail", "pass"]), FAIL);
+        assert_eq!(worst(["pass", "nonsense"]), FAIL);
     }
 }

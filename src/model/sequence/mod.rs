@@ -309,7 +309,7 @@ impl Execution {
 
     /// Result of the sequence so far: the worst task result (a warning is not lost by a later pass).
     pub fn result(&self) -> &'static str {
-        self.previous_tasks.iter().fold(PASS, |worst, task| aggregate::worse(worst, static_result(&task.result)))
+        aggregate::worst(self.previous_tasks.iter().map(|task| task.result.as_str()))
     }
 
     /// The result `triggeredOn` selectors see: a sequence stopped by an errored or aborted task counts as
@@ -670,14 +670,6 @@ impl Execution {
             assert!(task.index < self.definition.tasks.len());
         }
         assert!(!(self.holds_slot && self.wants_slot), "a slot is either held or wanted");
-    }
-}
-
-fn static_result(result: &str) -> &'static str {
-    match result {
-        aggregate::PASS => aggregate::PASS,
-        aggregate::WARNING => aggregate::WARNING,
-        _ => aggregate::FAIL,
     }
 }
 
