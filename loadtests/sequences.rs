@@ -299,9 +299,9 @@ async fn main() {
             );
             bus.publish(&trigger).await.unwrap();
         }
-        let runtime = server.control_plane.state.router.runtime().clone();
+        let control = server.control_plane.state.control.clone();
         let deadline = Instant::now() + Duration::from_secs(120);
-        while runtime.registry.executions.len() < options.sequences + options.idle {
+        while control.execution_count() < options.sequences + options.idle {
             assert!(Instant::now() < deadline, "idle sequences were not all created");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

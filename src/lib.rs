@@ -20,6 +20,7 @@ pub mod actors;
 pub mod bus;
 pub mod cli;
 pub mod config;
+pub mod emitter;
 pub mod http;
 pub mod integrations;
 pub mod model;

@@ -7,10 +7,12 @@ use std::sync::Arc;
 use actix_web::{web, HttpServer};
 use anyhow::Context as _;
 
+use crate::actors::directory::Directory;
 use crate::actors::router::EventRouter;
-use crate::actors::Runtime;
-use crate::bus::{nats::NatsBus, Bus, EventEmitter, InProcessBus};
+use crate::actors::{ControlHandle, Runtime};
+use crate::bus::{nats::NatsBus, Bus, InProcessBus};
 use crate::config::Config;
+use crate::emitter::Emitter;
 use crate::http::{self, auth::ApiToken, AppState};
 use crate::model::clock::{Clock, SystemClock};
 use crate::model::event::CONTROL_PLANE_SOURCE;
@@ -104,10 +106,12 @@ pub async fn build(config: &Config) -> anyhow::Result<ControlPlane> {
         None => load_or_generate_secret_key(&config.data_dir)?,
     };
     let git_root = config.data_dir.join(GIT_DIR);
+    let history = HistoryWriter::start(Arc::clone(&events));
+    let emitter = Emitter::new(Arc::clone(&bus), history.clone());
     let projects = Arc::new(ProjectManager::new(
         Arc::clone(&snapshots),
         GitRepos::new(git_root),
-        EventEmitter::new(Arc::clone(&bus), Arc::clone(&events)),
+        emitter.clone(),
         Arc::clone(&clock),
         config.git_remote_url_denylist.clone(),
         secret_key.clone(),
@@ -120,18 +124,19 @@ pub async fn build(config: &Config) -> anyhow::Result<ControlPlane> {
 
     let runtime = Runtime::new(
         Arc::clone(&projects),
-        Arc::clone(&bus),
-        HistoryWriter::start(Arc::clone(&events)),
+        emitter,
+        history,
         SnapshotWriter::start(Arc::clone(&snapshots)),
         Arc::clone(&clock),
         Timeouts { started: config.task_started_timeout, finished: config.task_finished_timeout },
         config.execution_retention,
     );
     // The control plane's own subscription to the embedded bus is taken first, so that it sees every
-    // event the services send from here on; it is read once recovery is done.
+    // event the services send from here on; it is read once recovery is done. It skips what the control
+    // plane emitted or took in over HTTP itself.
     let bus_input = in_process_bus
         .as_ref()
-        .map(|bus| bus.subscribe_filtered(Some(Box::new(|event| event.source != CONTROL_PLANE_SOURCE))));
+        .map(|bus| bus.subscribe_unrouted(Some(Box::new(|event| event.source != CONTROL_PLANE_SOURCE))));
     let integrations = Arc::new(
         crate::integrations::Integrations::load(
             Arc::clone(&snapshots),
@@ -162,14 +167,15 @@ pub async fn build(config: &Config) -> anyhow::Result<ControlPlane> {
     };
     crate::services::start(&config.services, service_transport, access, registration, &config.webhook).await;
     // Recovery republishes open tasks: the built-in services are subscribed by now.
-    let recovered = runtime.recover(snapshots.as_ref()).await.context("cannot restore sequences")?;
+    let directory = Arc::new(Directory::new(runtime));
+    let recovered = directory.recover(snapshots.as_ref()).await.context("cannot restore sequences")?;
     tracing::info!(
         executions = recovered.executions,
         running = recovered.running,
         unreadable = recovered.unreadable,
         "sequences restored"
     );
-    let router = EventRouter::new(runtime);
+    let router = EventRouter::new(directory);
     consume_bus(&router, bus_input, nats_bus.as_ref()).await?;
 
     let state = web::Data::new(AppState {
@@ -177,7 +183,7 @@ pub async fn build(config: &Config) -> anyhow::Result<ControlPlane> {
         integrations,
         secrets,
         events: Arc::clone(&events),
-        router,
+        control: ControlHandle::new(router),
         token: ApiToken::new(token),
         auth_limiter: Default::default(),
         metrics: http::metrics::recorder(),

@@ -322,7 +322,6 @@ async fn sdk_services_on_nats_and_http_run_a_sequence_together() {
 /// One project's backlog does not hold up another's events: the router queues per project.
 #[actix_rt::test]
 async fn a_backed_up_project_does_not_stall_the_others() {
-    use keelson::actors::project::Freeze;
     let nats = servers::nats();
     let url = nats.url.parse().unwrap();
     let keelson = support::TestKeelson::start_with(|config| config.nats_url = Some(url)).await;
@@ -330,9 +329,9 @@ async fn a_backed_up_project_does_not_stall_the_others() {
         assert_eq!(keelson.create_project(project, SHIPYARD).await.0, 201);
         assert_eq!(keelson.create_service(project, "carts").await.0, 200);
     }
-    let runtime = keelson.server.control_plane.state.router.runtime().clone();
+    let control = keelson.server.control_plane.state.control.clone();
     let freeze = Duration::from_secs(5);
-    runtime.project_actor("slow").unwrap().send(Freeze(freeze)).await.unwrap();
+    control.freeze_project("slow", freeze).await;
     let frozen_until = Instant::now() + freeze;
 
     // More triggers for the frozen project than its mailbox holds, then one for another project.
@@ -367,14 +366,62 @@ async fn a_backed_up_project_does_not_stall_the_others() {
 
     // Once it thaws, the backed-up project gets every one of its events.
     let deadline = frozen_until + Duration::from_secs(30);
-    while runtime.registry.executions_of("slow").len() < backlog {
-        assert!(
-            Instant::now() < deadline,
-            "only {} of {backlog} sequences started",
-            runtime.registry.executions_of("slow").len()
-        );
+    while control.executions("slow").len() < backlog {
+        assert!(Instant::now() < deadline, "only {} of {backlog} sequences started", control.executions("slow").len());
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// On NATS too, an event posted over HTTP is recorded once and routed once: it is published for other
+/// subscribers, and the control plane's JetStream consumer, which receives it as well, leaves it alone.
+#[actix_rt::test]
+async fn an_event_posted_over_http_is_stored_once_and_routed_once_on_nats() {
+    let nats = servers::nats();
+    let url = nats.url.parse().unwrap();
+    let keelson = support::TestKeelson::start_with(|config| config.nats_url = Some(url)).await;
+    assert_eq!(keelson.create_project("shop", SHIPYARD).await.0, 201);
+    assert_eq!(keelson.create_service("shop", "carts").await.0, 200);
+    let client = async_nats::connect(&nats.url).await.unwrap();
+    let trigger = json!({
+        "type": "sh.keptn.event.dev.delivery.triggered", "source": "ci",
+        "data": { "project": "shop", "stage": "dev", "service": "carts" },
+    });
+    let (status, body) = send(keelson.post("/api/v1/event").json(&trigger)).await;
+    assert_eq!(status, 200, "{body}");
+    let context = body["keptnContext"].as_str().unwrap().to_owned();
+    let triggered = loop {
+        let (_, body) =
+            send(keelson.get("/api/controlPlane/v1/event/triggered/sh.keptn.event.deployment.triggered?project=shop"))
+                .await;
+        if let Some(event) = body["events"].as_array().unwrap().iter().find(|e| e["shkeptncontext"] == context) {
+            break event.clone();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let mut subscriber = client.subscribe("sh.keptn.event.deployment.started").await.unwrap();
+    client.flush().await.unwrap();
+    let control = keelson.server.control_plane.state.control.clone();
+    let (recorded, delivered) = control.routing_counts();
+
+    let started = json!({
+        "type": "sh.keptn.event.deployment.started", "source": "test-executor",
+        "shkeptncontext": context, "triggeredid": triggered["id"],
+        "data": { "project": "shop", "stage": "dev", "service": "carts" },
+    });
+    let (status, body) = send(keelson.post("/api/v1/event").json(&started)).await;
+    assert_eq!(status, 200, "{body}");
+    use futures_util::StreamExt as _;
+    let message = tokio::time::timeout(Duration::from_secs(5), subscriber.next())
+        .await
+        .expect("other subscribers receive the event")
+        .unwrap();
+    let forwarded: Value = serde_json::from_slice(&message.payload).unwrap();
+    assert_eq!((&forwarded["source"], &forwarded["triggeredid"]), (&json!("test-executor"), &triggered["id"]));
+    // The stream keeps it and the consumer receives it; give it time to (not) route it again.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let (recorded_after, delivered_after) = control.routing_counts();
+    assert_eq!(recorded_after - recorded, 1, "history inserts for one event");
+    assert_eq!(delivered_after - delivered, 1, "deliveries to actors for one event");
 }
 
 #[actix_rt::test]

@@ -477,23 +477,14 @@ async fn duplicate_event_ids_change_nothing() {
 
 /// Makes the next step of the (only) execution of `context` panic, and lets the supervisor restart it.
 async fn inject_panic(keelson: &TestKeelson, context: &str) {
-    let runtime = keelson.server.control_plane.state.router.runtime().clone();
-    let execution = runtime
-        .registry
-        .executions
-        .iter()
-        .find(|entry| entry.value().scope.keptn_context == context)
-        .map(|entry| entry.key().clone())
+    let control = &keelson.server.control_plane.state.control;
+    let execution = control
+        .executions("sockshop")
+        .into_iter()
+        .find(|execution| execution.scope.keptn_context == context)
+        .map(|execution| execution.id.clone())
         .unwrap();
-    let project = runtime.project_actor("sockshop").unwrap();
-    let delivered = project
-        .send(keelson::actors::project::SendToExecution {
-            execution,
-            command: keelson::actors::sequence::Command::InjectPanic,
-        })
-        .await
-        .unwrap();
-    assert!(delivered);
+    assert!(control.panic_execution("sockshop", &execution).await);
     tokio::time::sleep(Duration::from_millis(100)).await;
 }
 
@@ -529,6 +520,8 @@ async fn evaluation_endpoint_triggers_the_evaluation_sequence() {
     .await;
     assert_eq!(status, 200, "{body}");
     let context = body["keptnContext"].as_str().unwrap();
+    // Answered once the trigger is durable, like any event: its execution exists already.
+    assert_eq!(executions(&keelson, context).await.len(), 1, "the sequence started before the answer");
     let evaluation = wait_for_triggered(&keelson, "evaluation", context, 1).await.remove(0);
     assert_eq!(evaluation["data"]["stage"], "hardening");
     assert_eq!(evaluation["data"]["labels"]["run"], "1");
@@ -546,6 +539,42 @@ async fn evaluation_endpoint_triggers_the_evaluation_sequence() {
     )
     .await;
     assert_error(status, &body, 400);
+}
+
+/// An executor's event posted over HTTP is recorded in the history once and reaches its execution once,
+/// although it is also published on the bus, where other subscribers receive it.
+#[actix_rt::test]
+async fn an_event_posted_over_http_is_stored_once_and_routed_once() {
+    let keelson = keelson_with_project(|_| {}).await;
+    let context = trigger(&keelson, "dev", "delivery", "carts", json!({})).await;
+    let triggered = wait_for_triggered(&keelson, "deployment", &context, 1).await.remove(0);
+    let mut subscriber = keelson.server.control_plane.in_process_bus.as_ref().unwrap().subscribe();
+    let control = &keelson.server.control_plane.state.control;
+    let (recorded, delivered) = control.routing_counts();
+
+    let started = json!({
+        "type": "sh.keptn.event.deployment.started", "source": "test-executor",
+        "shkeptncontext": context, "triggeredid": triggered["id"],
+        "data": { "project": "sockshop", "stage": "dev", "service": "carts" },
+    });
+    let (status, body) = send(keelson.post("/api/v1/event").json(&started)).await;
+    assert_eq!(status, 200, "{body}");
+    let forwarded = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            let event = subscriber.recv().await.unwrap();
+            if event.source == "test-executor" && event.triggeredid.as_deref() == triggered["id"].as_str() {
+                return event;
+            }
+        }
+    })
+    .await
+    .expect("other subscribers receive the event");
+    assert_eq!(forwarded.event_type, "sh.keptn.event.deployment.started");
+    // Time for a second pass through the control plane, had the bus fed it back.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (recorded_after, delivered_after) = control.routing_counts();
+    assert_eq!(recorded_after - recorded, 1, "history inserts for one event");
+    assert_eq!(delivered_after - delivered, 1, "deliveries to actors for one event");
 }
 
 #[actix_rt::test]

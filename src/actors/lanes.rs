@@ -8,20 +8,19 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use actix::dev::SendError;
-use actix::Addr;
+use actix::Recipient;
 use dashmap::DashMap;
 use tokio::sync::mpsc;
 
-use super::project::{ProjectActor, SequenceTriggered};
-use super::sequence::{Apply, SequenceActor};
+use super::protocol::{Apply, SequenceTriggered};
 
 /// Events queued per project before the lane counts as full.
 pub const LANE_CAPACITY: usize = 4_096;
 
 /// An event on its way to the actor that handles it.
 pub enum Delivery {
-    Trigger(Addr<ProjectActor>, SequenceTriggered),
-    Task(Addr<SequenceActor>, Apply),
+    Trigger(Recipient<SequenceTriggered>, SequenceTriggered),
+    Task(Recipient<Apply>, Apply),
 }
 
 impl Delivery {

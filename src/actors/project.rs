@@ -1,22 +1,25 @@
-//! The actor of one project: starts sequence executions, chains them through `triggeredOn`, and
-//! applies pause/resume/abort to a Keptn context.
+//! The actor of one project: it starts sequence executions, chains them through `triggeredOn`, and
+//! applies pause/resume/abort to a Keptn context. What to start, what to chain and which flags a
+//! command leaves are decided by [`crate::model`]; this actor performs those decisions.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use actix::prelude::*;
 use futures_util::future::Shared;
-use serde_json::{json, Value};
-use uuid::Uuid;
 
-use super::sequence::{self, Ack, Apply, Command, SequenceActor, Start};
-use super::snapshot::{control_key, execution_key, ControlRecord, ExecutionRecord, SCHEMA_VERSION};
-use super::stage::{RestoreHolder, StageActor};
-use super::Runtime;
+use super::protocol::{
+    Ack, Apply, Command, Control, ControlCommand, ControlError, ExecutionEnded, ProjectDeleted, Restore, RestoreHolder,
+    SequencePeers, SequenceTriggered,
+};
+use super::runtime::Runtime;
+use super::sequence::{self, SequenceActor, Start};
+use super::snapshot::{control_key, execution_key, ControlRecord, SCHEMA_VERSION};
+use super::stage::{self, StageActor};
 use crate::model::chaining;
 use crate::model::event::CloudEvent;
-use crate::model::event_type::{self, EventType};
-use crate::model::sequence::aggregate::{ERRORED, FAIL};
+use crate::model::sequence::control::{self, PauseFlags};
+use crate::model::sequence::start::{self, ProjectFacts, StartPlan};
 use crate::model::sequence::{Effect, Execution, Scope};
 use crate::store::history::Stored;
 
@@ -24,86 +27,15 @@ use crate::store::history::Stored;
 /// its own producers and not the others.
 pub const MAILBOX_CAPACITY: usize = 1024;
 
-/// Namespace of execution ids: an execution's id is derived from its project and trigger event id, so
-/// a redelivered trigger maps to the same execution.
-const EXECUTION_NAMESPACE: Uuid = Uuid::from_u128(0x6b65_656c_736f_6e00_0000_0000_0000_0001);
-
-/// A `<stage>.<sequence>.triggered` event for this project; `ack` is told once it is durably handled.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct SequenceTriggered {
-    pub event: Arc<CloudEvent>,
-    pub ack: Option<Ack>,
-    /// Resolves once the trigger is in the history; the new execution stores nothing before.
-    pub history: Option<Shared<Stored>>,
-}
-
-/// Rebuilds the project's executions and pause flags from the store after a process restart.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Restore {
-    pub executions: Vec<ExecutionRecord>,
-    pub control: ControlRecord,
-}
-
-/// An execution ended; with `chain`, its `triggeredOn` followers start.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct ExecutionEnded {
-    pub execution: Arc<Execution>,
-    pub chain: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ControlCommand {
-    Pause,
-    Resume,
-    Abort,
-}
-
-/// `POST /sequence/{project}/{context}/control`.
-#[derive(Message)]
-#[rtype(result = "Result<(), ControlError>")]
-pub struct Control {
-    pub keptn_context: String,
-    pub stage: Option<String>,
-    pub command: ControlCommand,
-}
-
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum ControlError {
-    #[error("no sequence with keptn context {0} in this project")]
-    UnknownContext(String),
-}
-
-/// The project was deleted: abort what runs and forget its executions.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct ProjectDeleted;
-
-/// Fault injection for tests of backpressure: the project actor handles nothing else for this long.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Freeze(pub std::time::Duration);
-
-/// Sends a command to one running execution (fault injection and tests).
-#[derive(Message)]
-#[rtype(result = "bool")]
-pub struct SendToExecution {
-    pub execution: String,
-    pub command: Command,
-}
-
 pub struct ProjectActor {
     name: String,
     runtime: Arc<Runtime>,
     stages: HashMap<String, Addr<StageActor>>,
     /// Executions that have not ended.
-    live: HashMap<String, Addr<SequenceActor>>,
+    pub(super) live: HashMap<String, Addr<SequenceActor>>,
     /// Execution ids by Keptn context, in start order (ended ones included, for control and views).
     contexts: HashMap<String, Vec<String>>,
-    /// Paused contexts (`None`) and context stages (`Some(stage)`).
-    paused: HashSet<(String, Option<String>)>,
+    paused: PauseFlags,
 }
 
 impl ProjectActor {
@@ -114,24 +46,46 @@ impl ProjectActor {
             stages: HashMap::new(),
             live: HashMap::new(),
             contexts: HashMap::new(),
-            paused: HashSet::new(),
+            paused: PauseFlags::default(),
         }
     }
 
-    fn stage_actor(&mut self, stage: &str) -> Addr<StageActor> {
-        self.stages
+    /// Where an execution of `stage` reports: this project and the stage's slot keeper.
+    fn peers(&mut self, stage: &str, ctx: &mut Context<Self>) -> (SequencePeers, Addr<StageActor>) {
+        let stage = self
+            .stages
             .entry(stage.to_owned())
-            .or_insert_with(|| Supervisor::start_in_arbiter(&Arbiter::current(), |_| StageActor::default()))
-            .clone()
+            .or_insert_with(|| {
+                Supervisor::start_in_arbiter(&Arbiter::current(), |ctx| {
+                    ctx.set_mailbox_capacity(stage::MAILBOX_CAPACITY);
+                    StageActor::default()
+                })
+            })
+            .clone();
+        let peers = SequencePeers {
+            project: ctx.address().recipient(),
+            slot_requests: stage.clone().recipient(),
+            slot_releases: stage.clone().recipient(),
+        };
+        (peers, stage)
     }
 
-    fn is_paused(&self, keptn_context: &str, stage: &str) -> bool {
-        self.paused.contains(&(keptn_context.to_owned(), None))
-            || self.paused.contains(&(keptn_context.to_owned(), Some(stage.to_owned())))
+    fn spawn_sequence(
+        &mut self,
+        stage: &str,
+        ctx: &mut Context<Self>,
+        make: impl FnOnce(SequencePeers) -> SequenceActor + Send + 'static,
+    ) -> (Addr<SequenceActor>, Addr<StageActor>) {
+        let (peers, stage) = self.peers(stage, ctx);
+        let address = Supervisor::start_in_arbiter(&Arbiter::current(), move |ctx| {
+            ctx.set_mailbox_capacity(sequence::MAILBOX_CAPACITY);
+            make(peers)
+        });
+        (address, stage)
     }
 
-    /// Starts the execution for a sequence trigger. `prelude` are events published first (from the
-    /// new execution's outbox): the trigger of a chained sequence, which the project emits.
+    /// Starts the execution for a sequence trigger. `prelude` is published first (from the new
+    /// execution's outbox): the trigger of a chained sequence, which the project emits.
     fn start_sequence(
         &mut self,
         event: Arc<CloudEvent>,
@@ -140,57 +94,45 @@ impl ProjectActor {
         history: Option<Shared<Stored>>,
         ctx: &mut Context<Self>,
     ) {
-        let acknowledge = |ack: Option<Ack>| {
-            if let Some(ack) = ack {
-                let _ = ack.send(());
-            }
-        };
-        let EventType::Sequence { sequence: sequence_name, kind: event_type::TRIGGERED, .. } =
-            event_type::parse(&event.event_type)
-        else {
-            acknowledge(ack);
-            return;
-        };
-        let text = |key: &str| event.data.get(key).and_then(Value::as_str).unwrap_or_default().to_owned();
-        let (stage, service) = (text("stage"), text("service"));
-        if stage.is_empty() || service.is_empty() || event.id.is_empty() {
-            tracing::warn!(event_id = %event.id, "sequence trigger without stage, service or id dropped");
-            acknowledge(ack);
-            return;
-        }
-        let execution_id =
-            Uuid::new_v5(&EXECUTION_NAMESPACE, format!("{}/{}", self.name, event.id).as_bytes()).to_string();
-        if self.runtime.registry.executions.contains_key(&execution_id) {
-            tracing::debug!(event_id = %event.id, "duplicate sequence trigger ignored");
-            acknowledge(ack);
-            return;
-        }
-        let definition =
-            self.runtime.projects.shipyard(&self.name).ok_or_else(|| "project has no shipyard".to_owned()).and_then(
-                |shipyard| {
-                    let record = self.runtime.projects.get(&self.name);
-                    let known_service =
-                        record.as_ref().and_then(|r| r.stage(&stage)).is_none_or(|s| s.service(&service).is_some());
-                    if !known_service {
-                        return Err(format!(
-                            "Unable to start sequence {sequence_name}: service {service} not found in stage {stage}"
-                        ));
-                    }
-                    chaining::resolve(&shipyard, &stage, sequence_name)
-                },
-            );
-        let definition = match definition {
-            Ok(definition) => definition,
-            Err(message) => {
-                self.reject(&event, &execution_id, &stage, sequence_name, &service, message, ack, ctx);
-                return;
-            }
-        };
+        let shipyard = self.runtime.projects.shipyard(&self.name);
+        let record = self.runtime.projects.get(&self.name);
+        let facts = ProjectFacts { name: &self.name, shipyard: shipyard.as_deref(), record: record.as_deref() };
+        let now = self.runtime.clock.now();
+        let (execution_id, stage, service, definition) =
+            match start::plan(&facts, &event, |id| self.runtime.read_model.contains(id), now) {
+                StartPlan::Start { execution_id, stage, service, definition } => {
+                    (execution_id, stage, service, definition)
+                }
+                StartPlan::Reject { finished, message, .. } => {
+                    tracing::info!(project = %self.name, trigger = %event.event_type, %message, "sequence not started");
+                    let emitter = self.runtime.emitter.clone();
+                    // The answer is durable before the trigger is acknowledged.
+                    ctx.wait(
+                        async move {
+                            if let Some(stored) = emitter.emit_batch(&[Arc::new(*finished)]).await {
+                                let _ = stored.await;
+                            }
+                            acknowledge(ack);
+                        }
+                        .into_actor(self),
+                    );
+                    return;
+                }
+                StartPlan::Duplicate => {
+                    tracing::debug!(event_id = %event.id, "duplicate sequence trigger ignored");
+                    return acknowledge(ack);
+                }
+                StartPlan::Drop { reason } => {
+                    tracing::warn!(event_id = %event.id, reason, "sequence trigger dropped");
+                    return acknowledge(ack);
+                }
+            };
         let gitcommitid = event
             .gitcommitid
             .clone()
             .filter(|id| !id.is_empty())
             .or_else(|| self.runtime.projects.repos().branch_head(&self.name, &stage));
+        let paused = self.paused.is_paused(&event.shkeptncontext, &stage);
         let scope = Scope {
             project: self.name.clone(),
             stage: stage.clone(),
@@ -199,201 +141,81 @@ impl ProjectActor {
             triggered_id: event.id.clone(),
             gitcommitid,
         };
-        let paused = self.is_paused(&scope.keptn_context, &stage);
-        let now = self.runtime.clock.now();
         let (execution, mut effects) =
             Execution::new(execution_id.clone(), definition, scope, Arc::new(event.data.clone()), now, paused);
         if let Some(prelude) = prelude {
             effects.insert(0, Effect::Publish(prelude));
         }
-        self.runtime.registry.executions.insert(execution_id.clone(), Arc::new(execution.clone()));
+        self.runtime.read_model.publish(Arc::new(execution.clone()));
         self.contexts.entry(execution.scope.keptn_context.clone()).or_default().push(execution_id.clone());
         let runtime = Arc::clone(&self.runtime);
-        let project = ctx.address();
-        let stage_actor = self.stage_actor(&stage);
-        let address = Supervisor::start_in_arbiter(&Arbiter::current(), move |ctx| {
-            ctx.set_mailbox_capacity(sequence::MAILBOX_CAPACITY);
-            SequenceActor::new(execution, Start::New { effects, ack, history }, runtime, project, stage_actor)
+        let (address, _) = self.spawn_sequence(&stage, ctx, move |peers| {
+            SequenceActor::new(execution, Start::New { effects, ack, history }, runtime, peers)
         });
         self.live.insert(execution_id, address);
         metrics::counter!("keelson_sequences_started_total").increment(1);
         metrics::gauge!("keelson_sequences_active").increment(1.0);
     }
 
-    /// Answers a trigger that cannot start with an errored `.finished`, as Keptn does.
-    #[allow(clippy::too_many_arguments)]
-    fn reject(
-        &self,
-        event: &CloudEvent,
-        execution_id: &str,
-        stage: &str,
-        sequence_name: &str,
-        service: &str,
-        message: String,
-        ack: Option<Ack>,
-        ctx: &mut Context<Self>,
-    ) {
-        tracing::info!(project = %self.name, stage, sequence = sequence_name, %message, "sequence not started");
-        let mut data = json!({
-            "project": self.name, "stage": stage, "service": service,
-            "status": ERRORED, "result": FAIL, "message": message,
-        });
-        if let Some(labels) = event.data.get("labels").filter(|labels| !labels.is_null()) {
-            data["labels"] = labels.clone();
-        }
-        let id = Uuid::new_v5(&Uuid::parse_str(execution_id).unwrap_or(EXECUTION_NAMESPACE), b"finished").to_string();
-        let mut finished = CloudEvent::emitted(
-            &event_type::sequence(stage, sequence_name, event_type::FINISHED),
-            id,
-            event.shkeptncontext.clone(),
-            self.runtime.clock.now(),
-            data,
-        );
-        finished.triggeredid = Some(event.id.clone());
-        let runtime = Arc::clone(&self.runtime);
-        ctx.wait(
-            async move {
-                if let Some(stored) = runtime.publish_all(&[Arc::new(finished)]).await {
-                    let _ = stored.await;
-                }
-                if let Some(ack) = ack {
-                    let _ = ack.send(());
-                }
-            }
-            .into_actor(self),
-        );
-    }
-
     /// Starts the `triggeredOn` followers of an ended execution; each receiver resolves once that
     /// follower (and the trigger it will publish) is durable.
     fn chain(&mut self, execution: &Execution, ctx: &mut Context<Self>) -> Vec<tokio::sync::oneshot::Receiver<()>> {
         let Some(shipyard) = self.runtime.projects.shipyard(&self.name) else { return Vec::new() };
-        let mut followers = Vec::new();
-        let targets = chaining::chained(
-            &shipyard,
-            &execution.scope.stage,
-            &execution.definition.name,
-            execution.chaining_result(),
-            execution.last_task_name(),
-        );
-        let payload = execution.accumulated_payload();
-        for target in targets {
-            let mut data = payload.clone();
-            data["stage"] = json!(target.stage);
-            let namespace = Uuid::parse_str(&execution.id).unwrap_or(EXECUTION_NAMESPACE);
-            let id = Uuid::new_v5(&namespace, format!("chain/{}/{}", target.stage, target.sequence).as_bytes());
-            let trigger = CloudEvent::emitted(
-                &event_type::sequence(&target.stage, &target.sequence, event_type::TRIGGERED),
-                id.to_string(),
-                execution.scope.keptn_context.clone(),
-                self.runtime.clock.now(),
-                data,
-            );
-            let trigger = Arc::new(trigger);
-            let (ack, durable) = tokio::sync::oneshot::channel();
-            self.start_sequence(Arc::clone(&trigger), Some(ack), Some(trigger), None, ctx);
-            followers.push(durable);
-        }
-        followers
+        chaining::follower_triggers(&shipyard, execution, self.runtime.clock.now())
+            .into_iter()
+            .map(|trigger| {
+                let trigger = Arc::new(trigger);
+                let (ack, durable) = tokio::sync::oneshot::channel();
+                self.start_sequence(Arc::clone(&trigger), Some(ack), Some(trigger), None, ctx);
+                durable
+            })
+            .collect()
     }
 
     fn control(&mut self, control: Control) -> Result<(), ControlError> {
         let Some(execution_ids) = self.contexts.get(&control.keptn_context) else {
             return Err(ControlError::UnknownContext(control.keptn_context));
         };
-        let in_scope: Vec<String> = execution_ids
+        let stage = control.stage.as_deref();
+        let read_model = &self.runtime.read_model;
+        let in_scope: Vec<&Addr<SequenceActor>> = execution_ids
             .iter()
-            .filter(|id| {
-                control.stage.is_none()
-                    || self
-                        .runtime
-                        .registry
-                        .executions
-                        .get(*id)
-                        .is_some_and(|execution| Some(&execution.scope.stage) == control.stage.as_ref())
-            })
-            .cloned()
+            .filter(|id| stage.is_none() || read_model.execution(id).is_some_and(|e| control::reaches(&e, stage)))
+            .filter_map(|id| self.live.get(id))
             .collect();
-        let context = control.keptn_context.clone();
         let command = match control.command {
-            ControlCommand::Pause => {
-                self.paused.insert((context, control.stage.clone()));
-                Command::Pause
-            }
-            ControlCommand::Resume => {
-                self.resume_flags(&context, control.stage.as_deref());
-                Command::Resume
-            }
-            ControlCommand::Abort => {
-                self.paused.retain(|(paused_context, _)| *paused_context != context);
-                Command::Abort
-            }
+            ControlCommand::Pause => Command::Pause,
+            ControlCommand::Resume => Command::Resume,
+            ControlCommand::Abort => Command::Abort,
         };
-        for id in in_scope {
-            if let Some(address) = self.live.get(&id) {
-                address.do_send(Apply::new(command.clone()));
-            }
+        for address in in_scope {
+            address.do_send(Apply::new(command.clone()));
         }
+        let shipyard = self.runtime.projects.shipyard(&self.name);
+        let stages = shipyard.iter().flat_map(|shipyard| shipyard.stage_names());
+        self.paused.apply(control.command, &control.keptn_context, stage, stages);
         Ok(())
     }
 
     /// Queues the pause flags for storing (synchronously, so successive changes keep their order); the
     /// future resolves once they are durable.
     fn save_control(&self) -> impl std::future::Future<Output = ()> {
-        let mut paused: Vec<(String, Option<String>)> = self.paused.iter().cloned().collect();
-        paused.sort();
-        let record = ControlRecord { schema_version: SCHEMA_VERSION, paused };
+        let record = ControlRecord { schema_version: SCHEMA_VERSION, paused: self.paused.to_stored() };
         let bytes = serde_json::to_vec(&record).expect("pause flags always serialise");
         self.runtime.snapshots.queue_in_order(control_key(&self.name), Some(bytes)).durable()
     }
 
-    /// Clears pause flags. A context-wide resume clears every flag of the context; resuming one stage of
-    /// a paused context keeps the other stages paused.
-    fn resume_flags(&mut self, context: &str, stage: Option<&str>) {
-        match stage {
-            None => self.paused.retain(|(paused_context, _)| paused_context != context),
-            Some(stage) => {
-                if self.paused.remove(&(context.to_owned(), None)) {
-                    if let Some(shipyard) = self.runtime.projects.shipyard(&self.name) {
-                        for other in shipyard.stage_names().filter(|other| *other != stage) {
-                            self.paused.insert((context.to_owned(), Some(other.to_owned())));
-                        }
-                    }
-                }
-                self.paused.remove(&(context.to_owned(), Some(stage.to_owned())));
-            }
-        }
-    }
-}
-
-impl Actor for ProjectActor {
-    type Context = Context<Self>;
-
-    fn started(&mut self, ctx: &mut Context<Self>) {
-        if let Some(retention) = self.runtime.retention {
-            // Often enough that nothing outlives its retention by more than a quarter of it.
-            let every =
-                (retention / 4).clamp(std::time::Duration::from_millis(250), std::time::Duration::from_secs(3600));
-            ctx.run_interval(every, move |actor, _| actor.forget_expired(retention));
-        }
-    }
-}
-
-impl ProjectActor {
     /// Forgets the contexts whose executions all ended longer ago than `retention`: from memory and
     /// from the store. Their events stay in the history.
     fn forget_expired(&mut self, retention: std::time::Duration) {
         let now = self.runtime.clock.now();
-        let registry = &self.runtime.registry;
+        let read_model = &self.runtime.read_model;
         let expired: Vec<String> = self
             .contexts
             .iter()
             .filter(|(_, ids)| !ids.iter().any(|id| self.live.contains_key(id)))
             .filter(|(_, ids)| {
-                let executions: Vec<Arc<Execution>> = ids
-                    .iter()
-                    .filter_map(|id| registry.executions.get(id).map(|entry| Arc::clone(entry.value())))
-                    .collect();
+                let executions: Vec<Arc<Execution>> = ids.iter().filter_map(|id| read_model.execution(id)).collect();
                 executions.len() == ids.len()
                     && crate::model::sequence::retention::context_expired(
                         executions.iter().map(Arc::as_ref),
@@ -409,18 +231,41 @@ impl ProjectActor {
         let mut keys = Vec::new();
         for context in &expired {
             for id in self.contexts.remove(context).unwrap_or_default() {
-                registry.executions.remove(&id);
+                read_model.forget(&id);
                 keys.push(execution_key(&self.name, &id));
             }
         }
         metrics::counter!("keelson_executions_forgotten_total").increment(keys.len() as u64);
         tracing::debug!(project = %self.name, contexts = expired.len(), executions = keys.len(), "ended executions forgotten");
+        self.delete_records(keys);
+    }
+
+    fn delete_records(&self, keys: Vec<String>) {
         let snapshots = self.runtime.snapshots.clone();
         actix::spawn(async move {
             for key in keys {
                 drop(snapshots.delete(key).await);
             }
         });
+    }
+}
+
+fn acknowledge(ack: Option<Ack>) {
+    if let Some(ack) = ack {
+        let _ = ack.send(());
+    }
+}
+
+impl Actor for ProjectActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        if let Some(retention) = self.runtime.retention {
+            // Often enough that nothing outlives its retention by more than a quarter of it.
+            let every =
+                (retention / 4).clamp(std::time::Duration::from_millis(250), std::time::Duration::from_secs(3600));
+            ctx.run_interval(every, move |actor, _| actor.forget_expired(retention));
+        }
     }
 }
 
@@ -451,13 +296,9 @@ impl Handler<ExecutionEnded> for ProjectActor {
         let context = &message.execution.scope.keptn_context;
         let still_running =
             self.contexts.get(context).is_some_and(|ids| ids.iter().any(|id| self.live.contains_key(id)));
-        if !still_running {
-            let before = self.paused.len();
-            self.paused.retain(|(paused_context, _)| paused_context != context);
-            if self.paused.len() != before {
-                let persisted = self.save_control();
-                ctx.spawn(persisted.into_actor(self));
-            }
+        if !still_running && self.paused.context_ended(context) {
+            let persisted = self.save_control();
+            ctx.spawn(persisted.into_actor(self));
         }
         Box::pin(async move {
             for follower in followers {
@@ -488,22 +329,14 @@ impl Handler<ProjectDeleted> for ProjectActor {
         for address in self.live.values() {
             address.do_send(Apply::new(Command::Abort));
         }
-        let registry = &self.runtime.registry;
-        registry.executions.retain(|_, execution| execution.scope.project != self.name);
-        registry.open_tasks.retain(|_, open| open.project != self.name);
-        registry.projects.remove(&self.name);
+        self.runtime.read_model.forget_project(&self.name);
         let mut keys: Vec<String> =
             self.contexts.values().flatten().map(|execution| execution_key(&self.name, execution)).collect();
         keys.push(control_key(&self.name));
-        let snapshots = self.runtime.snapshots.clone();
-        actix::spawn(async move {
-            for key in keys {
-                drop(snapshots.delete(key).await);
-            }
-        });
+        self.delete_records(keys);
         self.live.clear();
         self.contexts.clear();
-        self.paused.clear();
+        self.paused = PauseFlags::default();
         self.stages.clear();
         ctx.stop();
     }
@@ -513,7 +346,7 @@ impl Handler<Restore> for ProjectActor {
     type Result = ();
 
     fn handle(&mut self, message: Restore, ctx: &mut Context<Self>) {
-        self.paused.extend(message.control.paused);
+        self.paused.merge(PauseFlags::from_stored(message.control.paused));
         let mut records = message.executions;
         records.sort_by(|a, b| {
             (a.execution.triggered_at, &a.execution.id).cmp(&(b.execution.triggered_at, &b.execution.id))
@@ -521,10 +354,10 @@ impl Handler<Restore> for ProjectActor {
         for record in records {
             let execution = record.execution;
             let id = execution.id.clone();
-            if self.runtime.registry.executions.contains_key(&id) {
+            if self.runtime.read_model.contains(&id) {
                 continue;
             }
-            self.runtime.registry.executions.insert(id.clone(), Arc::new(execution.clone()));
+            self.runtime.read_model.publish(Arc::new(execution.clone()));
             self.contexts.entry(execution.scope.keptn_context.clone()).or_default().push(id.clone());
             let terminal = execution.phase.is_terminal();
             if terminal && record.outbox.is_empty() && !record.chain_pending {
@@ -533,47 +366,27 @@ impl Handler<Restore> for ProjectActor {
             if !terminal {
                 metrics::gauge!("keelson_sequences_active").increment(1.0);
             }
-            let stage_actor = self.stage_actor(&execution.scope.stage);
             let holder = execution.holds_slot.then(|| (execution.scope.service.clone(), execution.slot_ticket));
             let runtime = Arc::clone(&self.runtime);
-            let project = ctx.address();
-            let stage_for_actor = stage_actor.clone();
             let (outbox, chain_pending) = (record.outbox, record.chain_pending);
-            let address = Supervisor::start_in_arbiter(&Arbiter::current(), move |ctx| {
-                ctx.set_mailbox_capacity(sequence::MAILBOX_CAPACITY);
-                SequenceActor::restored(execution, outbox, chain_pending, runtime, project, stage_for_actor)
+            let stage = execution.scope.stage.clone();
+            let (address, stage) = self.spawn_sequence(&stage, ctx, move |peers| {
+                SequenceActor::restored(execution, outbox, chain_pending, runtime, peers)
             });
             if let Some((service, ticket)) = holder {
                 // Sent before the restored actors run, so holders are back in place before any waiting
                 // execution asks for a slot.
-                stage_actor.do_send(RestoreHolder { service, execution: id.clone(), ticket, holder: address.clone() });
+                stage.do_send(RestoreHolder {
+                    service,
+                    execution: id.clone(),
+                    ticket,
+                    holder: address.clone().recipient(),
+                });
             }
             if !terminal {
                 self.live.insert(id, address);
             }
         }
         tracing::info!(project = %self.name, executions = self.contexts.values().map(Vec::len).sum::<usize>(), running = self.live.len(), "project restored");
-    }
-}
-
-impl Handler<SendToExecution> for ProjectActor {
-    type Result = bool;
-
-    fn handle(&mut self, message: SendToExecution, _ctx: &mut Context<Self>) -> bool {
-        match self.live.get(&message.execution) {
-            Some(address) => {
-                address.do_send(Apply::new(message.command));
-                true
-            }
-            None => false,
-        }
-    }
-}
-
-impl Handler<Freeze> for ProjectActor {
-    type Result = ();
-
-    fn handle(&mut self, message: Freeze, ctx: &mut Context<Self>) {
-        ctx.wait(tokio::time::sleep(message.0).into_actor(self));
     }
 }

@@ -2,11 +2,10 @@
 //! restarts what was running, re-arms timers from stored deadlines and republishes unsent events.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
-use super::project::Restore;
+use super::directory::Directory;
+use super::protocol::Restore;
 use super::snapshot::{self, ControlRecord, ExecutionRecord, CONTROL_PREFIX, EXECUTION_PREFIX};
-use super::Runtime;
 use crate::store::SnapshotStore;
 
 /// What recovery found.
@@ -21,9 +20,9 @@ pub struct Recovered {
     pub orphaned: usize,
 }
 
-impl Runtime {
+impl Directory {
     /// Rebuilds every project's actors from `store`. Call once, before serving.
-    pub async fn recover(self: &Arc<Self>, store: &dyn SnapshotStore) -> crate::store::Result<Recovered> {
+    pub async fn recover(&self, store: &dyn SnapshotStore) -> crate::store::Result<Recovered> {
         let mut report = Recovered::default();
         let mut by_project: HashMap<String, (Vec<ExecutionRecord>, ControlRecord)> = HashMap::new();
         for (key, bytes) in store.scan_prefix(EXECUTION_PREFIX).await? {
@@ -53,13 +52,14 @@ impl Runtime {
             }
         }
         for (project, (executions, control)) in by_project {
-            let Some(actor) = self.project_actor(&project) else {
+            let Some(actor) = self.project(&project) else {
                 // The project was deleted while its records were being removed.
                 report.orphaned += executions.len();
                 for record in &executions {
-                    drop(self.snapshots.delete(snapshot::execution_key(&project, &record.execution.id)).await);
+                    let key = snapshot::execution_key(&project, &record.execution.id);
+                    drop(self.runtime().snapshots.delete(key).await);
                 }
-                drop(self.snapshots.delete(snapshot::control_key(&project)).await);
+                drop(self.runtime().snapshots.delete(snapshot::control_key(&project)).await);
                 continue;
             };
             if actor.send(Restore { executions, control }).await.is_err() {

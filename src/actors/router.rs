@@ -1,24 +1,35 @@
-//! The event router: every CloudEvent entering the control plane (from the bus or `POST /api/v1/event`)
-//! is recorded in the history and handed to the actor it concerns.
+//! The event router, the one door in: every CloudEvent entering the control plane — from the bus's
+//! consumer, `POST /api/v1/event` or the evaluation trigger — is recorded in the history once and handed
+//! to the actor it concerns once.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use futures_util::future::{FutureExt as _, Shared};
 use tokio::sync::oneshot;
 
+use super::directory::Directory;
 use super::lanes::{Delivery, Lanes};
-use super::project::SequenceTriggered;
-
-use super::sequence::{Apply, Command};
-use super::Runtime;
+use super::protocol::{Apply, Command, SequenceTriggered};
+use super::runtime::Runtime;
 use crate::model::event::{CloudEvent, CONTROL_PLANE_SOURCE};
 use crate::model::event_type::{self, EventType};
 use crate::store::history::Stored;
 
 #[derive(Clone)]
 pub struct EventRouter {
-    runtime: Arc<Runtime>,
+    directory: Arc<Directory>,
     lanes: Arc<Lanes>,
+    counts: Arc<RouterCounts>,
+}
+
+/// What the router has done since start, for tests and diagnostics.
+#[derive(Default)]
+struct RouterCounts {
+    /// Incoming events recorded in the history.
+    recorded: AtomicU64,
+    /// Events handed to an actor.
+    delivered: AtomicU64,
 }
 
 /// What to do when the target project's lane is full.
@@ -30,12 +41,26 @@ enum WhenFull {
 }
 
 impl EventRouter {
-    pub fn new(runtime: Arc<Runtime>) -> Self {
-        Self { runtime, lanes: Arc::default() }
+    pub fn new(directory: Arc<Directory>) -> Self {
+        Self { directory, lanes: Arc::default(), counts: Arc::default() }
     }
 
     pub fn runtime(&self) -> &Arc<Runtime> {
-        &self.runtime
+        self.directory.runtime()
+    }
+
+    pub fn directory(&self) -> &Arc<Directory> {
+        &self.directory
+    }
+
+    /// Incoming events recorded in the history so far.
+    pub fn recorded(&self) -> u64 {
+        self.counts.recorded.load(Ordering::Relaxed)
+    }
+
+    /// Events handed to an actor so far.
+    pub fn delivered(&self) -> u64 {
+        self.counts.delivered.load(Ordering::Relaxed)
     }
 
     /// Records `event` and delivers it; waits only while the target's mailbox is full.
@@ -56,10 +81,12 @@ impl EventRouter {
     }
 
     async fn deliver(&self, project: &str, delivery: Delivery, when_full: WhenFull, receipt: &mut Receipt) {
+        self.counts.delivered.fetch_add(1, Ordering::Relaxed);
         match when_full {
             WhenFull::Wait => self.lanes.deliver_waiting(project, delivery).await,
             WhenFull::GiveBack => {
                 if self.lanes.deliver(project, delivery).is_err() {
+                    self.counts.delivered.fetch_sub(1, Ordering::Relaxed);
                     receipt.busy = true;
                     receipt.applied = None;
                 }
@@ -74,11 +101,13 @@ impl EventRouter {
         // The control plane stored its own events when it emitted them. A trigger's execution waits for
         // its confirmation before it stores anything, so no durable sequence lacks its trigger in the
         // history after a crash.
+        let runtime = self.directory.runtime();
         if event.source != CONTROL_PLANE_SOURCE {
+            self.counts.recorded.fetch_add(1, Ordering::Relaxed);
             if acked || is_trigger {
-                receipt.stored = Some(self.runtime.history.record_confirmed(Arc::clone(&event)).await.shared());
+                receipt.stored = Some(runtime.history.record_confirmed(Arc::clone(&event)).await.shared());
             } else {
-                self.runtime.history.record(Arc::clone(&event)).await;
+                runtime.history.record(Arc::clone(&event)).await;
             }
         }
         let mut ack = || {
@@ -91,7 +120,7 @@ impl EventRouter {
         match kind {
             EventType::Sequence { kind: event_type::TRIGGERED, .. } => {
                 let Some(project) = event.project() else { return receipt };
-                let Some(address) = self.runtime.project_actor(project) else {
+                let Some(address) = self.directory.project(project) else {
                     tracing::debug!(project, "trigger for an unknown project ignored");
                     return receipt;
                 };
@@ -100,7 +129,7 @@ impl EventRouter {
                 let history = receipt.stored.clone();
                 self.deliver(
                     &project,
-                    Delivery::Trigger(address, SequenceTriggered { event, ack, history }),
+                    Delivery::Trigger(address.recipient(), SequenceTriggered { event, ack, history }),
                     when_full,
                     &mut receipt,
                 )
@@ -108,13 +137,7 @@ impl EventRouter {
             }
             EventType::Task { kind: event_type::STARTED | event_type::FINISHED, .. } => {
                 let Some(triggered_id) = event.triggeredid.as_deref() else { return receipt };
-                let Some((open, project)) = self
-                    .runtime
-                    .registry
-                    .open_tasks
-                    .get(triggered_id)
-                    .map(|entry| (entry.execution.clone(), entry.project.clone()))
-                else {
+                let Some((open, project)) = runtime.read_model.open_task_target(triggered_id) else {
                     tracing::debug!(triggered_id, "event for no open task ignored");
                     return receipt;
                 };
@@ -198,8 +221,8 @@ async fn handle_message(message: async_nats::jetstream::Message, router: &EventR
         Ok(_) => return poison(message, "event without id or type").await,
         Err(error) => return poison(message, &error.to_string()).await,
     };
-    if event.source == CONTROL_PLANE_SOURCE {
-        // The control plane's own events, stored and applied when it emitted them.
+    if event.source == CONTROL_PLANE_SOURCE || routed_already(&message) {
+        // The control plane's own events, and events it took in over HTTP: stored and applied already.
         acknowledge(&message).await;
         return;
     }
@@ -216,6 +239,10 @@ async fn handle_message(message: async_nats::jetstream::Message, router: &EventR
             acknowledge(&message).await;
         }
     });
+}
+
+fn routed_already(message: &async_nats::jetstream::Message) -> bool {
+    message.headers.as_ref().is_some_and(|headers| headers.get(crate::bus::nats::ROUTED_HEADER).is_some())
 }
 
 async fn poison(message: async_nats::jetstream::Message, reason: &str) {

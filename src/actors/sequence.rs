@@ -9,15 +9,13 @@ use std::time::Instant;
 
 use actix::prelude::*;
 use futures_util::future::Shared;
-use tokio::sync::oneshot;
 
-use super::project::{ExecutionEnded, ProjectActor};
-use super::registry::OpenTask;
+use super::protocol::{Ack, Apply, Command, ExecutionEnded, SequencePeers, SlotRelease, SlotRequest};
+use super::read_model::OpenTask;
+use super::runtime::{guarded, Runtime};
 use super::snapshot::{execution_key, ExecutionRecordRef, SCHEMA_VERSION};
-use super::stage::{SlotRelease, SlotRequest, StageActor};
-use super::{guarded, Runtime};
 use crate::model::event::CloudEvent;
-use crate::model::sequence::{Applied, Effect, Execution, Input};
+use crate::model::sequence::{Applied, Effect, Execution, Input, Step, Timeouts};
 use crate::store::history::Stored;
 use crate::store::snapshots::Queued;
 
@@ -33,39 +31,6 @@ const MAX_CONSECUTIVE_PANICS: u32 = 3;
 /// The longest a timer is armed for; a later deadline is checked again after this long.
 const LONGEST_TIMER: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
-/// Told once an input has been applied and the resulting state is durable.
-pub type Ack = oneshot::Sender<()>;
-
-/// What a sequence actor can be told.
-#[derive(Debug, Clone)]
-pub enum Command {
-    SlotGranted {
-        ticket: u64,
-    },
-    TaskEvent(Arc<CloudEvent>),
-    Tick,
-    Pause,
-    Resume,
-    Abort,
-    /// Fault injection for tests of supervision: panics inside the guarded step.
-    InjectPanic,
-    /// End the execution errored: its steps kept failing.
-    Fail(String),
-}
-
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Apply {
-    pub command: Command,
-    pub ack: Option<Ack>,
-}
-
-impl Apply {
-    pub fn new(command: Command) -> Self {
-        Self { command, ack: None }
-    }
-}
-
 /// How the actor comes to life.
 pub enum Start {
     /// A new execution with the effects of creating it.
@@ -79,8 +44,7 @@ pub enum Start {
 pub struct SequenceActor {
     execution: Execution,
     runtime: Arc<Runtime>,
-    project: Addr<ProjectActor>,
-    stage: Addr<StageActor>,
+    peers: SequencePeers,
     start: Start,
     /// Emitted events not yet confirmed stored in the history, oldest first.
     outbox: Vec<Arc<CloudEvent>>,
@@ -128,18 +92,11 @@ struct Delivery {
 }
 
 impl SequenceActor {
-    pub fn new(
-        execution: Execution,
-        start: Start,
-        runtime: Arc<Runtime>,
-        project: Addr<ProjectActor>,
-        stage: Addr<StageActor>,
-    ) -> Self {
+    pub fn new(execution: Execution, start: Start, runtime: Arc<Runtime>, peers: SequencePeers) -> Self {
         Self {
             execution,
             runtime,
-            project,
-            stage,
+            peers,
             start,
             outbox: Vec::new(),
             outbox_appended: 0,
@@ -162,10 +119,9 @@ impl SequenceActor {
         outbox: Vec<Arc<CloudEvent>>,
         chain_pending: bool,
         runtime: Arc<Runtime>,
-        project: Addr<ProjectActor>,
-        stage: Addr<StageActor>,
+        peers: SequencePeers,
     ) -> Self {
-        let mut actor = Self::new(execution, Start::Restored, runtime, project, stage);
+        let mut actor = Self::new(execution, Start::Restored, runtime, peers);
         actor.outbox_appended = outbox.len() as u64;
         actor.outbox = outbox;
         actor.chain_pending = chain_pending;
@@ -173,11 +129,7 @@ impl SequenceActor {
     }
 
     fn step(&mut self, command: Command, ack: Option<Ack>, ctx: &mut Context<Self>) {
-        let now = self.runtime.clock.now();
-        let timeouts = self.runtime.timeouts;
-        let tasks_done = self.execution.previous_tasks.len();
-        let open_since = self.execution.open_triggered_event().and_then(|event| event.time);
-        let outcome = guarded("sequence", || {
+        self.step_with(Some(&command), ack, ctx, |execution, now, timeouts| {
             let input = match &command {
                 Command::SlotGranted { ticket } => Input::SlotGranted { ticket: *ticket },
                 Command::TaskEvent(event) => Input::TaskEvent(event),
@@ -185,11 +137,25 @@ impl SequenceActor {
                 Command::Pause => Input::Pause,
                 Command::Resume => Input::Resume,
                 Command::Abort => Input::Abort,
-                Command::InjectPanic => panic!("injected fault"),
                 Command::Fail(message) => Input::Fail { message },
             };
-            self.execution.apply(input, now, timeouts)
+            execution.apply(input, now, timeouts)
         });
+    }
+
+    /// Runs one step of the state machine, `apply`, guarded against panics, and performs its effects.
+    pub(super) fn step_with(
+        &mut self,
+        command: Option<&Command>,
+        ack: Option<Ack>,
+        ctx: &mut Context<Self>,
+        apply: impl FnOnce(&mut Execution, chrono::DateTime<chrono::Utc>, Timeouts) -> Step,
+    ) {
+        let now = self.runtime.clock.now();
+        let timeouts = self.runtime.timeouts;
+        let tasks_done = self.execution.previous_tasks.len();
+        let open_since = self.execution.open_triggered_event().and_then(|event| event.time);
+        let outcome = guarded("sequence", || apply(&mut self.execution, now, timeouts));
         let step = match outcome {
             Ok(step) => {
                 self.consecutive_panics = 0;
@@ -198,8 +164,8 @@ impl SequenceActor {
             Err(panic) => {
                 // Back to the state before the input — the snapshot published after the last step — and
                 // let the supervisor restart the actor from it. The input is not acknowledged.
-                if let Some(last) = self.runtime.registry.executions.get(&self.execution.id) {
-                    self.execution = (**last).clone();
+                if let Some(last) = self.runtime.read_model.execution(&self.execution.id) {
+                    self.execution = (*last).clone();
                 }
                 self.consecutive_panics += 1;
                 self.last_panic = panic;
@@ -227,15 +193,15 @@ impl SequenceActor {
                 }
             }
         }
-        self.observe_activity(step.applied == Applied::Changed, &command, &step.effects);
+        self.observe_activity(step.applied == Applied::Changed, command, &step.effects);
         self.perform(step.effects, ack, ctx);
     }
 
     /// Keeps the service's `lastEventTypes` and `deployedImage` up to date with the task events this
     /// step took in or sends out.
-    fn observe_activity(&self, applied: bool, command: &Command, effects: &[Effect]) {
+    fn observe_activity(&self, applied: bool, command: Option<&Command>, effects: &[Effect]) {
         let incoming = match command {
-            Command::TaskEvent(event) if applied => Some(event),
+            Some(Command::TaskEvent(event)) if applied => Some(event),
             _ => None,
         };
         let outgoing = effects.iter().filter_map(|effect| match effect {
@@ -266,7 +232,7 @@ impl SequenceActor {
         for effect in effects {
             match effect {
                 Effect::Publish(event) => delivery.publish.push(event),
-                Effect::RequestSlot { ticket } => self.stage.do_send(self.slot_request(ticket, ctx)),
+                Effect::RequestSlot { ticket } => self.peers.slot_requests.do_send(self.slot_request(ticket, ctx)),
                 // Released slots and the end are reported after this step's events are out, so that the
                 // next sequence's (or a chained sequence's) events never overtake this one's `.finished`.
                 Effect::ReleaseSlot => delivery.release_slot = true,
@@ -290,10 +256,10 @@ impl SequenceActor {
         }
         let project_exists = self.runtime.projects.get(&self.execution.scope.project).is_some();
         if project_exists {
-            self.runtime.registry.executions.insert(self.execution.id.clone(), Arc::new(self.execution.clone()));
+            self.runtime.read_model.publish(Arc::new(self.execution.clone()));
         } else {
             // The project was deleted: its executions leave the read model and the store.
-            self.runtime.registry.executions.remove(&self.execution.id);
+            self.runtime.read_model.forget(&self.execution.id);
         }
         delivery.closed_task = self.sync_open_task(ctx);
         self.outbox.extend(delivery.publish.iter().cloned());
@@ -310,8 +276,7 @@ impl SequenceActor {
         let runtime = Arc::clone(&self.runtime);
         let key = execution_key(&self.execution.scope.project, &self.execution.id);
         let dispatched_after = if publish.is_empty() { None } else { self.completed_at.take() };
-        let stage = self.stage.clone();
-        let project = self.project.clone();
+        let peers = self.peers.clone();
         let release = self.slot_release();
         let ended_message = ended.map(|chain| ExecutionEnded { execution: Arc::new(self.execution.clone()), chain });
         let published_upto = self.outbox_appended;
@@ -354,23 +319,23 @@ impl SequenceActor {
             // Only now may a retried event for the task this step closed miss it: until here, it
             // reaches this actor and is answered once the close is durable.
             if let Some(closed_task) = closed_task {
-                runtime.registry.open_tasks.remove(&closed_task);
+                runtime.read_model.close_task(&closed_task);
             }
             if let Some(ack) = ack {
                 let _ = ack.send(());
             }
-            let stored = runtime.publish_all(&publish).await;
+            let stored = runtime.emitter.emit_batch(&publish).await;
             if let Some(completed_at) = dispatched_after {
                 metrics::histogram!("keelson_dispatch_latency_seconds").record(completed_at.elapsed().as_secs_f64());
             }
             if release_slot {
-                stage.do_send(release);
+                peers.slot_releases.do_send(release);
             }
             let chained = match ended_message {
                 Some(message) => {
                     let chain = message.chain;
                     // Waits until the project has started (and queued the records of) the followers.
-                    let _ = project.send(message).await;
+                    let _ = peers.project.send(message).await;
                     chain
                 }
                 None => false,
@@ -459,11 +424,11 @@ impl SequenceActor {
             execution: self.execution.id.clone(),
             triggered_at: self.execution.triggered_at,
             ticket,
-            requester: ctx.address(),
+            requester: ctx.address().recipient(),
         }
     }
 
-    /// Keeps the registry's open task entry in line with the execution's open task. Returns the task
+    /// Keeps the read model's open task entry in line with the execution's open task. Returns the task
     /// that is no longer open, for the caller to forget once that is durable.
     fn sync_open_task(&mut self, ctx: &mut Context<Self>) -> Option<String> {
         let current = self.execution.open_triggered_event().cloned();
@@ -473,10 +438,11 @@ impl SequenceActor {
         }
         let closed = self.open_task_id.take();
         if let Some(event) = current {
-            self.runtime.registry.open_tasks.insert(
-                event.id.clone(),
-                OpenTask { project: self.execution.scope.project.clone(), execution: ctx.address(), event },
-            );
+            self.runtime.read_model.open_task(OpenTask {
+                project: self.execution.scope.project.clone(),
+                execution: ctx.address().recipient(),
+                event,
+            });
             self.open_task_id = current_id;
         }
         closed
@@ -500,12 +466,12 @@ impl SequenceActor {
     fn quarantine(&mut self) {
         self.quarantined = true;
         tracing::error!(execution = %self.execution.id, panic = %self.last_panic, "sequence cannot even be ended; it takes no more input until Keelson restarts");
-        self.stage.do_send(self.slot_release());
+        self.peers.slot_releases.do_send(self.slot_release());
         if let Some(open) = self.open_task_id.take() {
-            self.runtime.registry.open_tasks.remove(&open);
+            self.runtime.read_model.close_task(&open);
         }
         metrics::gauge!("keelson_sequences_active").decrement(1.0);
-        self.project.do_send(ExecutionEnded { execution: Arc::new(self.execution.clone()), chain: false });
+        self.peers.project.do_send(ExecutionEnded { execution: Arc::new(self.execution.clone()), chain: false });
     }
 
     /// Re-arms the timer from the deadline kept in the state, and asks again for a slot whose grant may
@@ -515,7 +481,7 @@ impl SequenceActor {
             self.arm_timer(at, ctx);
         }
         if self.execution.wants_slot {
-            self.stage.do_send(self.slot_request(self.execution.slot_ticket, ctx));
+            self.peers.slot_requests.do_send(self.slot_request(self.execution.slot_ticket, ctx));
         }
     }
 }

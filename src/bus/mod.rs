@@ -1,4 +1,4 @@
-//! The event bus: how CloudEvents leave (and, later, enter) the control plane.
+//! The event bus: how CloudEvents leave and enter the control plane.
 //!
 //! [`InProcessBus`] is the embedded default; [`nats::NatsBus`] publishes to a NATS server on the subject
 //! equal to the event type, as Keptn services expect.
@@ -29,6 +29,10 @@ pub trait Bus: Send + Sync + 'static {
         self.publish(event).await
     }
 
+    /// Publishes an event the control plane has already recorded and applied (it arrived over HTTP), for
+    /// the other subscribers: the control plane's own consumer does not take it in a second time.
+    async fn publish_routed(&self, event: &Arc<CloudEvent>) -> Result<(), Error>;
+
     /// Why the bus cannot take events now, if it cannot (checked before accepting work).
     fn problem(&self) -> Option<String> {
         None
@@ -45,6 +49,8 @@ type Filter = Box<dyn Fn(&CloudEvent) -> bool + Send + Sync>;
 struct Subscriber {
     sender: tokio::sync::mpsc::Sender<Arc<CloudEvent>>,
     filter: Option<Filter>,
+    /// Whether it receives events published with [`Bus::publish_routed`] (all but the control plane).
+    takes_routed: bool,
 }
 
 /// A bus inside the process, for a Keelson running without a NATS server. Every subscriber gets every
@@ -62,9 +68,40 @@ impl InProcessBus {
 
     /// A receiver of the events `filter` accepts.
     pub fn subscribe_filtered(&self, filter: Option<Filter>) -> tokio::sync::mpsc::Receiver<Arc<CloudEvent>> {
+        self.add_subscriber(filter, true)
+    }
+
+    /// The control plane's subscription: the events `filter` accepts, except those it routed itself.
+    pub fn subscribe_unrouted(&self, filter: Option<Filter>) -> tokio::sync::mpsc::Receiver<Arc<CloudEvent>> {
+        self.add_subscriber(filter, false)
+    }
+
+    fn add_subscriber(
+        &self,
+        filter: Option<Filter>,
+        takes_routed: bool,
+    ) -> tokio::sync::mpsc::Receiver<Arc<CloudEvent>> {
         let (sender, receiver) = tokio::sync::mpsc::channel(IN_PROCESS_CAPACITY);
-        self.subscribers.write().expect("subscriber list poisoned").push(Subscriber { sender, filter });
+        self.subscribers.write().expect("subscriber list poisoned").push(Subscriber { sender, filter, takes_routed });
         receiver
+    }
+
+    async fn send(&self, event: &Arc<CloudEvent>, routed: bool) {
+        // Collect the senders first: the lock is never held across an await.
+        let senders: Vec<_> = {
+            let mut subscribers = self.subscribers.write().expect("subscriber list poisoned");
+            subscribers.retain(|subscriber| !subscriber.sender.is_closed());
+            subscribers
+                .iter()
+                .filter(|subscriber| !routed || subscriber.takes_routed)
+                .filter(|subscriber| subscriber.filter.as_ref().is_none_or(|accepts| accepts(event)))
+                .map(|subscriber| subscriber.sender.clone())
+                .collect()
+        };
+        for sender in senders {
+            // A subscriber that went away in between is simply skipped.
+            let _ = sender.send(Arc::clone(event)).await;
+        }
     }
 }
 
@@ -75,48 +112,12 @@ impl Bus for InProcessBus {
     }
 
     async fn publish_shared(&self, event: &Arc<CloudEvent>) -> Result<(), Error> {
-        // Collect the senders first: the lock is never held across an await.
-        let senders: Vec<_> = {
-            let mut subscribers = self.subscribers.write().expect("subscriber list poisoned");
-            subscribers.retain(|subscriber| !subscriber.sender.is_closed());
-            subscribers
-                .iter()
-                .filter(|subscriber| subscriber.filter.as_ref().is_none_or(|accepts| accepts(event)))
-                .map(|subscriber| subscriber.sender.clone())
-                .collect()
-        };
-        for sender in senders {
-            // A subscriber that went away in between is simply skipped.
-            let _ = sender.send(Arc::clone(event)).await;
-        }
+        self.send(event, false).await;
         Ok(())
     }
-}
 
-/// Stores an emitted event in the history, then publishes it.
-///
-/// Storing first means the history never misses an event that subscribers saw.
-#[derive(Clone)]
-pub struct EventEmitter {
-    bus: Arc<dyn Bus>,
-    history: Arc<dyn crate::store::EventStore>,
-}
-
-impl EventEmitter {
-    pub fn new(bus: Arc<dyn Bus>, history: Arc<dyn crate::store::EventStore>) -> Self {
-        Self { bus, history }
-    }
-
-    /// Emits `event`; a failure is logged and counted, never returned, because the change the event
-    /// reports has already happened.
-    pub async fn emit(&self, event: CloudEvent) {
-        if let Err(error) = self.history.insert(&event).await {
-            metrics::counter!("keelson_event_emit_failures_total", "stage" => "store").increment(1);
-            tracing::warn!(event_type = %event.event_type, event_id = %event.id, %error, "could not store emitted event");
-        }
-        if let Err(error) = self.bus.publish(&event).await {
-            metrics::counter!("keelson_event_emit_failures_total", "stage" => "publish").increment(1);
-            tracing::warn!(event_type = %event.event_type, event_id = %event.id, %error, "could not publish emitted event");
-        }
+    async fn publish_routed(&self, event: &Arc<CloudEvent>) -> Result<(), Error> {
+        self.send(event, true).await;
+        Ok(())
     }
 }

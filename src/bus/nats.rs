@@ -32,6 +32,9 @@ pub const STREAM_SUBJECTS: &[&str] = &[
     "sh.keptn.event.get-sli.triggered",
     "sh.keptn.log.>",
 ];
+/// Header on events the control plane publishes after routing them itself (they arrived over HTTP):
+/// its consumer acknowledges them without taking them in again.
+pub const ROUTED_HEADER: &str = "Keelson-Routed";
 /// The control plane's durable consumer of [`STREAM`].
 pub const CONSUMER: &str = "keelson-control-plane";
 /// Events handed to the control plane and not yet acknowledged, before NATS stops delivering more.
@@ -110,6 +113,16 @@ impl super::Bus for NatsBus {
         let payload = serde_json::to_vec(event).map_err(|e| Error::Unavailable(e.to_string()))?;
         self.client
             .publish(event.event_type.clone(), payload.into())
+            .await
+            .map_err(|e| Error::Unavailable(e.to_string()))
+    }
+
+    async fn publish_routed(&self, event: &std::sync::Arc<CloudEvent>) -> Result<(), Error> {
+        let payload = serde_json::to_vec(&**event).map_err(|e| Error::Unavailable(e.to_string()))?;
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(ROUTED_HEADER, "true");
+        self.client
+            .publish_with_headers(event.event_type.clone(), headers, payload.into())
             .await
             .map_err(|e| Error::Unavailable(e.to_string()))
     }

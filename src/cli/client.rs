@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::CliError;
+use super::error::CliError;
 
 /// Where `keptn auth` stored the endpoint and token.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -145,7 +145,7 @@ impl ApiClient {
         for _ in 0..max_pages.max(1) {
             let page = match &next {
                 Some(page_key) => {
-                    self.get(&format!("{path}{separator}nextPageKey={}", super::encode(page_key))).await?
+                    self.get(&format!("{path}{separator}nextPageKey={}", super::input::encode(page_key))).await?
                 }
                 None => self.get(path).await?,
             };

@@ -10,8 +10,11 @@ use super::args::{
     TriggerDeliveryArgs, TriggerEvaluationArgs, TriggerSequenceArgs, WatchArgs,
 };
 use super::client::ApiClient;
+use super::error::CliError;
+use super::input::{dotted_values, encode, full_event_type, key_values};
+use super::output::Printer;
 use super::output::{formatted, table, text};
-use super::{dotted_values, encode, full_event_type, key_values, watch, CliError, Printer};
+use super::watch;
 
 /// `source` of the events the CLI sends, as Keptn's CLI names it.
 const SOURCE: &str = "https://github.com/keptn/keptn/cli";

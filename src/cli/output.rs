@@ -5,7 +5,7 @@ use comfy_table::{ContentArrangement, Table};
 use serde_json::Value;
 
 use super::args::Format;
-use super::CliError;
+use super::error::CliError;
 
 /// A table with a header row and no borders, columns padded.
 pub fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
@@ -37,6 +37,24 @@ pub fn text(value: &Value) -> String {
         Value::String(text) => text.clone(),
         Value::Null => String::new(),
         other => other.to_string(),
+    }
+}
+
+/// What commands print through: nothing but errors with `--quiet`.
+pub struct Printer {
+    pub quiet: bool,
+}
+
+impl Printer {
+    pub fn line(&self, text: impl AsRef<str>) {
+        if !self.quiet {
+            println!("{}", text.as_ref());
+        }
+    }
+
+    /// Output asked for explicitly (`get`, `-o json`): printed even with `--quiet`.
+    pub fn data(&self, text: impl AsRef<str>) {
+        println!("{}", text.as_ref());
     }
 }
 

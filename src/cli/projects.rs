@@ -9,8 +9,10 @@ use super::args::{
     SecretArgs, Update,
 };
 use super::client::{api_endpoint, ApiClient, Credentials};
+use super::error::CliError;
+use super::input::{encode, key_values};
+use super::output::Printer;
 use super::output::{formatted, table, text};
-use super::{encode, key_values, CliError, Printer};
 
 fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)

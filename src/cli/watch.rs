@@ -9,8 +9,10 @@ use serde_json::Value;
 
 use super::args::Format;
 use super::client::ApiClient;
+use super::error::CliError;
+use super::input::encode;
+use super::output::Printer;
 use super::output::{formatted, text};
-use super::{encode, CliError, Printer};
 
 const POLL: Duration = Duration::from_secs(1);
 

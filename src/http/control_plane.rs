@@ -4,7 +4,7 @@ use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
-use super::AppState;
+use super::state::AppState;
 use crate::model::paging::{Page, PageQuery};
 use crate::model::project::{ExpandedProject, ExpandedService, ExpandedStage, ProjectRecord};
 use crate::projects::{CreateProject, ProjectError, UpdateProject};
@@ -89,9 +89,7 @@ struct MessageBody {
 async fn delete_project(state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let message = state.projects.delete(&path).await?;
     // Running sequences of the project end (aborted) and its executions are forgotten.
-    if let Some(actor) = state.router.runtime().registry.projects.get(path.as_str()).map(|a| a.clone()) {
-        let _ = actor.send(crate::actors::project::ProjectDeleted).await;
-    }
+    state.control.project_deleted(&path).await;
     Ok(HttpResponse::Ok().json(MessageBody { message }))
 }
 

@@ -5,7 +5,7 @@ use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
-use super::AppState;
+use super::state::AppState;
 use crate::model::event::CloudEvent;
 use crate::store::query::parse_filter;
 use crate::store::EventQuery;

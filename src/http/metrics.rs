@@ -9,7 +9,7 @@ use actix_web::middleware::Next;
 use actix_web::{web, HttpResponse};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
-use super::AppState;
+use super::state::AppState;
 
 pub const HTTP_REQUESTS: &str = "keelson_http_requests_total";
 pub const HTTP_DURATION: &str = "keelson_http_request_duration_seconds";
@@ -89,8 +89,8 @@ fn record_sequence_states(state: &AppState) {
             .into_iter()
             .map(|s| (s, 0.0))
             .collect();
-    for execution in state.router.runtime().registry.executions.iter() {
-        *counts.entry(execution.value().state_name()).or_default() += 1.0;
+    for (name, count) in state.control.execution_states() {
+        *counts.entry(name).or_default() += count as f64;
     }
     for (name, count) in counts {
         metrics::gauge!("keelson_sequences", "state" => name).set(count);

@@ -14,35 +14,14 @@ pub mod params;
 pub mod resources;
 pub mod secrets;
 pub mod sequences;
+pub mod state;
+pub mod token;
 pub mod uniform;
-
-use std::sync::Arc;
 
 use actix_web::middleware::{from_fn, NormalizePath, TrailingSlash};
 use actix_web::{web, HttpResponse};
-use metrics_exporter_prometheus::PrometheusHandle;
 
-use crate::projects::ProjectManager;
-
-/// What every handler can reach.
-pub struct AppState {
-    pub projects: Arc<ProjectManager>,
-    /// Registered integrations and their logs.
-    pub integrations: Arc<crate::integrations::Integrations>,
-    /// The event history behind the datastore API.
-    pub events: Arc<dyn crate::store::EventStore>,
-    /// Delivers events to the actors; also the way to the actor runtime.
-    pub router: crate::actors::router::EventRouter,
-    pub token: auth::ApiToken,
-    pub auth_limiter: auth::AuthLimiter,
-    pub metrics: PrometheusHandle,
-    /// Secrets for webhooks, encrypted at rest.
-    pub secrets: Arc<crate::secrets::Secrets>,
-    /// Largest accepted request body, in bytes.
-    pub max_request_body_bytes: usize,
-    /// How long a client may take to send a request body.
-    pub request_body_timeout: std::time::Duration,
-}
+pub use state::AppState;
 
 /// Registers every route on an actix `App`.
 pub fn configure(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceConfig) {

@@ -5,7 +5,7 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
-use super::AppState;
+use super::state::AppState;
 use crate::model::paging::PageQuery;
 use crate::projects::ProjectError;
 use crate::resources::Scope;

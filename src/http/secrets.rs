@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::error::ApiError;
-use super::AppState;
+use super::state::AppState;
 use crate::secrets::{NewSecret, SecretError};
 
 pub fn routes(config: &mut web::ServiceConfig) {

@@ -9,8 +9,9 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::error::ApiError;
-use super::AppState;
-use crate::actors::project::{Control, ControlCommand, ControlError};
+use super::state::AppState;
+use crate::actors::handle::ControlFailure;
+use crate::actors::protocol::{ControlCommand, ControlError};
 use crate::model::clock::keptn_time;
 use crate::model::duration;
 use crate::model::event::CloudEvent;
@@ -49,17 +50,16 @@ async fn control(
         "" => return Err(ApiError::bad_request("state is required: pause, resume or abort")),
         other => return Err(ApiError::bad_request(format!("unknown state '{other}': use pause, resume or abort"))),
     };
-    let runtime = state.router.runtime();
-    let actor =
-        runtime.project_actor(&project).ok_or_else(|| ApiError::from(ProjectError::project_not_found(&project)))?;
     let stage = Some(body.stage.clone()).filter(|stage| !stage.is_empty());
-    let outcome = actor
-        .send(Control { keptn_context, stage, command })
-        .await
-        .map_err(|_| ApiError::new(actix_web::http::StatusCode::SERVICE_UNAVAILABLE, "project actor unavailable"))?;
-    match outcome {
+    match state.control.control(&project, keptn_context, stage, command).await {
         Ok(()) => Ok(HttpResponse::Ok().json(json!({}))),
-        Err(error @ ControlError::UnknownContext(_)) => Err(ApiError::not_found(error.to_string())),
+        Err(ControlFailure::UnknownProject(project)) => Err(ProjectError::project_not_found(&project).into()),
+        Err(ControlFailure::Refused(error @ ControlError::UnknownContext(_))) => {
+            Err(ApiError::not_found(error.to_string()))
+        }
+        Err(error @ ControlFailure::Unavailable) => {
+            Err(ApiError::new(actix_web::http::StatusCode::SERVICE_UNAVAILABLE, error.to_string()))
+        }
     }
 }
 
@@ -119,10 +119,8 @@ async fn sequence_executions(
         return Err(ProjectError::project_not_found(&query.project).into());
     }
     let mut executions: Vec<Arc<Execution>> = state
-        .router
-        .runtime()
-        .registry
-        .executions_of(&query.project)
+        .control
+        .executions(&query.project)
         .into_iter()
         .filter(|e| {
             accepts(&query.stage, Some(&e.scope.stage))
@@ -168,7 +166,7 @@ async fn sequence_states(
         return Err(ProjectError::project_not_found(&project).into());
     }
     let mut by_context: BTreeMap<String, Vec<Arc<Execution>>> = BTreeMap::new();
-    for execution in state.router.runtime().registry.executions_of(&project) {
+    for execution in state.control.executions(&project) {
         by_context.entry(execution.scope.keptn_context.clone()).or_default().push(execution);
     }
     let contexts: Option<Vec<&str>> =
@@ -318,13 +316,9 @@ async fn triggered_events(
         })
     };
     let mut events: Vec<Arc<CloudEvent>> = state
-        .router
-        .runtime()
-        .registry
-        .open_tasks
-        .iter()
-        .filter(|entry| entry.value().event.event_type == event_type)
-        .map(|entry| Arc::clone(&entry.value().event))
+        .control
+        .open_tasks(&event_type)
+        .into_iter()
         .filter(|event| {
             accepts(&query.project, event.project())
                 && accepts(&query.stage, event.data.get("stage").and_then(Value::as_str))
@@ -410,8 +404,7 @@ async fn trigger_evaluation(
             "service {service} not found in stage {stage} of project {project}"
         )));
     }
-    let runtime = state.router.runtime();
-    let now = runtime.clock.now();
+    let now = state.control.now();
     let (start, end) = evaluation_window(&body, now).map_err(ApiError::bad_request)?;
     let keptn_context = uuid::Uuid::new_v4().to_string();
     let mut data = json!({
@@ -432,12 +425,8 @@ async fn trigger_evaluation(
     if !body.gitcommitid.is_empty() {
         event.gitcommitid = Some(body.gitcommitid);
     }
-    runtime
-        .bus
-        .publish(&event)
-        .await
-        .map_err(|e| ApiError::new(actix_web::http::StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
-    Ok(HttpResponse::Ok().json(json!({ "keptnContext": keptn_context })))
+    // Through the one door in, like any event: answered once the trigger is durable.
+    super::events::take_in(&state, event).await
 }
 
 #[cfg(test)]

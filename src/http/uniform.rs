@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::error::ApiError;
 use super::params::rfc3339;
-use super::AppState;
+use super::state::AppState;
 use crate::integrations::IntegrationError;
 use crate::model::uniform::{EventSubscription, Integration, IntegrationQuery, LogEntry};
 

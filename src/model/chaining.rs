@@ -3,7 +3,12 @@
 use std::sync::Arc;
 
 use super::duration::parse_go_duration;
-use super::sequence::{Definition, TaskDefinition};
+use chrono::{DateTime, Utc};
+use serde_json::json;
+
+use super::event::CloudEvent;
+use super::event_type;
+use super::sequence::{ids, Definition, Execution, TaskDefinition};
 use super::shipyard::{Shipyard, BUILTIN_EVALUATION_SEQUENCE};
 
 /// The sequence `name` of `stage`, or Keptn's explanation of why it cannot start.
@@ -81,6 +86,37 @@ pub fn chained(
     targets
 }
 
+/// The triggers of the sequences an ended `execution` starts through `triggeredOn`: each carries the
+/// payload accumulated by the execution, with the follower's stage, in the execution's Keptn context.
+/// Their ids are derived from the execution, so starting them again after a crash starts nothing twice.
+pub fn follower_triggers(shipyard: &Shipyard, execution: &Execution, now: DateTime<Utc>) -> Vec<CloudEvent> {
+    let targets = chained(
+        shipyard,
+        &execution.scope.stage,
+        &execution.definition.name,
+        execution.chaining_result(),
+        execution.last_task_name(),
+    );
+    if targets.is_empty() {
+        return Vec::new();
+    }
+    let payload = execution.accumulated_payload();
+    targets
+        .into_iter()
+        .map(|target| {
+            let mut data = payload.clone();
+            data["stage"] = json!(target.stage);
+            CloudEvent::emitted(
+                &event_type::sequence(&target.stage, &target.sequence, event_type::TRIGGERED),
+                ids::chained_trigger_id(&execution.id, &target.stage, &target.sequence),
+                execution.scope.keptn_context.clone(),
+                now,
+                data,
+            )
+        })
+        .collect()
+}
+
 fn normalise(result: &str) -> &str {
     match result {
         "failed" => "fail",
@@ -139,6 +175,35 @@ spec:
         assert_eq!(targets("fail", Some("deployment")), ["dev.rollback"]);
         assert_eq!(targets("fail", Some("test")), ["dev.rollback", "hardening.notify"]);
         assert!(chained(&parsed(), "hardening", "delivery", "pass", None).is_empty());
+    }
+
+    #[test]
+    fn followers_carry_the_accumulated_payload_into_their_stage() {
+        let shipyard = parsed();
+        let definition = resolve(&shipyard, "dev", "delivery").unwrap();
+        let scope = crate::model::sequence::Scope {
+            project: "p".into(),
+            stage: "dev".into(),
+            service: "carts".into(),
+            keptn_context: "ctx".into(),
+            triggered_id: "t".into(),
+            gitcommitid: None,
+        };
+        let now = chrono::Utc::now();
+        let input =
+            std::sync::Arc::new(json!({"project": "p", "stage": "dev", "service": "carts", "labels": {"l": "1"}}));
+        let (execution, _) = Execution::new("e".into(), definition, scope, input, now, false);
+        // Not ended yet: no task completed, so the result is `pass` and the default follower fires.
+        let triggers = follower_triggers(&shipyard, &execution, now);
+        assert_eq!(triggers.len(), 1);
+        let trigger = &triggers[0];
+        assert_eq!(trigger.event_type, "sh.keptn.event.hardening.delivery.triggered");
+        assert_eq!(trigger.id, ids::chained_trigger_id("e", "hardening", "delivery"));
+        assert_eq!(trigger.shkeptncontext, "ctx");
+        assert_eq!(trigger.data["stage"], "hardening");
+        assert_eq!(trigger.data["service"], "carts");
+        assert_eq!(trigger.data["labels"]["l"], "1");
+        assert!(follower_triggers(&shipyard, &execution, now).iter().map(|t| &t.id).eq(triggers.iter().map(|t| &t.id)));
     }
 
     #[test]

@@ -17,7 +17,7 @@ use serde_json::json;
 
 pub use error::ProjectError;
 
-use crate::bus::EventEmitter;
+use crate::emitter::Emitter;
 use crate::model::clock::{unix_nanos_string, Clock};
 use crate::model::event::{self, CloudEvent, Outcome};
 use crate::model::names;
@@ -64,7 +64,7 @@ pub struct UpdateProject {
 pub struct ProjectManager {
     snapshots: Arc<dyn SnapshotStore>,
     repos: Arc<GitRepos>,
-    emitter: EventEmitter,
+    emitter: Emitter,
     clock: Arc<dyn Clock>,
     /// Read cache of the stored records; written only while the project's lock is held.
     projects: DashMap<String, Arc<ProjectRecord>>,
@@ -87,7 +87,7 @@ impl ProjectManager {
     pub fn new(
         snapshots: Arc<dyn SnapshotStore>,
         repos: Arc<GitRepos>,
-        emitter: EventEmitter,
+        emitter: Emitter,
         clock: Arc<dyn Clock>,
         remote_url_denylist: Vec<regex::Regex>,
         secret_key: SecretKey,

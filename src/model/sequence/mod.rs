@@ -17,7 +17,10 @@
 //! - A terminal execution emits nothing more, holds no slot and arms no timer.
 
 pub mod aggregate;
+pub mod control;
+pub mod ids;
 pub mod retention;
+pub mod start;
 pub mod view;
 
 use std::sync::Arc;
@@ -26,7 +29,6 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use uuid::Uuid;
 
 use self::aggregate::{Report, ABORTED, ERRORED, FAIL, PASS};
 use super::duration::later;
@@ -278,8 +280,7 @@ impl Execution {
 
     /// The id of the event derived from this execution for `purpose` (stable across replays).
     pub fn derived_id(&self, purpose: &str) -> String {
-        let namespace = Uuid::parse_str(&self.id).unwrap_or(Uuid::NAMESPACE_OID);
-        Uuid::new_v5(&namespace, purpose.as_bytes()).to_string()
+        ids::event_id(&self.id, purpose)
     }
 
     /// Keptn's state name for this execution.
@@ -510,7 +511,7 @@ impl Execution {
         self.current_task = Some(CurrentTask {
             index,
             name: definition.name.clone(),
-            triggered_id: self.derived_id(&format!("task/{index}/triggered")),
+            triggered_id: ids::task_triggered_id(&self.id, index),
             due_at,
             triggered_event: None,
             events: Vec::new(),
@@ -635,7 +636,7 @@ impl Execution {
         });
         let mut event = CloudEvent::emitted(
             &event_type::sequence(&self.scope.stage, &self.definition.name, event_type::FINISHED),
-            self.derived_id("finished"),
+            ids::sequence_finished_id(&self.id),
             self.scope.keptn_context.clone(),
             now,
             data,

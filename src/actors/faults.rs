@@ -1,0 +1,68 @@
+//! Fault injection for tests of supervision and backpressure, compiled only with the
+//! `fault-injection` feature (the test suite turns it on; release builds never contain it).
+
+use std::time::Duration;
+
+use actix::prelude::*;
+
+use super::handle::ControlHandle;
+use super::project::ProjectActor;
+use super::sequence::SequenceActor;
+
+/// The project actor handles nothing else for this long.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Freeze(Duration);
+
+impl Handler<Freeze> for ProjectActor {
+    type Result = ();
+
+    fn handle(&mut self, message: Freeze, ctx: &mut Context<Self>) {
+        ctx.wait(tokio::time::sleep(message.0).into_actor(self));
+    }
+}
+
+/// The next step of one running execution panics.
+#[derive(Message)]
+#[rtype(result = "bool")]
+struct PanicExecution(String);
+
+impl Handler<PanicExecution> for ProjectActor {
+    type Result = bool;
+
+    fn handle(&mut self, message: PanicExecution, _ctx: &mut Context<Self>) -> bool {
+        match self.live.get(&message.0) {
+            Some(address) => {
+                address.do_send(InjectPanic);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+#[derive(Message)]
+#[rtype(result = "()")]
+struct InjectPanic;
+
+impl Handler<InjectPanic> for SequenceActor {
+    type Result = ();
+
+    fn handle(&mut self, _message: InjectPanic, ctx: &mut Context<Self>) {
+        self.step_with(None, None, ctx, |_, _, _| panic!("injected fault"));
+    }
+}
+
+impl ControlHandle {
+    /// Blocks `project`'s actor for `duration`.
+    pub async fn freeze_project(&self, project: &str, duration: Duration) {
+        let actor = self.router().directory().project(project).expect("project exists");
+        actor.send(Freeze(duration)).await.expect("project actor runs");
+    }
+
+    /// Makes the next step of running execution `execution` of `project` panic; false if it does not run.
+    pub async fn panic_execution(&self, project: &str, execution: &str) -> bool {
+        let actor = self.router().directory().project(project).expect("project exists");
+        actor.send(PanicExecution(execution.to_owned())).await.expect("project actor runs")
+    }
+}
