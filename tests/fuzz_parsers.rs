@@ -68,14 +68,16 @@ fn webhook(text: &str) -> Result<(), String> {
 }
 
 fn duration(text: &str) -> Result<(), String> {
-    use keelson::model::duration::{parse_go_duration, parse_human_duration, MAX_DURATION};
+    use keelson::model::duration::{parse_go_duration, parse_human_duration, parse_signed_go_duration, MAX_DURATION};
     for parsed in [parse_go_duration(text), parse_human_duration(text)] {
         match parsed {
             Ok(duration) => assert!(duration <= MAX_DURATION, "{text:?} parsed beyond the bound"),
             Err(error) => assert!(!error.to_string().is_empty()),
         }
     }
-    let _ = keelson::model::evaluation_window::parse_go_duration(text);
+    if let Err(error) = parse_signed_go_duration(text) {
+        assert!(!error.to_string().is_empty());
+    }
     Ok(())
 }
 

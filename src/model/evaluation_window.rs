@@ -2,10 +2,11 @@
 //!
 //! Pure: the caller passes the current time, so windows relative to "now" are testable.
 
-use std::time::Duration;
-
-use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::Value;
+
+use super::clock::{keptn_time, parse_keptn_time};
+use super::duration::parse_signed_go_duration;
 
 /// The error when the event carries neither an evaluation window nor a test window; Keptn's exact text.
 pub const NO_WINDOW: &str = "evaluation.triggered event does not contain evaluation timeframe";
@@ -25,7 +26,7 @@ pub fn window(data: &Value, now: DateTime<Utc>) -> Result<(String, String), Stri
 
     if (!start.is_empty() && !end.is_empty()) || !timeframe.is_empty() {
         let (start, end) = bounds(start, end, timeframe, now)?;
-        return Ok((keptn_timestamp(start), keptn_timestamp(end)));
+        return Ok((keptn_time(start), keptn_time(end)));
     }
 
     // The test window comes from a test tool's own clock format, so it is passed on untouched.
@@ -71,8 +72,8 @@ fn bounds(
     }
 
     let frame = if timeframe.is_empty() { DEFAULT_TIMEFRAME } else { timeframe };
-    let frame = parse_signed_nanos(frame).map_err(|e| format!("could not parse provided timeframe: {e}"))?;
-    let frame = TimeDelta::nanoseconds(frame);
+    // Go's whole signed range, as in Keptn: a negative frame fails the one-minute check below.
+    let frame = parse_signed_go_duration(frame).map_err(|e| format!("could not parse provided timeframe: {e}"))?;
     let out_of_range = || "evaluation timeframe is out of range".to_string();
 
     let from =
@@ -92,133 +93,13 @@ fn bounds(
     Ok((from, to))
 }
 
-/// Parses a timestamp with the formats Keptn accepts, in Keptn's order; zone-less times are UTC.
+/// Parses a timestamp with the formats Keptn accepts ([`parse_keptn_time`]).
 fn timestamp(text: &str) -> Result<DateTime<Utc>, String> {
-    if let Ok(t) = NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.3fZ") {
-        return Ok(t.and_utc());
-    }
-    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
-        return Ok(t.with_timezone(&Utc));
-    }
-    // Go accepts fractional seconds after the seconds field even when the layout has none, hence `%.f`.
-    if let Ok(t) = NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f") {
-        return Ok(t.and_utc());
-    }
-    Err(format!(
-        "could not parse timestamp {text:?}: expected 2006-01-02T15:04:05.000Z, RFC 3339 or 2006-01-02T15:04:05"
-    ))
-}
-
-fn keptn_timestamp(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
-}
-
-/// Go-style duration ("5m", "1h30m", "1.5h", "90s", "300ms") parsing.
-///
-/// Negative durations are valid Go but have no `std::time::Duration`; they are rejected here (the window
-/// computation accepts them and then fails the one-minute check, as Keptn does).
-pub fn parse_go_duration(text: &str) -> Result<Duration, String> {
-    let nanos = parse_signed_nanos(text)?;
-    u64::try_from(nanos).map(Duration::from_nanos).map_err(|_| format!("negative duration {text:?} is not supported"))
-}
-
-/// Go's `time.ParseDuration` as signed nanoseconds, including its limits (±2^63−1 ns) and its
-/// float-based handling of fractions, so that "1.1s"-style values round exactly as in Keptn.
-fn parse_signed_nanos(text: &str) -> Result<i64, String> {
-    let invalid = || format!("invalid duration {text:?}");
-    let mut rest = text;
-    let mut negative = false;
-    if let Some(first) = rest.chars().next() {
-        if first == '-' || first == '+' {
-            negative = first == '-';
-            rest = &rest[1..];
-        }
-    }
-    if rest == "0" {
-        return Ok(0);
-    }
-    if rest.is_empty() {
-        return Err(invalid());
-    }
-
-    let mut total: u64 = 0;
-    while !rest.is_empty() {
-        let bytes = rest.as_bytes();
-        if !(bytes[0] == b'.' || bytes[0].is_ascii_digit()) {
-            return Err(invalid());
-        }
-
-        let int_len = bytes.iter().take_while(|b| b.is_ascii_digit()).count();
-        let mut whole: u64 = 0;
-        for &b in &bytes[..int_len] {
-            whole = whole.checked_mul(10).and_then(|w| w.checked_add(u64::from(b - b'0'))).ok_or_else(invalid)?;
-            if whole > 1 << 63 {
-                return Err(invalid());
-            }
-        }
-        rest = &rest[int_len..];
-
-        let mut fraction: u64 = 0;
-        let mut scale = 1.0f64;
-        let mut has_fraction_digits = false;
-        if let Some(after_dot) = rest.strip_prefix('.') {
-            let frac_len = after_dot.bytes().take_while(|b| b.is_ascii_digit()).count();
-            has_fraction_digits = frac_len > 0;
-            // Digits beyond what fits are dropped rather than rejected, as Go does.
-            let mut overflowed = false;
-            for b in after_dot[..frac_len].bytes() {
-                if overflowed {
-                    continue;
-                }
-                let next = fraction.checked_mul(10).map(|f| f + u64::from(b - b'0')).filter(|f| *f <= 1 << 63);
-                match next {
-                    Some(f) => {
-                        fraction = f;
-                        scale *= 10.0;
-                    }
-                    None => overflowed = true,
-                }
-            }
-            rest = &after_dot[frac_len..];
-        }
-        if int_len == 0 && !has_fraction_digits {
-            return Err(invalid());
-        }
-
-        let unit_len = rest.find(|c: char| c == '.' || c.is_ascii_digit()).unwrap_or(rest.len());
-        if unit_len == 0 {
-            return Err(format!("missing unit in duration {text:?}"));
-        }
-        let unit_name = &rest[..unit_len];
-        rest = &rest[unit_len..];
-        let unit: u64 = match unit_name {
-            "ns" => 1,
-            "us" | "\u{00b5}s" | "\u{03bc}s" => 1_000,
-            "ms" => 1_000_000,
-            "s" => 1_000_000_000,
-            "m" => 60_000_000_000,
-            "h" => 3_600_000_000_000,
-            _ => return Err(format!("unknown unit {unit_name:?} in duration {text:?}")),
-        };
-
-        if whole > (1 << 63) / unit {
-            return Err(invalid());
-        }
-        let mut part = whole * unit;
-        if fraction > 0 {
-            part += (fraction as f64 * (unit as f64 / scale)) as u64;
-            if part > 1 << 63 {
-                return Err(invalid());
-            }
-        }
-        total = total.checked_add(part).filter(|t| *t <= 1 << 63).ok_or_else(invalid)?;
-    }
-
-    if negative {
-        // -2^63 ns is representable, +2^63 is not.
-        return Ok((total as i128).wrapping_neg() as i64);
-    }
-    i64::try_from(total).map_err(|_| invalid())
+    parse_keptn_time(text).ok_or_else(|| {
+        format!(
+            "could not parse timestamp {text:?}: expected 2006-01-02T15:04:05.000Z, RFC 3339 or 2006-01-02T15:04:05"
+        )
+    })
 }
 
 #[cfg(test)]
@@ -371,61 +252,5 @@ mod tests {
         // Keptn does not clamp to now: the provider is asked for a window that has not fully happened yet.
         let data = json!({"evaluation": {"start": "2024-05-06T11:58:00.000Z", "timeframe": "10m"}});
         assert_eq!(window(&data, now()), ok("2024-05-06T11:58:00.000Z", "2024-05-06T12:08:00.000Z"));
-    }
-
-    #[test]
-    fn timestamp_formats_in_order() {
-        let t = |s: &str| timestamp(s).map(keptn_timestamp);
-        assert_eq!(t("2024-01-02T03:04:05.678Z"), Ok("2024-01-02T03:04:05.678Z".to_string()));
-        assert_eq!(t("2024-01-02T03:04:05Z"), Ok("2024-01-02T03:04:05.000Z".to_string()));
-        assert_eq!(t("2024-01-02T03:04:05.1Z"), Ok("2024-01-02T03:04:05.100Z".to_string()));
-        // Milliseconds are truncated, not rounded, like Go's layout.
-        assert_eq!(t("2024-01-02T03:04:05.9999Z"), Ok("2024-01-02T03:04:05.999Z".to_string()));
-        assert_eq!(t("2024-01-02T03:04:05-01:30"), Ok("2024-01-02T04:34:05.000Z".to_string()));
-        assert_eq!(t("2024-01-02T03:04:05"), Ok("2024-01-02T03:04:05.000Z".to_string()));
-        assert!(t("2024-01-02 03:04").is_err());
-        assert!(t("2024-13-02T03:04:05").is_err());
-        assert!(t("").is_err());
-    }
-
-    #[test]
-    fn go_duration_table() {
-        let cases: Vec<(&str, Result<Duration, String>)> = vec![
-            ("5m", Ok(Duration::from_secs(300))),
-            ("1h30m", Ok(Duration::from_secs(5400))),
-            ("1.5h", Ok(Duration::from_secs(5400))),
-            ("90s", Ok(Duration::from_secs(90))),
-            ("300ms", Ok(Duration::from_millis(300))),
-            ("0", Ok(Duration::ZERO)),
-            ("+0", Ok(Duration::ZERO)),
-            ("-0s", Ok(Duration::ZERO)),
-            ("+2m", Ok(Duration::from_secs(120))),
-            (".5s", Ok(Duration::from_millis(500))),
-            ("1.s", Ok(Duration::from_secs(1))),
-            ("1h0.5m1s", Ok(Duration::from_secs(3631))),
-            ("10us", Ok(Duration::from_micros(10))),
-            ("10\u{00b5}s", Ok(Duration::from_micros(10))),
-            ("10\u{03bc}s", Ok(Duration::from_micros(10))),
-            ("7ns", Ok(Duration::from_nanos(7))),
-            ("1.0000000001s", Ok(Duration::from_nanos(1_000_000_000))),
-            ("2562047h47m16.854775807s", Ok(Duration::from_nanos(i64::MAX as u64))),
-            ("", Err("invalid duration \"\"".to_string())),
-            ("-", Err("invalid duration \"-\"".to_string())),
-            (".", Err("invalid duration \".\"".to_string())),
-            ("m", Err("invalid duration \"m\"".to_string())),
-            ("5", Err("missing unit in duration \"5\"".to_string())),
-            ("1h5", Err("missing unit in duration \"1h5\"".to_string())),
-            ("5d", Err("unknown unit \"d\" in duration \"5d\"".to_string())),
-            ("5M", Err("unknown unit \"M\" in duration \"5M\"".to_string())),
-            ("5m ", Err("unknown unit \"m \" in duration \"5m \"".to_string())),
-            ("2562047h47m16.854775808s", Err("invalid duration \"2562047h47m16.854775808s\"".to_string())),
-            ("9999999999999999999h", Err("invalid duration \"9999999999999999999h\"".to_string())),
-            ("-5m", Err("negative duration \"-5m\" is not supported".to_string())),
-        ];
-        for (input, want) in cases {
-            assert_eq!(parse_go_duration(input), want, "{input:?}");
-        }
-        assert_eq!(parse_signed_nanos("-5m"), Ok(-300_000_000_000));
-        assert_eq!(parse_signed_nanos("-2562047h47m16.854775808s"), Ok(i64::MIN));
     }
 }
