@@ -8,6 +8,7 @@ pub mod duration;
 pub mod evaluation_window;
 pub mod event;
 pub mod event_type;
+pub mod host_policy;
 pub mod incoming;
 pub mod names;
 pub mod paging;

@@ -18,7 +18,8 @@ use serde_json::{json, Map, Value};
 use super::access::{ControlPlaneAccess, Level};
 use crate::config::WebhookSettings;
 use crate::model::event::CloudEvent;
-use crate::model::webhook::{self, HostPolicy, HttpRequest, Webhook};
+use crate::model::host_policy::HostPolicy;
+use crate::model::webhook::{self, HttpRequest, Webhook};
 use crate::sdk::{SdkError, Sender, Service};
 
 pub const NAME: &str = crate::model::uniform::WEBHOOK_SERVICE;
