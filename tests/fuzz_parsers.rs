@@ -51,7 +51,7 @@ fn event(input: &[u8]) -> Result<(), String> {
 
 /// Parses the file, then renders every request against an event, as the webhook service does.
 fn webhook(text: &str) -> Result<(), String> {
-    let config = keelson::model::webhook::parse(text).map_err(|e| e.to_string())?;
+    let config = keelson::services::webhook::config::parse(text).map_err(|e| e.to_string())?;
     let context = json!({
         "type": "sh.keptn.event.x.triggered", "shkeptncontext": "c",
         "data": { "project": "p", "stage": "s", "service": "c", "labels": { "a": "{{.env.x}}" } },
@@ -59,7 +59,7 @@ fn webhook(text: &str) -> Result<(), String> {
     });
     for hook in &config.webhooks {
         for request in &hook.requests {
-            if let Err(error) = keelson::model::webhook::prepare(request, &context) {
+            if let Err(error) = keelson::services::webhook::requests::prepare(request, &context) {
                 assert!(!error.to_string().is_empty());
             }
         }

@@ -21,4 +21,3 @@ pub mod slo;
 pub mod slots;
 pub mod text;
 pub mod uniform;
-pub mod webhook;
