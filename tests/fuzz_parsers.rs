@@ -28,7 +28,7 @@ fn run(target: &str, input: &[u8]) {
     let outcome: Result<(), String> = match target {
         "event" => event(input),
         "shipyard" => keelson::model::shipyard::parse(&text).map(drop).map_err(|e| e.to_string()),
-        "slo" => keelson::model::slo::parse(&text).map(drop).map_err(|e| e.to_string()),
+        "slo" => keelson::services::lighthouse::slo::parse(&text).map(drop).map_err(|e| e.to_string()),
         "webhook" => webhook(&text),
         "remediation" => keelson::model::remediation::parse(&text).map(drop),
         "uri" => keelson::resources::uri::parse(&text).map(drop).map_err(|e| e.to_string()),
@@ -92,7 +92,7 @@ fn timestamp(text: &str) -> Result<(), String> {
         json!({ "test": { "start": text, "end": text } }),
     ];
     for data in windows {
-        let _ = keelson::model::evaluation_window::window(&data, now);
+        let _ = keelson::services::lighthouse::evaluation_window::window(&data, now);
     }
     Ok(())
 }

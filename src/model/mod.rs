@@ -5,7 +5,6 @@
 pub mod chaining;
 pub mod clock;
 pub mod duration;
-pub mod evaluation_window;
 pub mod event;
 pub mod event_type;
 pub mod host_policy;
@@ -17,7 +16,6 @@ pub mod project;
 pub mod remediation;
 pub mod sequence;
 pub mod shipyard;
-pub mod slo;
 pub mod slots;
 pub mod text;
 pub mod uniform;
