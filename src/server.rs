@@ -115,7 +115,7 @@ pub async fn build(config: &Config) -> anyhow::Result<ControlPlane> {
         Arc::clone(&clock),
         config.git_remote_url_denylist.clone(),
         secret_key.clone(),
-        crate::model::webhook::HostPolicy::with_defaults(Vec::new(), config.git_allowed_hosts.clone())
+        crate::model::host_policy::HostPolicy::with_defaults(Vec::new(), config.git_allowed_hosts.clone())
             .allowed_by("git_allowed_hosts"),
     ));
     let loaded = projects.load().await.context("cannot load projects")?;

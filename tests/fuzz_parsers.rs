@@ -28,7 +28,7 @@ fn run(target: &str, input: &[u8]) {
     let outcome: Result<(), String> = match target {
         "event" => event(input),
         "shipyard" => keelson::model::shipyard::parse(&text).map(drop).map_err(|e| e.to_string()),
-        "slo" => keelson::model::slo::parse(&text).map(drop).map_err(|e| e.to_string()),
+        "slo" => keelson::services::lighthouse::slo::parse(&text).map(drop).map_err(|e| e.to_string()),
         "webhook" => webhook(&text),
         "remediation" => keelson::model::remediation::parse(&text).map(drop),
         "uri" => keelson::resources::uri::parse(&text).map(drop).map_err(|e| e.to_string()),
@@ -51,7 +51,7 @@ fn event(input: &[u8]) -> Result<(), String> {
 
 /// Parses the file, then renders every request against an event, as the webhook service does.
 fn webhook(text: &str) -> Result<(), String> {
-    let config = keelson::model::webhook::parse(text).map_err(|e| e.to_string())?;
+    let config = keelson::services::webhook::config::parse(text).map_err(|e| e.to_string())?;
     let context = json!({
         "type": "sh.keptn.event.x.triggered", "shkeptncontext": "c",
         "data": { "project": "p", "stage": "s", "service": "c", "labels": { "a": "{{.env.x}}" } },
@@ -59,7 +59,7 @@ fn webhook(text: &str) -> Result<(), String> {
     });
     for hook in &config.webhooks {
         for request in &hook.requests {
-            if let Err(error) = keelson::model::webhook::prepare(request, &context) {
+            if let Err(error) = keelson::services::webhook::requests::prepare(request, &context) {
                 assert!(!error.to_string().is_empty());
             }
         }
@@ -68,14 +68,16 @@ fn webhook(text: &str) -> Result<(), String> {
 }
 
 fn duration(text: &str) -> Result<(), String> {
-    use keelson::model::duration::{parse_go_duration, parse_human_duration, MAX_DURATION};
+    use keelson::model::duration::{parse_go_duration, parse_human_duration, parse_signed_go_duration, MAX_DURATION};
     for parsed in [parse_go_duration(text), parse_human_duration(text)] {
         match parsed {
             Ok(duration) => assert!(duration <= MAX_DURATION, "{text:?} parsed beyond the bound"),
             Err(error) => assert!(!error.to_string().is_empty()),
         }
     }
-    let _ = keelson::model::evaluation_window::parse_go_duration(text);
+    if let Err(error) = parse_signed_go_duration(text) {
+        assert!(!error.to_string().is_empty());
+    }
     Ok(())
 }
 
@@ -90,7 +92,7 @@ fn timestamp(text: &str) -> Result<(), String> {
         json!({ "test": { "start": text, "end": text } }),
     ];
     for data in windows {
-        let _ = keelson::model::evaluation_window::window(&data, now);
+        let _ = keelson::services::lighthouse::evaluation_window::window(&data, now);
     }
     Ok(())
 }

@@ -1,6 +1,13 @@
 //! lighthouse-service: quality gates. `evaluation.triggered` → `get-sli.triggered` to the project's SLI
-//! provider → on `get-sli.finished`, `slo.yaml` is scored ([`crate::model::slo`]) against the values and
+//! provider → on `get-sli.finished`, `slo.yaml` is scored ([`scoring`]) against the values and
 //! earlier evaluations → `evaluation.finished`. `monitoring.configure` sets a project's SLI provider.
+//!
+//! The rules are pure and live beside the service: [`evaluation_window`] reads the window an event asks
+//! for, [`slo`] reads `slo.yaml`, and [`scoring`] evaluates the provider's values against it.
+
+pub mod evaluation_window;
+pub mod scoring;
+pub mod slo;
 
 use std::sync::Arc;
 
@@ -8,11 +15,11 @@ use base64::Engine as _;
 use serde_json::{json, Value};
 
 use super::access::{AccessError, ControlPlaneAccess, Level};
-use crate::model::evaluation_window;
 use crate::model::event::CloudEvent;
-use crate::model::slo::{self, EvaluationError, IndicatorResult, SliValue, Slo};
 use crate::sdk::{SdkError, Sender, Service};
 use crate::store::{Condition, EventQuery};
+use scoring::{EvaluationError, IndicatorResult, SliValue};
+use slo::Slo;
 
 pub const NAME: &str = "lighthouse-service";
 pub const EVALUATION_TRIGGERED: &str = "sh.keptn.event.evaluation.triggered";
@@ -286,7 +293,7 @@ async fn finish_evaluation(
     if !compared_events.is_empty() {
         evaluation["comparedEvents"] = json!(compared_events);
     }
-    let (status, mut result, mut message) = match slo::evaluate(&slo, values, &previous) {
+    let (status, mut result, mut message) = match scoring::evaluate(&slo, values, &previous) {
         Ok(outcome) => {
             evaluation["result"] = json!(outcome.result);
             evaluation["score"] = json!(outcome.score);

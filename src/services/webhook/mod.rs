@@ -8,6 +8,20 @@
 //! metadata and unspecified addresses are refused unless allowed in the configuration); the request is
 //! pinned to the checked address so a second DNS answer cannot redirect it, and redirects are not
 //! followed.
+//!
+//! The rules the service applies are pure and live beside it: [`config`] reads `webhook.yaml`,
+//! [`templates`] renders event data and secrets into requests, [`requests`] builds and checks the HTTP
+//! request (with [`curl`] translating curl syntax), [`destinations`] decides where a request may go, and
+//! [`redaction`] hides secret values in what the service reports.
+
+pub mod config;
+pub mod curl;
+pub mod destinations;
+pub mod redaction;
+pub mod requests;
+pub mod templates;
+#[cfg(test)]
+mod test_support;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,8 +32,11 @@ use serde_json::{json, Map, Value};
 use super::access::{ControlPlaneAccess, Level};
 use crate::config::WebhookSettings;
 use crate::model::event::CloudEvent;
-use crate::model::webhook::{self, HostPolicy, HttpRequest, Webhook};
+use crate::model::host_policy::HostPolicy;
 use crate::sdk::{SdkError, Sender, Service};
+use config::Webhook;
+use destinations::Destination;
+use requests::HttpRequest;
 
 pub const NAME: &str = crate::model::uniform::WEBHOOK_SERVICE;
 /// Task events: `sh.keptn.event.<task>.<kind>` (sequence events never reach webhooks, as in Keptn).
@@ -40,7 +57,7 @@ pub async fn run(
     access: Arc<dyn ControlPlaneAccess>,
     settings: WebhookSettings,
 ) -> Result<(), SdkError> {
-    let policy = HostPolicy::with_defaults(settings.denied_hosts.clone(), settings.allowed_hosts.clone());
+    let policy = destinations::policy(&settings);
     let runner = Arc::new(Runner { access, policy, settings });
     service
         .run_events(move |event, sender| {
@@ -93,7 +110,7 @@ impl Runner {
             else {
                 continue;
             };
-            match webhook::parse(&raw) {
+            match config::parse(&raw) {
                 Ok(config) => {
                     if let Some(found) = config.for_subscription(subscription_id) {
                         return Some(found.clone());
@@ -133,7 +150,7 @@ impl Runner {
         let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
         if !triggered {
             if let Err((message, _)) = outcome {
-                let message = webhook::redact(&message, &secrets);
+                let message = redaction::redact(&message, &secrets);
                 tracing::warn!(event_type = %event.event_type, %message, "webhook failed");
             }
             return;
@@ -142,7 +159,7 @@ impl Runner {
             Ok(mut responses) if hook.send_finished => {
                 // A called system may echo what it was sent: no secret value leaves in the event.
                 for response in &mut responses {
-                    webhook::redact_value(response, &secrets);
+                    redaction::redact_value(response, &secrets);
                 }
                 let mut data = json!({ "status": "succeeded", "result": "pass" });
                 data[task] = json!({ "responses": responses });
@@ -150,7 +167,7 @@ impl Runner {
             }
             Ok(_) => {}
             Err((message, succeeded)) => {
-                let message = webhook::redact(&message, &secrets);
+                let message = redaction::redact(&message, &secrets);
                 let count = if hook.send_finished { 1 } else { hook.requests.len().saturating_sub(succeeded) };
                 for _ in 0..count {
                     let failed = json!({ "status": "errored", "result": "fail", "message": message });
@@ -191,7 +208,7 @@ impl Runner {
         context["env"] = Value::Object(env);
         let mut responses = Vec::with_capacity(hook.requests.len());
         for (index, spec) in hook.requests.iter().enumerate() {
-            let request = webhook::prepare(spec, &context).map_err(|error| {
+            let request = requests::prepare(spec, &context).map_err(|error| {
                 metrics::counter!("keelson_webhook_requests_total", "outcome" => "invalid").increment(1);
                 (error.to_string(), index)
             })?;
@@ -212,17 +229,7 @@ impl Runner {
     /// and returns the response body.
     async fn send(&self, request: HttpRequest) -> Result<String, String> {
         self.policy.check_url(&request.url)?;
-        let host = request.url.host_str().unwrap_or_default().trim_matches(['[', ']']).to_owned();
-        let port = request.url.port_or_known_default().unwrap_or(80);
-        // A name is looked up as an absolute name, so the resolver's search domains (which turn
-        // `redis.ns` into `redis.ns.svc.cluster.local`) never apply; hosts allowed by the
-        // configuration are looked up as written.
-        let is_name = request.url.domain().is_some();
-        let allowed =
-            self.policy.allowed.iter().any(|entry| {
-                entry.eq_ignore_ascii_case(&host) || entry.eq_ignore_ascii_case(&format!("{host}:{port}"))
-            });
-        let lookup = if is_name && !allowed && !host.ends_with('.') { format!("{host}.") } else { host.clone() };
+        let Destination { host, port, lookup } = Destination::of(&request.url, &self.policy);
         let addresses: Vec<SocketAddr> = tokio::net::lookup_host((lookup.as_str(), port))
             .await
             .map_err(|error| format!("cannot resolve {host}: {error}"))?
