@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde_json::Value;
 use url::Url;
 
-use super::requests::{check_method, checked_header, is_token, parse_url, HttpRequest, RequestError};
+use super::http_request::{check_method, checked_header, is_token, parse_url, HttpRequest, RequestError};
 use super::templates::render;
 
 /// Stands in for an argument in error messages when it came out of a template (and so may hold a secret).

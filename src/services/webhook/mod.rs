@@ -17,6 +17,7 @@
 pub mod config;
 pub mod curl;
 pub mod destinations;
+pub mod http_request;
 pub mod redaction;
 pub mod requests;
 pub mod templates;
@@ -36,7 +37,7 @@ use crate::model::host_policy::HostPolicy;
 use crate::sdk::{SdkError, Sender, Service};
 use config::Webhook;
 use destinations::Destination;
-use requests::HttpRequest;
+use http_request::HttpRequest;
 
 pub const NAME: &str = crate::model::uniform::WEBHOOK_SERVICE;
 /// Task events: `sh.keptn.event.<task>.<kind>` (sequence events never reach webhooks, as in Keptn).

@@ -1,5 +1,7 @@
 //! Tests of preparing structured (`v1beta1`) requests: rendering, checks, `options`, and error texts.
 
+use std::time::Duration;
+
 use serde_json::json;
 
 use super::*;
