@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use actix_web::{web, HttpResponse};
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -12,8 +12,9 @@ use super::error::ApiError;
 use super::state::AppState;
 use crate::actors::handle::ControlFailure;
 use crate::actors::protocol::{ControlCommand, ControlError};
-use crate::model::clock::keptn_time;
+use crate::model::clock::{keptn_time, parse_keptn_time};
 use crate::model::duration;
+use crate::model::evaluation_window::{self, WindowError};
 use crate::model::event::CloudEvent;
 use crate::model::event_type;
 use crate::model::paging::PageQuery;
@@ -353,40 +354,34 @@ struct EvaluationBody {
     gitcommitid: String,
 }
 
-/// Parses Keptn's evaluation times: `2006-01-02T15:04:05.000Z`, RFC 3339, or `2006-01-02T15:04:05`.
-fn parse_time(text: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(text)
-        .map(|time| time.with_timezone(&Utc))
-        .ok()
-        .or_else(|| NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S").ok().map(|naive| naive.and_utc()))
-}
-
-/// Keptn's rules for the evaluation window (`evaluation` handler).
+/// The evaluation window of a request, by the rules lighthouse applies too, worded as Keptn's API does.
 fn evaluation_window(body: &EvaluationBody, now: DateTime<Utc>) -> Result<(DateTime<Utc>, DateTime<Utc>), String> {
-    let timeframe =
-        |text: &str| duration::parse_go_duration(text).map_err(|error| format!("invalid timeframe '{text}': {error}"));
-    if !body.timeframe.is_empty() && !body.end.is_empty() {
-        return Err("timeframe and end time specifications are mutually exclusive".into());
-    }
-    let (start, end) = match (body.start.as_str(), body.end.as_str(), body.timeframe.as_str()) {
-        ("", "", "") => (now - chrono::Duration::minutes(5), now),
-        ("", "", frame) => (duration::earlier(now, timeframe(frame)?), now),
-        ("", _, _) => return Err("end time requires a start time".into()),
-        (start, "", "") => return Err(format!("start time {start} requires either an end time or a timeframe")),
-        (start, "", frame) => {
-            let start = parse_time(start).ok_or_else(|| format!("invalid start time '{start}'"))?;
-            (start, duration::later(start, timeframe(frame)?))
+    let wording = |error: WindowError| match error {
+        WindowError::EndAndTimeframe => "timeframe and end time specifications are mutually exclusive".to_owned(),
+        WindowError::EndWithoutStart => "end time requires a start time".to_owned(),
+        WindowError::StartAlone => {
+            format!("start time {} requires either an end time or a timeframe", body.start)
         }
-        (start, end, _) => {
-            let start = parse_time(start).ok_or_else(|| format!("invalid start time '{start}'"))?;
-            let end = parse_time(end).ok_or_else(|| format!("invalid end time '{end}'"))?;
-            (start, end)
+        WindowError::TooShort => {
+            "the evaluation window must be at least one minute long (end must be after start)".to_owned()
         }
+        WindowError::OutOfRange => "the evaluation window is beyond the dates Keelson can represent".to_owned(),
     };
-    if end - start < chrono::Duration::minutes(1) {
-        return Err("the evaluation window must be at least one minute long (end must be after start)".into());
-    }
-    Ok((start, end))
+    let given = |text: &str| !text.is_empty();
+    evaluation_window::shape(given(&body.start), given(&body.end), given(&body.timeframe)).map_err(wording)?;
+    let time = |text: &str, what: &str| {
+        given(text).then(|| parse_keptn_time(text).ok_or_else(|| format!("invalid {what} time '{text}'"))).transpose()
+    };
+    let timeframe = given(&body.timeframe)
+        .then(|| {
+            duration::parse_go_duration(&body.timeframe)
+                .map_err(|error| format!("invalid timeframe '{}': {error}", body.timeframe))
+                .map(|frame| chrono::TimeDelta::from_std(frame).unwrap_or(chrono::TimeDelta::MAX))
+        })
+        .transpose()?;
+    let start = time(&body.start, "start")?;
+    let end = time(&body.end, "end")?;
+    evaluation_window::bounds(start, end, timeframe, now).map_err(wording)
 }
 
 async fn trigger_evaluation(
@@ -439,13 +434,19 @@ mod tests {
 
     #[test]
     fn evaluation_windows_follow_keptn() {
-        let now = parse_time("2024-01-01T12:00:00Z").unwrap();
-        assert_eq!(evaluation_window(&body("", "", ""), now).unwrap().0, parse_time("2024-01-01T11:55:00Z").unwrap());
-        assert_eq!(evaluation_window(&body("", "", "1h"), now).unwrap().0, parse_time("2024-01-01T11:00:00Z").unwrap());
+        let now = parse_keptn_time("2024-01-01T12:00:00Z").unwrap();
+        assert_eq!(
+            evaluation_window(&body("", "", ""), now).unwrap().0,
+            parse_keptn_time("2024-01-01T11:55:00Z").unwrap()
+        );
+        assert_eq!(
+            evaluation_window(&body("", "", "1h"), now).unwrap().0,
+            parse_keptn_time("2024-01-01T11:00:00Z").unwrap()
+        );
         let (start, end) = evaluation_window(&body("2024-01-01T10:00:00", "", "10m"), now).unwrap();
         assert_eq!(
             (start, end),
-            (parse_time("2024-01-01T10:00:00Z").unwrap(), parse_time("2024-01-01T10:10:00Z").unwrap())
+            (parse_keptn_time("2024-01-01T10:00:00Z").unwrap(), parse_keptn_time("2024-01-01T10:10:00Z").unwrap())
         );
         assert!(evaluation_window(&body("2024-01-01T10:00:00", "2024-01-01T10:00:30", ""), now).is_err());
         assert!(evaluation_window(&body("", "2024-01-01T10:00:00Z", ""), now).is_err());
@@ -456,7 +457,7 @@ mod tests {
 
     #[test]
     fn huge_timeframes_and_far_times_are_refused_without_overflow() {
-        let now = parse_time("2024-01-01T12:00:00Z").unwrap();
+        let now = parse_keptn_time("2024-01-01T12:00:00Z").unwrap();
         let refused = evaluation_window(&body("", "", "100000000000h"), now).unwrap_err();
         assert!(refused.contains("longer than the maximum"), "{refused}");
         assert!(evaluation_window(&body("2024-01-01T10:00:00Z", "", "100000000000h"), now).is_err());

@@ -5,6 +5,7 @@
 pub mod chaining;
 pub mod clock;
 pub mod duration;
+pub mod evaluation_window;
 pub mod event;
 pub mod event_type;
 pub mod host_policy;

@@ -2,11 +2,12 @@
 //!
 //! Pure: the caller passes the current time, so windows relative to "now" are testable.
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use crate::model::clock::{keptn_time, parse_keptn_time};
 use crate::model::duration::parse_signed_go_duration;
+use crate::model::evaluation_window::{self as rules, WindowError};
 
 /// The error when the event carries neither an evaluation window nor a test window; Keptn's exact text.
 pub const NO_WINDOW: &str = "evaluation.triggered event does not contain evaluation timeframe";
@@ -61,36 +62,27 @@ fn bounds(
     timeframe: &str,
     now: DateTime<Utc>,
 ) -> Result<(DateTime<Utc>, DateTime<Utc>), String> {
-    if !start.is_empty() && end.is_empty() && timeframe.is_empty() {
-        return Err("no timeframe or end date provided".to_string());
-    }
-    if !end.is_empty() && !timeframe.is_empty() {
-        return Err("'end' and 'timeframe' are mutually exclusive".to_string());
-    }
-    if !end.is_empty() && start.is_empty() {
-        return Err("start date is required when using an end date".to_string());
-    }
-
+    let given = |text: &str| (!text.is_empty()).then_some(());
+    rules::shape(!start.is_empty(), !end.is_empty(), !timeframe.is_empty()).map_err(|e| message(e).to_owned())?;
+    // Go's whole signed range, as in Keptn: a negative frame fails the one-minute check. The default
+    // frame is still parsed when start and end are both given, where it never shapes the window.
     let frame = if timeframe.is_empty() { DEFAULT_TIMEFRAME } else { timeframe };
-    // Go's whole signed range, as in Keptn: a negative frame fails the one-minute check below.
     let frame = parse_signed_go_duration(frame).map_err(|e| format!("could not parse provided timeframe: {e}"))?;
-    let out_of_range = || "evaluation timeframe is out of range".to_string();
+    let start = given(start).map(|()| timestamp(start)).transpose()?;
+    let end = given(end).map(|()| timestamp(end)).transpose()?;
+    let frame = (end.is_none() && (start.is_some() || !timeframe.is_empty())).then_some(frame);
+    rules::bounds(start, end, frame, now).map_err(|error| message(error).to_owned())
+}
 
-    let from =
-        if start.is_empty() { now.checked_sub_signed(frame).ok_or_else(out_of_range)? } else { timestamp(start)? };
-    let to = if !end.is_empty() {
-        timestamp(end)?
-    } else if !start.is_empty() {
-        // Validation guarantees a timeframe here: "start + timeframe" rather than "until now".
-        from.checked_add_signed(frame).ok_or_else(out_of_range)?
-    } else {
-        now
-    };
-
-    if to.signed_duration_since(from) < TimeDelta::minutes(1) {
-        return Err("end date must be at least 1 minute after start date".to_string());
+/// Lighthouse's wording of each broken rule.
+fn message(error: WindowError) -> &'static str {
+    match error {
+        WindowError::StartAlone => "no timeframe or end date provided",
+        WindowError::EndAndTimeframe => "'end' and 'timeframe' are mutually exclusive",
+        WindowError::EndWithoutStart => "start date is required when using an end date",
+        WindowError::TooShort => "end date must be at least 1 minute after start date",
+        WindowError::OutOfRange => "evaluation timeframe is out of range",
     }
-    Ok((from, to))
 }
 
 /// Parses a timestamp with the formats Keptn accepts ([`parse_keptn_time`]).

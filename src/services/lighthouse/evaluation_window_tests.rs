@@ -1,7 +1,7 @@
 //! Tests of the evaluation window: Keptn's rules and messages, timestamps and timeframes.
 
 use super::*;
-use chrono::TimeZone;
+use chrono::{TimeDelta, TimeZone};
 use serde_json::json;
 
 fn now() -> DateTime<Utc> {

@@ -1,6 +1,4 @@
-//! The actor of one project: it starts sequence executions, chains them through `triggeredOn`, and
-//! applies pause/resume/abort to a Keptn context. What to start, what to chain and which flags a
-//! command leaves are decided by [`crate::model`]; this actor performs those decisions.
+//! The project actor: starting executions, chaining them, and pause/resume/abort.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -8,14 +6,13 @@ use std::sync::Arc;
 use actix::prelude::*;
 use futures_util::future::Shared;
 
-use super::protocol::{
-    Ack, Apply, Command, Control, ControlCommand, ControlError, ExecutionEnded, ProjectDeleted, Restore, RestoreHolder,
-    SequencePeers, SequenceTriggered,
+use crate::actors::protocol::{
+    Ack, Apply, Command, Control, ControlCommand, ControlError, ExecutionEnded, SequencePeers, SequenceTriggered,
 };
-use super::runtime::Runtime;
-use super::sequence::{self, SequenceActor, Start};
-use super::snapshot::{control_key, execution_key, ControlRecord, SCHEMA_VERSION};
-use super::stage::{self, StageActor};
+use crate::actors::runtime::Runtime;
+use crate::actors::sequence::{self, SequenceActor, Start};
+use crate::actors::snapshot::{control_key, ControlRecord, SCHEMA_VERSION};
+use crate::actors::stage::{self, StageActor};
 use crate::model::chaining;
 use crate::model::event::CloudEvent;
 use crate::model::sequence::control::{self, PauseFlags};
@@ -28,14 +25,14 @@ use crate::store::history::Stored;
 pub const MAILBOX_CAPACITY: usize = 1024;
 
 pub struct ProjectActor {
-    name: String,
-    runtime: Arc<Runtime>,
-    stages: HashMap<String, Addr<StageActor>>,
+    pub(super) name: String,
+    pub(super) runtime: Arc<Runtime>,
+    pub(super) stages: HashMap<String, Addr<StageActor>>,
     /// Executions that have not ended.
-    pub(super) live: HashMap<String, Addr<SequenceActor>>,
+    pub(in crate::actors) live: HashMap<String, Addr<SequenceActor>>,
     /// Execution ids by Keptn context, in start order (ended ones included, for control and views).
-    contexts: HashMap<String, Vec<String>>,
-    paused: PauseFlags,
+    pub(super) contexts: HashMap<String, Vec<String>>,
+    pub(super) paused: PauseFlags,
 }
 
 impl ProjectActor {
@@ -51,7 +48,7 @@ impl ProjectActor {
     }
 
     /// Where an execution of `stage` reports: this project and the stage's slot keeper.
-    fn peers(&mut self, stage: &str, ctx: &mut Context<Self>) -> (SequencePeers, Addr<StageActor>) {
+    pub(super) fn peers(&mut self, stage: &str, ctx: &mut Context<Self>) -> (SequencePeers, Addr<StageActor>) {
         let stage = self
             .stages
             .entry(stage.to_owned())
@@ -70,7 +67,7 @@ impl ProjectActor {
         (peers, stage)
     }
 
-    fn spawn_sequence(
+    pub(super) fn spawn_sequence(
         &mut self,
         stage: &str,
         ctx: &mut Context<Self>,
@@ -204,50 +201,6 @@ impl ProjectActor {
         let bytes = serde_json::to_vec(&record).expect("pause flags always serialise");
         self.runtime.snapshots.queue_in_order(control_key(&self.name), Some(bytes)).durable()
     }
-
-    /// Forgets the contexts whose executions all ended longer ago than `retention`: from memory and
-    /// from the store. Their events stay in the history.
-    fn forget_expired(&mut self, retention: std::time::Duration) {
-        let now = self.runtime.clock.now();
-        let read_model = &self.runtime.read_model;
-        let expired: Vec<String> = self
-            .contexts
-            .iter()
-            .filter(|(_, ids)| !ids.iter().any(|id| self.live.contains_key(id)))
-            .filter(|(_, ids)| {
-                let executions: Vec<Arc<Execution>> = ids.iter().filter_map(|id| read_model.execution(id)).collect();
-                executions.len() == ids.len()
-                    && crate::model::sequence::retention::context_expired(
-                        executions.iter().map(Arc::as_ref),
-                        now,
-                        retention,
-                    )
-            })
-            .map(|(context, _)| context.clone())
-            .collect();
-        if expired.is_empty() {
-            return;
-        }
-        let mut keys = Vec::new();
-        for context in &expired {
-            for id in self.contexts.remove(context).unwrap_or_default() {
-                read_model.forget(&id);
-                keys.push(execution_key(&self.name, &id));
-            }
-        }
-        metrics::counter!("keelson_executions_forgotten_total").increment(keys.len() as u64);
-        tracing::debug!(project = %self.name, contexts = expired.len(), executions = keys.len(), "ended executions forgotten");
-        self.delete_records(keys);
-    }
-
-    fn delete_records(&self, keys: Vec<String>) {
-        let snapshots = self.runtime.snapshots.clone();
-        actix::spawn(async move {
-            for key in keys {
-                drop(snapshots.delete(key).await);
-            }
-        });
-    }
 }
 
 fn acknowledge(ack: Option<Ack>) {
@@ -319,74 +272,5 @@ impl Handler<Control> for ProjectActor {
             persisted.await;
             outcome
         })
-    }
-}
-
-impl Handler<ProjectDeleted> for ProjectActor {
-    type Result = ();
-
-    fn handle(&mut self, _message: ProjectDeleted, ctx: &mut Context<Self>) {
-        for address in self.live.values() {
-            address.do_send(Apply::new(Command::Abort));
-        }
-        self.runtime.read_model.forget_project(&self.name);
-        let mut keys: Vec<String> =
-            self.contexts.values().flatten().map(|execution| execution_key(&self.name, execution)).collect();
-        keys.push(control_key(&self.name));
-        self.delete_records(keys);
-        self.live.clear();
-        self.contexts.clear();
-        self.paused = PauseFlags::default();
-        self.stages.clear();
-        ctx.stop();
-    }
-}
-
-impl Handler<Restore> for ProjectActor {
-    type Result = ();
-
-    fn handle(&mut self, message: Restore, ctx: &mut Context<Self>) {
-        self.paused.merge(PauseFlags::from_stored(message.control.paused));
-        let mut records = message.executions;
-        records.sort_by(|a, b| {
-            (a.execution.triggered_at, &a.execution.id).cmp(&(b.execution.triggered_at, &b.execution.id))
-        });
-        for record in records {
-            let execution = record.execution;
-            let id = execution.id.clone();
-            if self.runtime.read_model.contains(&id) {
-                continue;
-            }
-            self.runtime.read_model.publish(Arc::new(execution.clone()));
-            self.contexts.entry(execution.scope.keptn_context.clone()).or_default().push(id.clone());
-            let terminal = execution.phase.is_terminal();
-            if terminal && record.outbox.is_empty() && !record.chain_pending {
-                continue;
-            }
-            if !terminal {
-                metrics::gauge!("keelson_sequences_active").increment(1.0);
-            }
-            let holder = execution.holds_slot.then(|| (execution.scope.service.clone(), execution.slot_ticket));
-            let runtime = Arc::clone(&self.runtime);
-            let (outbox, chain_pending) = (record.outbox, record.chain_pending);
-            let stage = execution.scope.stage.clone();
-            let (address, stage) = self.spawn_sequence(&stage, ctx, move |peers| {
-                SequenceActor::restored(execution, outbox, chain_pending, runtime, peers)
-            });
-            if let Some((service, ticket)) = holder {
-                // Sent before the restored actors run, so holders are back in place before any waiting
-                // execution asks for a slot.
-                stage.do_send(RestoreHolder {
-                    service,
-                    execution: id.clone(),
-                    ticket,
-                    holder: address.clone().recipient(),
-                });
-            }
-            if !terminal {
-                self.live.insert(id, address);
-            }
-        }
-        tracing::info!(project = %self.name, executions = self.contexts.values().map(Vec::len).sum::<usize>(), running = self.live.len(), "project restored");
     }
 }
