@@ -46,6 +46,52 @@ pub struct ControlPlane {
     pub in_process_bus: Option<InProcessBus>,
     /// Whether the token came from the data dir (as opposed to the configuration).
     pub token_from_data_dir: bool,
+    /// Turned true to stop the bus consumers.
+    closing: tokio::sync::watch::Sender<bool>,
+    nats: Option<async_nats::Client>,
+}
+
+/// How often the drain checks that nothing new appeared.
+const DRAIN_POLL: std::time::Duration = std::time::Duration::from_millis(50);
+
+impl ControlPlane {
+    /// Stops taking events from the bus, then waits until every accepted event is applied and every
+    /// write (states and history) is durable, and what was published has left for NATS. False when
+    /// `within` passed first. Stop the HTTP server before, so nothing new is accepted meanwhile.
+    pub async fn shutdown(&self, within: std::time::Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + within;
+        let _ = self.closing.send(true);
+        let router = self.state.control.router();
+        let runtime = router.runtime();
+        let quiet = || {
+            router.queued() == 0
+                && runtime.snapshots.outstanding().count() == 0
+                && runtime.history.outstanding().count() == 0
+        };
+        // A step made durable goes on to publish (more history writes) and to report (more steps):
+        // drained only once nothing is left twice in a row.
+        let mut quiet_checks = 0;
+        while quiet_checks < 2 {
+            if tokio::time::Instant::now() >= deadline {
+                tracing::warn!(
+                    queued = router.queued(),
+                    states = runtime.snapshots.outstanding().count(),
+                    history = runtime.history.outstanding().count(),
+                    "shutdown: not everything was made durable in time"
+                );
+                return false;
+            }
+            quiet_checks = if quiet() { quiet_checks + 1 } else { 0 };
+            tokio::time::sleep(DRAIN_POLL).await;
+        }
+        if let Some(nats) = &self.nats {
+            let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if tokio::time::timeout(remaining, nats.flush()).await.is_err() {
+                tracing::warn!("shutdown: events published to nats may not have left");
+            }
+        }
+        true
+    }
 }
 
 /// Connects the configured backends (or opens the embedded ones) and loads stored state.
@@ -176,7 +222,8 @@ pub async fn build(config: &Config) -> anyhow::Result<ControlPlane> {
         "sequences restored"
     );
     let router = EventRouter::new(directory);
-    consume_bus(&router, bus_input, nats_bus.as_ref()).await?;
+    let (closing, closing_input) = tokio::sync::watch::channel(false);
+    consume_bus(&router, bus_input, nats_bus.as_ref(), closing_input).await?;
 
     let state = web::Data::new(AppState {
         projects,
@@ -190,7 +237,14 @@ pub async fn build(config: &Config) -> anyhow::Result<ControlPlane> {
         max_request_body_bytes: config.max_request_body_bytes,
         request_body_timeout: config.request_body_timeout,
     });
-    Ok(ControlPlane { state, storage: Storage { snapshots, events }, in_process_bus, token_from_data_dir })
+    Ok(ControlPlane {
+        state,
+        storage: Storage { snapshots, events },
+        in_process_bus,
+        token_from_data_dir,
+        closing,
+        nats: nats_bus.map(|bus| bus.client().clone()),
+    })
 }
 
 /// Feeds every event arriving on the bus to the router, except the control plane's own (which its
@@ -199,18 +253,25 @@ async fn consume_bus(
     router: &EventRouter,
     in_process: Option<tokio::sync::mpsc::Receiver<Arc<crate::model::event::CloudEvent>>>,
     nats: Option<&NatsBus>,
+    closing: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     if let Some(mut events) = in_process {
         let router = router.clone();
+        let mut closing = closing.clone();
         tokio::spawn(async move {
-            while let Some(event) = events.recv().await {
+            loop {
+                let event = tokio::select! {
+                    event = events.recv() => event,
+                    _ = closing.wait_for(|closing| *closing) => None,
+                };
+                let Some(event) = event else { break };
                 router.route(event).await;
             }
         });
     }
     if let Some(bus) = nats {
         let consumer = bus.control_plane_consumer().await.context("cannot set up the jetstream consumer on nats")?;
-        tokio::spawn(crate::actors::router::consume_jetstream(consumer, router.clone()));
+        tokio::spawn(crate::actors::router::consume_jetstream(consumer, router.clone(), closing));
     }
     Ok(())
 }
@@ -343,6 +404,10 @@ fn write_private_file(path: &Path, content: &str, existing: Existing) -> std::io
     file.sync_all()
 }
 
+/// How long in-flight requests may run on once shutdown starts; the drain after them has the rest of
+/// the ten seconds an orchestrator usually grants.
+const HTTP_SHUTDOWN_SECONDS: u64 = 5;
+
 /// A server bound and running.
 pub struct RunningServer {
     pub addr: SocketAddr,
@@ -359,7 +424,9 @@ pub async fn start(config: &Config, listener: TcpListener) -> anyhow::Result<Run
     let state = control_plane.state.clone();
     let server = HttpServer::new(move || http::app(state.clone()))
         .workers(worker_count())
-        .shutdown_timeout(10)
+        // Signals are the binary's to handle: it stops the server, then drains the control plane.
+        .disable_signals()
+        .shutdown_timeout(HTTP_SHUTDOWN_SECONDS)
         .listen(listener)?
         .run();
     let handle = server.handle();

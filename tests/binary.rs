@@ -162,3 +162,112 @@ async fn runs_on_redis_nats_and_mongodb() {
         .unwrap();
     assert_eq!(project["projectName"], "sockshop");
 }
+
+/// `SIGTERM` during a burst of events: the process stops taking input, makes what it accepted durable
+/// and exits 0 within 10 s; after a restart every accepted event's sequence is there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_a_burst_loses_no_accepted_event() {
+    const TOKEN: &str = "drain-token";
+    let data_dir = tempfile::tempdir().unwrap();
+    let vars = [("KEELSON_API_TOKEN", TOKEN.to_owned())];
+    let mut first = spawn_keelson(data_dir.path(), &vars);
+    let api = std::sync::Arc::new(support::process::ProcessApi::new(&first, TOKEN));
+    let (status, body) =
+        api.post("/api/controlPlane/v1/project", &json!({ "name": "shop", "shipyard": b64(SHIPYARD) })).await;
+    assert_eq!(status, 201, "{body}");
+    let services: Vec<String> = (0..20).map(|n| format!("svc-{n}")).collect();
+    for service in &services {
+        let (status, _) =
+            api.post("/api/controlPlane/v1/project/shop/service", &json!({ "serviceName": service })).await;
+        assert_eq!(status, 200);
+    }
+
+    // A burst of triggers from many clients at once; SIGTERM arrives while they are being answered.
+    let mut burst = tokio::task::JoinSet::new();
+    let answered = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let client = reqwest::Client::new();
+    for n in 0..2000 {
+        let client = client.clone();
+        let api = std::sync::Arc::clone(&api);
+        let answered = std::sync::Arc::clone(&answered);
+        let service = services[n % services.len()].clone();
+        burst.spawn(async move {
+            let trigger = json!({
+                "type": "sh.keptn.event.dev.delivery.triggered", "source": "burst",
+                "data": { "project": "shop", "stage": "dev", "service": service },
+            });
+            let answer = client
+                .post(format!("{}/api/v1/event", api.base))
+                .header("x-token", TOKEN)
+                .json(&trigger)
+                .timeout(Duration::from_secs(15))
+                .send()
+                .await;
+            match answer {
+                Ok(response) => {
+                    answered.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let status = response.status().as_u16();
+                    let body: serde_json::Value = response.json().await.unwrap_or_default();
+                    (status, body["keptnContext"].as_str().map(str::to_owned))
+                }
+                Err(_) => (0, None),
+            }
+        });
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while answered.load(std::sync::atomic::Ordering::Relaxed) < 50 {
+        assert!(Instant::now() < deadline, "the burst is not being answered");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let pid = first.child.id().to_string();
+    let signalled = Instant::now();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let exit = loop {
+        if let Some(status) = first.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(signalled.elapsed() < Duration::from_secs(10), "still running 10 s after SIGTERM");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(exit.success(), "exit status after SIGTERM: {exit}");
+
+    // Answers still on their way are read within a moment; a request without one by then was not
+    // accepted (the process is gone).
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut accepted = Vec::new();
+    let mut refused = std::collections::BTreeMap::new();
+    while let Some(result) = burst.try_join_next() {
+        match result.unwrap() {
+            (200 | 202, Some(context)) => accepted.push(context),
+            (status, _) => *refused.entry(status).or_insert(0) += 1,
+        }
+    }
+    let unanswered = burst.len();
+    burst.abort_all();
+    println!("accepted {} refused {refused:?} unanswered {unanswered}", accepted.len());
+    assert!(!accepted.is_empty(), "some triggers were accepted before the signal");
+    assert!(refused.len() + unanswered > 0, "the signal came during the burst ({} accepted)", accepted.len());
+
+    drop(first);
+    let second = spawn_keelson(data_dir.path(), &vars);
+    let api = support::process::ProcessApi::new(&second, TOKEN);
+    let (status, body) = api.get("/api/controlPlane/v1/sequence-execution?project=shop&pageSize=1000").await;
+    assert_eq!(status, 200, "{body}");
+    let contexts: std::collections::HashSet<&str> = body["sequenceExecutions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|execution| execution["scope"]["keptnContext"].as_str())
+        .collect();
+    let lost: Vec<&String> = accepted.iter().filter(|context| !contexts.contains(context.as_str())).collect();
+    assert!(lost.is_empty(), "{} of {} accepted triggers lost: {lost:?}", lost.len(), accepted.len());
+    for context in accepted.iter().take(20) {
+        let (status, body) = api.get(&format!("/api/mongodb-datastore/event?keptnContext={context}&pageSize=50")).await;
+        assert_eq!(status, 200, "{body}");
+        let types: Vec<&str> = body["events"].as_array().unwrap().iter().filter_map(|e| e["type"].as_str()).collect();
+        assert!(
+            types.contains(&"sh.keptn.event.dev.delivery.triggered"),
+            "trigger of {context} in the history: {types:?}"
+        );
+    }
+}

@@ -110,6 +110,11 @@ impl Lanes {
         }
     }
 
+    /// Deliveries queued in or being delivered by any lane.
+    pub fn pending(&self) -> usize {
+        self.lanes.iter().map(|lane| lane.pending.load(Ordering::Acquire)).sum()
+    }
+
     /// Like [`Lanes::deliver`], waiting for room in a full lane.
     pub async fn deliver_waiting(&self, project: &str, delivery: Delivery) {
         let Err(delivery) = self.deliver(project, delivery) else { return };

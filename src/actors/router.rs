@@ -58,6 +58,11 @@ impl EventRouter {
         self.counts.recorded.load(Ordering::Relaxed)
     }
 
+    /// Events waiting in the project lanes for room in their actor's mailbox.
+    pub fn queued(&self) -> usize {
+        self.lanes.pending()
+    }
+
     /// Events handed to an actor so far.
     pub fn delivered(&self) -> u64 {
         self.counts.delivered.load(Ordering::Relaxed)
@@ -190,9 +195,16 @@ const BUSY_REDELIVERY: std::time::Duration = std::time::Duration::from_millis(50
 /// it is in the history and its effect is stored; until then NATS keeps it (and redelivers it after the
 /// ack wait, which the actors' dedupe by id makes harmless). Undecodable messages are counted, logged and
 /// acknowledged so they cannot block the stream.
-pub async fn consume_jetstream(consumer: async_nats::jetstream::consumer::PullConsumer, router: EventRouter) {
+///
+/// Stops pulling once `closing` turns true; what it pulled and had not acknowledged is delivered again
+/// by NATS to the next start.
+pub async fn consume_jetstream(
+    consumer: async_nats::jetstream::consumer::PullConsumer,
+    router: EventRouter,
+    mut closing: tokio::sync::watch::Receiver<bool>,
+) {
     use futures_util::StreamExt as _;
-    loop {
+    while !*closing.borrow() {
         let mut messages = match consumer.messages().await {
             Ok(messages) => messages,
             Err(error) => {
@@ -201,11 +213,16 @@ pub async fn consume_jetstream(consumer: async_nats::jetstream::consumer::PullCo
                 continue;
             }
         };
-        while let Some(message) = messages.next().await {
+        loop {
+            let message = tokio::select! {
+                message = messages.next() => message,
+                _ = closing.wait_for(|closing| *closing) => return,
+            };
             match message {
-                Ok(message) => handle_message(message, &router).await,
+                Some(Ok(message)) => handle_message(message, &router).await,
                 // Missed heartbeats and the like while NATS reconnects; the stream carries on.
-                Err(error) => tracing::debug!(%error, "jetstream consumer error"),
+                Some(Err(error)) => tracing::debug!(%error, "jetstream consumer error"),
+                None => break,
             }
         }
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;

@@ -73,22 +73,41 @@ async fn run(config: Config) -> anyhow::Result<()> {
     }
     tracing::info!(address = %server.addr, data_dir = %config.data_dir.display(), "keelson is serving");
     println!("Keelson is listening on http://{}", server.addr);
-    let handle = server.handle.clone();
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            tracing::info!("shutting down");
-            handle.stop(true).await;
+    let mut stopped = server.stopped;
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot listen for SIGTERM")?;
+    tokio::select! {
+        result = &mut stopped => {
+            result.context("server task failed")?.context("server failed")?;
+            return Ok(());
         }
-    });
-    server.stopped.await.context("server task failed")?.context("server failed")?;
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+    // Stop taking input (HTTP first: requests in flight finish), then make everything accepted durable.
+    tracing::info!("shutting down");
+    server.handle.stop(true).await;
+    if !server.control_plane.shutdown(DRAIN_TIME).await {
+        anyhow::bail!(
+            "stopped before all accepted work was durable (it is redelivered or recovered at the next start)"
+        );
+    }
+    tracing::info!("stopped");
     Ok(())
 }
+
+/// How long the control plane may take to make accepted work durable after the HTTP server stopped.
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(4);
 
 async fn run_services(config: Config, names: Vec<String>, endpoint: String) -> anyhow::Result<()> {
     keelson::services::run_standalone(&config, &names, &endpoint).await?;
     tracing::info!(services = %names.join(", "), %endpoint, "services are running");
     println!("Running {} against {endpoint}", names.join(", "));
-    tokio::signal::ctrl_c().await?;
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => result?,
+        _ = terminate.recv() => {}
+    }
     tracing::info!("shutting down");
     Ok(())
 }

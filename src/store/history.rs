@@ -7,6 +7,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 use super::health::BackendHealth;
+use super::outstanding::Outstanding;
 use super::EventStore;
 use crate::model::event::CloudEvent;
 
@@ -30,6 +31,7 @@ struct Entry {
 pub struct HistoryWriter {
     sender: mpsc::Sender<Entry>,
     health: BackendHealth,
+    outstanding: Outstanding,
 }
 
 impl HistoryWriter {
@@ -37,8 +39,14 @@ impl HistoryWriter {
     pub fn start(store: Arc<dyn EventStore>) -> Self {
         let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
         let health = BackendHealth::default();
-        tokio::spawn(write_batches(store, receiver, health.clone()));
-        Self { sender, health }
+        let outstanding = Outstanding::default();
+        tokio::spawn(write_batches(store, receiver, health.clone(), outstanding.clone()));
+        Self { sender, health, outstanding }
+    }
+
+    /// Events queued and not yet stored.
+    pub fn outstanding(&self) -> &Outstanding {
+        &self.outstanding
     }
 
     /// Queues `event` for writing; waits only when the queue is full.
@@ -55,7 +63,9 @@ impl HistoryWriter {
     }
 
     async fn queue(&self, entry: Entry) {
+        self.outstanding.add(1);
         if self.sender.send(entry).await.is_err() {
+            self.outstanding.done(1);
             tracing::error!("event history writer has stopped");
         }
     }
@@ -65,7 +75,12 @@ impl HistoryWriter {
     }
 }
 
-async fn write_batches(store: Arc<dyn EventStore>, mut receiver: mpsc::Receiver<Entry>, health: BackendHealth) {
+async fn write_batches(
+    store: Arc<dyn EventStore>,
+    mut receiver: mpsc::Receiver<Entry>,
+    health: BackendHealth,
+    outstanding: Outstanding,
+) {
     let mut entries = Vec::with_capacity(BATCH_MAX);
     let mut batch = Vec::with_capacity(BATCH_MAX);
     while receiver.recv_many(&mut entries, BATCH_MAX).await > 0 {
@@ -86,6 +101,7 @@ async fn write_batches(store: Arc<dyn EventStore>, mut receiver: mpsc::Receiver<
             }
         }
         batch.clear();
+        outstanding.done(entries.len());
         for entry in entries.drain(..) {
             if let Some(stored) = entry.stored {
                 let _ = stored.send(());

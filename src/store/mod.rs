@@ -8,6 +8,7 @@
 pub mod health;
 pub mod history;
 pub mod mongo;
+pub mod outstanding;
 pub mod query;
 pub mod redis;
 pub mod snapshots;

@@ -13,6 +13,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 use super::health::BackendHealth;
+use super::outstanding::Outstanding;
 use super::SnapshotStore;
 
 /// Writes waiting before senders wait (backpressure).
@@ -62,6 +63,7 @@ impl Queued {
 pub struct SnapshotWriter {
     sender: mpsc::Sender<Write>,
     health: BackendHealth,
+    outstanding: Outstanding,
 }
 
 impl SnapshotWriter {
@@ -69,8 +71,14 @@ impl SnapshotWriter {
     pub fn start(store: Arc<dyn SnapshotStore>) -> Self {
         let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
         let health = BackendHealth::default();
-        tokio::spawn(write_batches(store, receiver, health.clone()));
-        Self { sender, health }
+        let outstanding = Outstanding::default();
+        tokio::spawn(write_batches(store, receiver, health.clone(), outstanding.clone()));
+        Self { sender, health, outstanding }
+    }
+
+    /// Writes queued and not yet durable.
+    pub fn outstanding(&self) -> &Outstanding {
+        &self.outstanding
     }
 
     /// Queues the deletion of `key`; the receiver resolves when it is gone.
@@ -83,12 +91,15 @@ impl SnapshotWriter {
     /// the write back as [`Queued::WaitingForRoom`] (dropping that queues nothing).
     pub fn queue_in_order(&self, key: String, value: Option<Vec<u8>>) -> Queued {
         let (done, persisted) = oneshot::channel();
+        self.outstanding.add(1);
         match self.sender.try_send(Write { key, value, done }) {
             Ok(()) => Queued::InQueue(persisted),
             Err(mpsc::error::TrySendError::Full(write)) => {
+                self.outstanding.done(1);
                 Queued::WaitingForRoom { writer: self.clone(), key: write.key, value: write.value }
             }
             Err(mpsc::error::TrySendError::Closed(_)) => {
+                self.outstanding.done(1);
                 tracing::error!("snapshot writer has stopped");
                 Queued::InQueue(persisted)
             }
@@ -98,7 +109,9 @@ impl SnapshotWriter {
     async fn queue(&self, key: String, value: Option<Vec<u8>>) -> Persisted {
         let (done, persisted) = oneshot::channel();
         let write = Write { key, value, done };
+        self.outstanding.add(1);
         if self.sender.send(write).await.is_err() {
+            self.outstanding.done(1);
             tracing::error!("snapshot writer has stopped");
         }
         persisted
@@ -109,7 +122,12 @@ impl SnapshotWriter {
     }
 }
 
-async fn write_batches(store: Arc<dyn SnapshotStore>, mut receiver: mpsc::Receiver<Write>, health: BackendHealth) {
+async fn write_batches(
+    store: Arc<dyn SnapshotStore>,
+    mut receiver: mpsc::Receiver<Write>,
+    health: BackendHealth,
+    outstanding: Outstanding,
+) {
     let mut incoming = Vec::with_capacity(BATCH_MAX);
     let mut pending: HashMap<String, Option<Vec<u8>>> = HashMap::new();
     let mut waiting: Vec<oneshot::Sender<()>> = Vec::new();
@@ -127,6 +145,7 @@ async fn write_batches(store: Arc<dyn SnapshotStore>, mut receiver: mpsc::Receiv
                     metrics::counter!("keelson_snapshot_writes_total").increment(count as u64);
                     metrics::counter!("keelson_snapshot_batches_total").increment(1);
                     pending.clear();
+                    outstanding.done(waiting.len());
                     waiting.drain(..).for_each(|done| {
                         let _ = done.send(());
                     });
