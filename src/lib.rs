@@ -19,6 +19,7 @@
 pub mod actors;
 pub mod bus;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod emitter;
 pub mod http;

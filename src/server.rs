@@ -11,10 +11,10 @@ use crate::actors::directory::Directory;
 use crate::actors::router::EventRouter;
 use crate::actors::{ControlHandle, Runtime};
 use crate::bus::{nats::NatsBus, Bus, InProcessBus};
+use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::emitter::Emitter;
 use crate::http::{self, auth::ApiToken, AppState};
-use crate::model::clock::{Clock, SystemClock};
 use crate::model::event::CONTROL_PLANE_SOURCE;
 use crate::model::sequence::Timeouts;
 use crate::projects::ProjectManager;
@@ -96,6 +96,11 @@ impl ControlPlane {
 
 /// Connects the configured backends (or opens the embedded ones) and loads stored state.
 pub async fn build(config: &Config) -> anyhow::Result<ControlPlane> {
+    build_with_clock(config, Arc::new(SystemClock)).await
+}
+
+/// Like [`build`], on `clock` (tests pass a manual one and step it).
+pub async fn build_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<ControlPlane> {
     create_private_dir(&config.data_dir)
         .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
     let (token, token_from_data_dir) = match &config.api_token {
@@ -146,7 +151,6 @@ pub async fn build(config: &Config) -> anyhow::Result<ControlPlane> {
         }
     };
 
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let secret_key = match &config.secret_key {
         Some(key) => crate::secrets::SecretKey::from_base64(&key.0)?,
         None => load_or_generate_secret_key(&config.data_dir)?,
@@ -419,7 +423,16 @@ pub struct RunningServer {
 
 /// Builds the control plane and serves it on `listener` (bind port 0 in tests).
 pub async fn start(config: &Config, listener: TcpListener) -> anyhow::Result<RunningServer> {
-    let control_plane = build(config).await?;
+    start_with_clock(config, listener, Arc::new(SystemClock)).await
+}
+
+/// Like [`start`], on `clock`.
+pub async fn start_with_clock(
+    config: &Config,
+    listener: TcpListener,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<RunningServer> {
+    let control_plane = build_with_clock(config, clock).await?;
     let addr = listener.local_addr()?;
     let state = control_plane.state.clone();
     let server = HttpServer::new(move || http::app(state.clone()))

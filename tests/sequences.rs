@@ -358,10 +358,22 @@ async fn pause_holds_the_next_task_until_resume() {
 
 #[actix_rt::test]
 async fn a_task_nobody_answers_times_the_sequence_out() {
-    let keelson = keelson_with_project(|config| config.task_started_timeout = Duration::from_millis(300)).await;
+    // Time is stepped, not waited for: the timeout is Keptn's default ten minutes.
+    let clock = keelson::clock::ManualClock::new(chrono::Utc::now());
+    let keelson = TestKeelson::start_with_clock(
+        |config| config.task_started_timeout = Duration::from_secs(600),
+        std::sync::Arc::clone(&clock) as std::sync::Arc<dyn keelson::clock::Clock>,
+    )
+    .await;
+    assert_eq!(keelson.create_project("sockshop", DELIVERY_SHIPYARD).await.0, 201);
+    assert_eq!(keelson.create_service("sockshop", "carts").await.0, 200);
     let mut bus = keelson.server.control_plane.in_process_bus.as_ref().unwrap().subscribe();
     let context = trigger(&keelson, "dev", "delivery", "carts", json!({})).await;
     wait_for_triggered(&keelson, "deployment", &context, 1).await;
+    clock.advance(chrono::Duration::seconds(599));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(executions(&keelson, &context).await[0]["status"]["state"], "started", "not timed out a second early");
+    clock.advance(chrono::Duration::seconds(2));
     let timed_out = wait_for_state(&keelson, &context, "dev", "timedOut").await;
     assert_eq!(timed_out["scope"]["status"], "errored");
     let finished = next_event(&mut bus, "sh.keptn.event.dev.delivery.finished").await;
@@ -607,7 +619,17 @@ async fn the_event_api_refuses_what_keptn_refuses() {
 
 #[actix_rt::test]
 async fn ended_contexts_are_forgotten_after_the_retention() {
-    let keelson = keelson_with_project(|config| config.execution_retention = Some(Duration::from_millis(1500))).await;
+    // Thirty days pass on a manual clock.
+    let clock = keelson::clock::ManualClock::new(chrono::Utc::now());
+    let retention = Duration::from_secs(30 * 24 * 3600);
+    let keelson = TestKeelson::start_with_clock(
+        |config| config.execution_retention = Some(retention),
+        std::sync::Arc::clone(&clock) as std::sync::Arc<dyn keelson::clock::Clock>,
+    )
+    .await;
+    assert_eq!(keelson.create_project("sockshop", DELIVERY_SHIPYARD).await.0, 201);
+    assert_eq!(keelson.create_service("sockshop", "carts").await.0, 200);
+    assert_eq!(keelson.create_service("sockshop", "orders").await.0, 200);
     let ended = trigger(&keelson, "production", "evaluation", "carts", json!({})).await;
     run_task(&keelson, "evaluation", &ended, "pass", json!({})).await;
     let running = trigger(&keelson, "dev", "delivery", "orders", json!({})).await;
@@ -617,6 +639,14 @@ async fn ended_contexts_are_forgotten_after_the_retention() {
     };
     let (_, states) = send(keelson.get("/api/controlPlane/v1/sequence/sockshop")).await;
     assert!(listed(&states, &ended) && listed(&states, &running), "{states}");
+    clock.advance(chrono::Duration::days(29));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (_, states) = send(keelson.get("/api/controlPlane/v1/sequence/sockshop")).await;
+    assert!(listed(&states, &ended), "kept within its retention: {states}");
+    // Past the retention: the next check (a quarter of it later at most) forgets the ended context.
+    clock.advance(chrono::Duration::days(2));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    clock.advance(chrono::Duration::days(8));
 
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {

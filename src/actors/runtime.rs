@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use super::read_model::ReadModel;
+use crate::clock::Clock;
 use crate::emitter::Emitter;
-use crate::model::clock::Clock;
 use crate::model::sequence::Timeouts;
 use crate::projects::ProjectManager;
 use crate::store::history::HistoryWriter;

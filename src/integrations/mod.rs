@@ -12,7 +12,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio::sync::Mutex;
 
-use crate::model::clock::Clock;
+use crate::clock::Clock;
 use crate::model::text::char_prefix;
 use crate::model::uniform::{EventSubscription, Integration, IntegrationQuery, LogEntry};
 use crate::store::{versioned, SnapshotStore};

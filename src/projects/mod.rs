@@ -17,8 +17,9 @@ use serde_json::json;
 
 pub use error::ProjectError;
 
+use crate::clock::Clock;
 use crate::emitter::Emitter;
-use crate::model::clock::{unix_nanos_string, Clock};
+use crate::model::clock::unix_nanos_string;
 use crate::model::event::{self, CloudEvent, Outcome};
 use crate::model::host_policy::HostPolicy;
 use crate::model::names;

@@ -84,10 +84,31 @@ impl TestKeelson {
         Self::start_in(data_dir, config).await
     }
 
+    /// Starts on `clock` (a manual one lets a test step time instead of waiting for it).
+    #[allow(dead_code)]
+    pub async fn start_with_clock(
+        adjust: impl FnOnce(&mut Config),
+        clock: std::sync::Arc<dyn keelson::clock::Clock>,
+    ) -> Self {
+        let data_dir = tempfile::tempdir().unwrap();
+        let mut config = test_config(data_dir.path());
+        adjust(&mut config);
+        Self::start_in_with_clock(data_dir, config, clock).await
+    }
+
     /// Starts on an existing data dir (to test restarts).
     pub async fn start_in(data_dir: tempfile::TempDir, config: Config) -> Self {
+        Self::start_in_with_clock(data_dir, config, std::sync::Arc::new(keelson::clock::SystemClock)).await
+    }
+
+    async fn start_in_with_clock(
+        data_dir: tempfile::TempDir,
+        config: Config,
+        clock: std::sync::Arc<dyn keelson::clock::Clock>,
+    ) -> Self {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let server = tokio::time::timeout(Duration::from_secs(30), keelson::server::start(&config, listener))
+        let start = keelson::server::start_with_clock(&config, listener, clock);
+        let server = tokio::time::timeout(Duration::from_secs(30), start)
             .await
             .expect("keelson start-up hung")
             .expect("keelson starts");

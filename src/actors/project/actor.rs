@@ -214,11 +214,21 @@ impl Actor for ProjectActor {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         if let Some(retention) = self.runtime.retention {
-            // Often enough that nothing outlives its retention by more than a quarter of it.
-            let every =
-                (retention / 4).clamp(std::time::Duration::from_millis(250), std::time::Duration::from_secs(3600));
-            ctx.run_interval(every, move |actor, _| actor.forget_expired(retention));
+            self.check_retention_later(retention, ctx);
         }
+    }
+}
+
+impl ProjectActor {
+    /// Forgets expired executions a quarter of the retention from now (on the control plane's clock),
+    /// and again after that: nothing outlives its retention by more than a quarter of it.
+    fn check_retention_later(&mut self, retention: std::time::Duration, ctx: &mut Context<Self>) {
+        let every = (retention / 4).clamp(std::time::Duration::from_millis(250), std::time::Duration::from_secs(3600));
+        let at = crate::model::duration::later(self.runtime.clock.now(), every);
+        ctx.spawn(self.runtime.clock.wait_until(at).into_actor(self).map(move |(), actor, ctx| {
+            actor.forget_expired(retention);
+            actor.check_retention_later(retention, ctx);
+        }));
     }
 }
 

@@ -26,8 +26,6 @@ pub const MAILBOX_CAPACITY: usize = 64;
 pub(super) const STALE_RECORD_FLUSH: std::time::Duration = std::time::Duration::from_millis(500);
 /// Panics in a row after which the execution is ended errored instead of restarted again.
 const MAX_CONSECUTIVE_PANICS: u32 = 3;
-/// The longest a timer is armed for; a later deadline is checked again after this long.
-pub(super) const LONGEST_TIMER: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 /// How the actor comes to life.
 pub enum Start {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use actix::prelude::*;
 
-use super::actor::{SequenceActor, LONGEST_TIMER};
+use super::actor::SequenceActor;
 use crate::actors::protocol::{Command, ExecutionEnded, SlotRelease, SlotRequest};
 use crate::actors::read_model::OpenTask;
 use crate::model::sequence::Effect;
@@ -73,12 +73,12 @@ impl SequenceActor {
         if let Some(timer) = self.timer.take() {
             ctx.cancel_future(timer);
         }
-        // A far deadline wakes the actor daily instead: an early tick only re-arms the timer.
-        let delay = (at - self.runtime.clock.now()).to_std().unwrap_or_default().min(LONGEST_TIMER);
-        self.timer = Some(ctx.run_later(delay, |actor, ctx| {
+        // The clock may wake the actor early (a far deadline): a tick before it is due only re-arms.
+        let wake = self.runtime.clock.wait_until(at).into_actor(self).map(|(), actor, ctx| {
             actor.timer = None;
             actor.step(Command::Tick, None, ctx);
-        }));
+        });
+        self.timer = Some(ctx.spawn(wake));
     }
 
     /// Ending the execution panicked too: the actor stays alive but takes no more input (rather than
