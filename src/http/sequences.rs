@@ -19,6 +19,7 @@ use crate::model::event::CloudEvent;
 use crate::model::event_type;
 use crate::model::paging::PageQuery;
 use crate::model::sequence::{Execution, Phase};
+use crate::model::verdict::{TaskResult, TaskStatus};
 use crate::projects::ProjectError;
 
 pub fn routes(config: &mut web::ServiceConfig) {
@@ -251,7 +252,7 @@ fn sequence_state(executions: &[Arc<Execution>]) -> Value {
                     "score": evaluation.properties.pointer("/evaluation/score").cloned().unwrap_or(json!(0)),
                 });
             }
-            if let Some(failed) = execution.previous_tasks.iter().rev().find(|task| task.result == "fail" || task.status == "errored") {
+            if let Some(failed) = execution.previous_tasks.iter().rev().find(|task| task.result == TaskResult::Fail || task.status == TaskStatus::Errored) {
                 stage["latestFailedEvent"] = json!({ "type": event_type::task(&failed.name, event_type::FINISHED), "id": failed.triggered_id });
             }
             stage
@@ -267,7 +268,7 @@ fn sequence_state(executions: &[Arc<Execution>]) -> Value {
         "stages": stages,
     });
     if !any_live {
-        let results = executions.iter().filter_map(|e| e.outcome.as_ref()).map(|o| o.result.as_str());
+        let results = executions.iter().filter_map(|e| e.outcome.as_ref()).map(|o| o.result);
         document["result"] = json!(crate::model::sequence::aggregate::worst(results));
     }
     if let Some(title) = first.input.pointer("/problem/problemTitle").and_then(Value::as_str) {

@@ -10,6 +10,7 @@ use super::event::CloudEvent;
 use super::event_type;
 use super::sequence::{ids, Definition, Execution, TaskDefinition};
 use super::shipyard::{Shipyard, BUILTIN_EVALUATION_SEQUENCE};
+use super::verdict::TaskResult;
 
 /// The sequence `name` of `stage`, or Keptn's explanation of why it cannot start.
 pub fn resolve(shipyard: &Shipyard, stage: &str, name: &str) -> Result<Arc<Definition>, String> {
@@ -60,9 +61,10 @@ pub fn chained(
     shipyard: &Shipyard,
     stage: &str,
     sequence: &str,
-    result: &str,
+    result: TaskResult,
     last_task: Option<&str>,
 ) -> Vec<ChainTarget> {
+    let result = result.as_str();
     let event = format!("{stage}.{sequence}.finished");
     let mut targets = Vec::new();
     for target_stage in &shipyard.spec.stages {
@@ -162,7 +164,7 @@ spec:
     }
 
     fn targets(result: &str, last_task: Option<&str>) -> Vec<String> {
-        chained(&parsed(), "dev", "delivery", result, last_task)
+        chained(&parsed(), "dev", "delivery", TaskResult::from_reported(result), last_task)
             .into_iter()
             .map(|target| format!("{}.{}", target.stage, target.sequence))
             .collect()
@@ -174,7 +176,7 @@ spec:
         assert_eq!(targets("warning", Some("test")), ["hardening.delivery"]);
         assert_eq!(targets("fail", Some("deployment")), ["dev.rollback"]);
         assert_eq!(targets("fail", Some("test")), ["dev.rollback", "hardening.notify"]);
-        assert!(chained(&parsed(), "hardening", "delivery", "pass", None).is_empty());
+        assert!(chained(&parsed(), "hardening", "delivery", TaskResult::Pass, None).is_empty());
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The CloudEvent envelope Keptn uses (`KeptnContextExtendedCE`) and the event types Keelson emits for
 //! project and service lifecycle changes.
 
+use super::verdict::{TaskResult, TaskStatus};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -128,17 +129,17 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    pub fn status(self) -> &'static str {
+    pub fn status(self) -> TaskStatus {
         match self {
-            Outcome::Succeeded => "succeeded",
-            Outcome::Errored => "errored",
+            Outcome::Succeeded => TaskStatus::Succeeded,
+            Outcome::Errored => TaskStatus::Errored,
         }
     }
 
-    pub fn result(self) -> &'static str {
+    pub fn result(self) -> TaskResult {
         match self {
-            Outcome::Succeeded => "pass",
-            Outcome::Errored => "fail",
+            Outcome::Succeeded => TaskResult::Pass,
+            Outcome::Errored => TaskResult::Fail,
         }
     }
 }

@@ -20,3 +20,4 @@ pub mod shipyard;
 pub mod slots;
 pub mod text;
 pub mod uniform;
+pub mod verdict;

@@ -1,5 +1,6 @@
 //! Projects, stages and services: the stored record and Keptn's "expanded" wire views.
 
+use super::verdict::TaskResult;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -205,7 +206,8 @@ impl ServiceActivity {
         if changed {
             self.last_event_types.insert(event.event_type.clone(), info);
         }
-        let succeeded = matches!(event.data.get("result").and_then(|r| r.as_str()), Some("pass" | "warning"));
+        let result = event.data.get("result").and_then(|r| r.as_str()).unwrap_or_default();
+        let succeeded = TaskResult::from_reported(result) != TaskResult::Fail;
         if task == "deployment" && kind == event_type::FINISHED && succeeded {
             let image = input.pointer("/configurationChange/values/image").and_then(|image| image.as_str());
             if let Some(image) = image.filter(|image| !image.is_empty()) {

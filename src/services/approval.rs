@@ -8,6 +8,7 @@
 use serde_json::{json, Value};
 
 use crate::model::event::CloudEvent;
+use crate::model::verdict::{TaskResult, TaskStatus};
 use crate::sdk::{SdkError, Sender, Service};
 
 pub const NAME: &str = "approval-service";
@@ -21,7 +22,7 @@ pub struct Decision {
     /// The strategy applied: `automatic` or `manual`.
     pub strategy: String,
     /// `Some(result)` when the approval finishes at once.
-    pub finish_with: Option<&'static str>,
+    pub finish_with: Option<TaskResult>,
 }
 
 /// Decides on the data of an `approval.triggered` event.
@@ -47,8 +48,8 @@ pub fn decide(data: &Value) -> Decision {
         _ => "manual".to_owned(),
     };
     let finish_with = match (result.as_str(), strategy.as_str()) {
-        ("pass" | "warning", "automatic") => Some("pass"),
-        ("fail", _) => Some("fail"),
+        ("pass" | "warning", "automatic") => Some(TaskResult::Pass),
+        ("fail", _) => Some(TaskResult::Fail),
         _ => None,
     };
     Decision { result, strategy, finish_with }
@@ -61,11 +62,14 @@ pub async fn run(service: Service) -> Result<(), SdkError> {
 async fn handle(event: CloudEvent, sender: Sender) {
     let decision = decide(&event.data);
     let message = format!("Approval strategy for result '{}': {}", decision.result, decision.strategy);
-    let started =
-        sender.reply(&event, "sh.keptn.event.approval.started", json!({ "status": "succeeded", "message": message }));
+    let started = sender.reply(
+        &event,
+        "sh.keptn.event.approval.started",
+        json!({ "status": TaskStatus::Succeeded, "message": message }),
+    );
     sender.send_logged(started).await;
     let outcome = match decision.finish_with {
-        Some("pass") => "approved",
+        Some(TaskResult::Pass) => "approved",
         Some(_) => "declined",
         None => "manual",
     };
@@ -74,7 +78,7 @@ async fn handle(event: CloudEvent, sender: Sender) {
         let finished = sender.reply(
             &event,
             "sh.keptn.event.approval.finished",
-            json!({ "status": "succeeded", "result": result, "message": "" }),
+            json!({ "status": TaskStatus::Succeeded, "result": result, "message": "" }),
         );
         sender.send_logged(finished).await;
     }
@@ -84,7 +88,7 @@ async fn handle(event: CloudEvent, sender: Sender) {
 mod tests {
     use super::*;
 
-    fn decision(data: Value) -> (String, String, Option<&'static str>) {
+    fn decision(data: Value) -> (String, String, Option<TaskResult>) {
         let decision = decide(&data);
         (decision.result, decision.strategy, decision.finish_with)
     }
@@ -94,7 +98,7 @@ mod tests {
         let approval = json!({ "pass": "automatic", "warning": "manual" });
         assert_eq!(
             decision(json!({ "result": "pass", "approval": approval })),
-            ("pass".into(), "automatic".into(), Some("pass"))
+            ("pass".into(), "automatic".into(), Some(TaskResult::Pass))
         );
         assert_eq!(
             decision(json!({ "result": "warning", "approval": approval })),
@@ -104,11 +108,11 @@ mod tests {
         assert_eq!(decision(json!({ "result": "pass", "approval": approval })), ("pass".into(), "manual".into(), None));
         assert_eq!(
             decision(json!({ "result": "warning", "approval": approval })),
-            ("warning".into(), "automatic".into(), Some("pass"))
+            ("warning".into(), "automatic".into(), Some(TaskResult::Pass))
         );
         assert_eq!(
             decision(json!({ "result": "fail", "approval": approval })),
-            ("fail".into(), "automatic".into(), Some("fail"))
+            ("fail".into(), "automatic".into(), Some(TaskResult::Fail))
         );
     }
 
@@ -119,7 +123,7 @@ mod tests {
         // The evaluation's result counts when the data carries no result of its own.
         assert_eq!(
             decision(json!({ "evaluation": { "result": "pass" }, "approval": { "pass": "automatic" } })).2,
-            Some("pass")
+            Some(TaskResult::Pass)
         );
     }
 }

@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 use super::access::{ControlPlaneAccess, Level};
 use crate::model::event::CloudEvent;
 use crate::model::remediation;
+use crate::model::verdict::{TaskResult, TaskStatus};
 use crate::sdk::{SdkError, Sender, Service};
 
 pub const NAME: &str = "remediation-service";
@@ -28,15 +29,19 @@ pub async fn run(service: Service, access: Arc<dyn ControlPlaneAccess>) -> Resul
 }
 
 async fn handle(event: CloudEvent, sender: Sender, access: &dyn ControlPlaneAccess) {
-    let started = sender.reply(&event, "sh.keptn.event.get-action.started", json!({ "status": "succeeded" }));
+    let started = sender.reply(&event, "sh.keptn.event.get-action.started", json!({ "status": TaskStatus::Succeeded }));
     sender.send_logged(started).await;
     let outcome = match next_action(&event, access).await {
         Ok((action, index)) => json!({
-            "status": "succeeded", "result": "pass",
+            "status": TaskStatus::Succeeded, "result": TaskResult::Pass,
             "action": action, "get-action": { "actionIndex": index + 1 },
         }),
-        Err(Failure::Errored(message)) => json!({ "status": "errored", "result": "fail", "message": message }),
-        Err(Failure::NoAction(message)) => json!({ "status": "succeeded", "result": "fail", "message": message }),
+        Err(Failure::Errored(message)) => {
+            json!({ "status": TaskStatus::Errored, "result": TaskResult::Fail, "message": message })
+        }
+        Err(Failure::NoAction(message)) => {
+            json!({ "status": TaskStatus::Succeeded, "result": TaskResult::Fail, "message": message })
+        }
     };
     let finished = sender.reply(&event, "sh.keptn.event.get-action.finished", outcome);
     sender.send_logged(finished).await;

@@ -155,7 +155,7 @@ impl SequenceActor {
         if self.execution.previous_tasks.len() > tasks_done {
             self.completed_at = Some(Instant::now());
             if let Some(task) = self.execution.previous_tasks.last() {
-                metrics::counter!("keelson_tasks_completed_total", "result" => task.result.clone()).increment(1);
+                metrics::counter!("keelson_tasks_completed_total", "result" => task.result.as_str()).increment(1);
                 if let Some(dispatched_at) = open_since {
                     let duration = (now - dispatched_at).to_std().unwrap_or_default();
                     metrics::histogram!("keelson_task_duration_seconds", "task" => crate::actors::labels::task_label(&task.name))

@@ -57,8 +57,8 @@ impl SequenceActor {
                     let outcome = self.execution.outcome.as_ref();
                     metrics::counter!(
                         "keelson_sequences_finished_total",
-                        "result" => outcome.map(|o| o.result.clone()).unwrap_or_default(),
-                        "status" => outcome.map(|o| o.status.clone()).unwrap_or_default()
+                        "result" => outcome.map(|o| o.result.as_str()).unwrap_or_default(),
+                        "status" => outcome.map(|o| o.status.as_str()).unwrap_or_default()
                     )
                     .increment(1);
                     metrics::gauge!("keelson_sequences_active").decrement(1.0);

@@ -3,24 +3,17 @@
 use serde_json::Value;
 
 use super::super::payload::merge;
-
-pub const PASS: &str = "pass";
-pub const WARNING: &str = "warning";
-pub const FAIL: &str = "fail";
-pub const SUCCEEDED: &str = "succeeded";
-pub const ERRORED: &str = "errored";
-pub const ABORTED: &str = "aborted";
-pub const UNKNOWN: &str = "unknown";
+use crate::model::verdict::{TaskResult, TaskStatus};
 
 /// Result and status of a finished task, with the merged data of its `.finished` events.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Aggregate {
-    pub result: &'static str,
-    pub status: &'static str,
+    pub result: TaskResult,
+    pub status: TaskStatus,
     pub properties: Value,
 }
 
-/// One executor's `.finished` report.
+/// One executor's `.finished` report, as it sent it.
 pub struct Report<'a> {
     pub result: &'a str,
     pub status: &'a str,
@@ -31,72 +24,40 @@ pub struct Report<'a> {
 /// fail), else `warning` if any is, else `pass`; status `errored` if any, else `aborted` if any, else
 /// `succeeded` if all are, else `unknown` — which forces the result to `fail`.
 pub fn aggregate<'a>(reports: impl IntoIterator<Item = Report<'a>>) -> Aggregate {
-    let mut any_fail = false;
-    let mut any_warning = false;
-    let mut any_errored = false;
-    let mut any_aborted = false;
-    let mut all_succeeded = true;
+    let mut result = TaskResult::Pass;
+    let (mut any_errored, mut any_aborted, mut all_succeeded) = (false, false, true);
     let mut properties = Value::Object(Default::default());
     let mut count = 0;
     for report in reports {
         count += 1;
-        match report.result {
-            PASS => {}
-            WARNING => any_warning = true,
-            _ => any_fail = true,
-        }
-        match report.status {
-            ERRORED => any_errored = true,
-            ABORTED => any_aborted = true,
-            SUCCEEDED => {}
-            _ => all_succeeded = false,
+        result = result.max(TaskResult::from_reported(report.result));
+        match TaskStatus::from_reported(report.status) {
+            TaskStatus::Errored => any_errored = true,
+            TaskStatus::Aborted => any_aborted = true,
+            TaskStatus::Succeeded => {}
+            TaskStatus::Unknown => all_succeeded = false,
         }
         merge(&mut properties, report.data);
     }
     debug_assert!(count > 0, "a task completes with at least one report");
     let status = if any_errored {
-        ERRORED
+        TaskStatus::Errored
     } else if any_aborted {
-        ABORTED
+        TaskStatus::Aborted
     } else if all_succeeded {
-        SUCCEEDED
+        TaskStatus::Succeeded
     } else {
-        UNKNOWN
+        TaskStatus::Unknown
     };
-    let result = if any_fail || status == UNKNOWN {
-        FAIL
-    } else if any_warning {
-        WARNING
-    } else {
-        PASS
-    };
+    if status == TaskStatus::Unknown {
+        result = TaskResult::Fail;
+    }
     Aggregate { result, status, properties }
 }
 
-/// The worst of `results` (`pass` for none); a result other than `pass` or `warning` counts as `fail`.
-pub fn worst<'a>(results: impl IntoIterator<Item = &'a str>) -> &'static str {
-    results.into_iter().fold(PASS, |worst, result| {
-        let known = match result {
-            PASS => PASS,
-            WARNING => WARNING,
-            _ => FAIL,
-        };
-        worse(worst, known)
-    })
-}
-
-/// The worse of two results (`fail` > `warning` > `pass`).
-pub fn worse(a: &'static str, b: &'static str) -> &'static str {
-    let rank = |result| match result {
-        FAIL => 2,
-        WARNING => 1,
-        _ => 0,
-    };
-    if rank(b) > rank(a) {
-        b
-    } else {
-        a
-    }
+/// The worst of `results` (`pass` for none).
+pub fn worst(results: impl IntoIterator<Item = TaskResult>) -> TaskResult {
+    results.into_iter().max().unwrap_or(TaskResult::Pass)
 }
 
 #[cfg(test)]
@@ -107,7 +68,7 @@ mod tests {
     fn run(reports: &[(&str, &str)]) -> (&'static str, &'static str) {
         let data = json!({});
         let aggregate = aggregate(reports.iter().map(|(result, status)| Report { result, status, data: &data }));
-        (aggregate.result, aggregate.status)
+        (aggregate.result.as_str(), aggregate.status.as_str())
     }
 
     #[test]
@@ -136,25 +97,17 @@ mod tests {
         let first = json!({ "deployment": { "uri": "a" }, "score": 1 });
         let second = json!({ "deployment": { "name": "b" }, "score": 2 });
         let aggregate = aggregate([
-            Report { result: PASS, status: SUCCEEDED, data: &first },
-            Report { result: PASS, status: SUCCEEDED, data: &second },
+            Report { result: "pass", status: "succeeded", data: &first },
+            Report { result: "pass", status: "succeeded", data: &second },
         ]);
         assert_eq!(aggregate.properties, json!({ "deployment": { "uri": "a", "name": "b" }, "score": 2 }));
     }
 
     #[test]
-    fn worse_orders_results() {
-        assert_eq!(worse(PASS, WARNING), WARNING);
-        assert_eq!(worse(WARNING, PASS), WARNING);
-        assert_eq!(worse(WARNING, FAIL), FAIL);
-        assert_eq!(worse(FAIL, PASS), FAIL);
-    }
-
-    #[test]
     fn the_worst_result_wins_and_unknown_ones_fail() {
-        assert_eq!(worst([]), PASS);
-        assert_eq!(worst(["pass", "warning", "pass"]), WARNING);
-        assert_eq!(worst(["warning", "fail", "pass"]), FAIL);
-        assert_eq!(worst(["pass", "nonsense"]), FAIL);
+        use TaskResult::*;
+        assert_eq!(worst([]), Pass);
+        assert_eq!(worst([Pass, Warning, Pass]), Warning);
+        assert_eq!(worst([Warning, Fail, Pass]), Fail);
     }
 }

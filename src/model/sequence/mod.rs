@@ -30,11 +30,12 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use self::aggregate::{Report, ABORTED, ERRORED, FAIL, PASS};
+use self::aggregate::Report;
 use super::duration::later;
 use super::event::CloudEvent;
 use super::event_type::{self, EventType};
 use super::payload::{as_object_mut, merge};
+use super::verdict::{TaskResult, TaskStatus};
 
 /// Name of the task that waits for a human (or the approval service) and blocks no other sequence.
 pub const APPROVAL_TASK: &str = "approval";
@@ -91,8 +92,8 @@ impl Phase {
 pub struct CompletedTask {
     pub name: String,
     pub triggered_id: String,
-    pub result: String,
-    pub status: String,
+    pub result: TaskResult,
+    pub status: TaskStatus,
     /// Merged data of the task's `.finished` events.
     pub properties: Arc<Value>,
 }
@@ -153,8 +154,8 @@ impl CurrentTask {
 /// How and why an execution ended.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Outcome {
-    pub status: String,
-    pub result: String,
+    pub status: TaskStatus,
+    pub result: TaskResult,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
     pub ended_at: DateTime<Utc>,
@@ -309,15 +310,15 @@ impl Execution {
     }
 
     /// Result of the sequence so far: the worst task result (a warning is not lost by a later pass).
-    pub fn result(&self) -> &'static str {
-        aggregate::worst(self.previous_tasks.iter().map(|task| task.result.as_str()))
+    pub fn result(&self) -> TaskResult {
+        aggregate::worst(self.previous_tasks.iter().map(|task| task.result))
     }
 
     /// The result `triggeredOn` selectors see: a sequence stopped by an errored or aborted task counts as
     /// `fail`, so it never promotes work that was not done.
-    pub fn chaining_result(&self) -> &'static str {
+    pub fn chaining_result(&self) -> TaskResult {
         match self.previous_tasks.last() {
-            Some(last) if last.status == ERRORED || last.status == ABORTED => FAIL,
+            Some(last) if last.status.stops() => TaskResult::Fail,
             _ => self.result(),
         }
     }
@@ -360,12 +361,12 @@ impl Execution {
             Input::Pause => self.on_pause(&mut effects),
             Input::Resume => self.on_resume(now, &mut effects),
             Input::Abort => {
-                let data = self.finished_data(ABORTED, PASS, None);
+                let data = self.finished_data(TaskStatus::Aborted, TaskResult::Pass, None);
                 self.finish(Phase::Finished, data, false, now, &mut effects);
                 Applied::Changed
             }
             Input::Fail { message } => {
-                let data = self.finished_data(ERRORED, FAIL, Some(message.to_owned()));
+                let data = self.finished_data(TaskStatus::Errored, TaskResult::Fail, Some(message.to_owned()));
                 self.finish(Phase::Finished, data, false, now, &mut effects);
                 Applied::Changed
             }
@@ -423,7 +424,7 @@ impl Execution {
                     let message = format!(
                         "sequence timed out while waiting for task {task_type} to receive a correlating .started or .finished event"
                     );
-                    let data = self.finished_data(ERRORED, FAIL, Some(message));
+                    let data = self.finished_data(TaskStatus::Errored, TaskResult::Fail, Some(message));
                     self.finish(Phase::TimedOut, data, false, now, effects);
                     return Applied::Changed;
                 }
@@ -432,7 +433,7 @@ impl Execution {
                 if finished_deadline.is_some_and(|deadline| now >= deadline) {
                     let message =
                         format!("sequence timed out while waiting for task {task_type} to receive a .finished event");
-                    let data = self.finished_data(ERRORED, FAIL, Some(message));
+                    let data = self.finished_data(TaskStatus::Errored, TaskResult::Fail, Some(message));
                     self.finish(Phase::TimedOut, data, false, now, effects);
                     return Applied::Changed;
                 }
@@ -486,12 +487,12 @@ impl Execution {
             record.properties.as_ref().map(|data| Report { result: &record.result, status: &record.status, data })
         });
         let outcome = aggregate::aggregate(reports);
-        let stops = outcome.result == FAIL || outcome.status == ERRORED || outcome.status == ABORTED;
+        let stops = outcome.result == TaskResult::Fail || outcome.status.stops();
         self.previous_tasks.push(CompletedTask {
             name: task.name,
             triggered_id: task.triggered_id,
-            result: outcome.result.to_owned(),
-            status: outcome.status.to_owned(),
+            result: outcome.result,
+            status: outcome.status,
             properties: Arc::new(outcome.properties),
         });
         let next_index = task.index + 1;
@@ -592,7 +593,7 @@ impl Execution {
     }
 
     /// `data` of the sequence `.finished` event: the trigger's scope and labels plus the outcome.
-    fn finished_data(&self, status: &str, result: &str, message: Option<String>) -> Value {
+    fn finished_data(&self, status: TaskStatus, result: TaskResult, message: Option<String>) -> Value {
         let mut data = json!({
             "project": self.scope.project,
             "stage": self.scope.stage,
@@ -628,9 +629,13 @@ impl Execution {
         self.phase = phase;
         self.current_task = None;
         let text = |key: &str| data.get(key).and_then(Value::as_str).map(str::to_owned);
+        // `data` is always built by `finished_data`, which writes both as typed values.
+        fn read<T: serde::de::DeserializeOwned>(data: &Value, key: &str) -> Option<T> {
+            data.get(key).cloned().and_then(|value| serde_json::from_value(value).ok())
+        }
         self.outcome = Some(Outcome {
-            status: text("status").unwrap_or_default(),
-            result: text("result").unwrap_or_default(),
+            status: read(&data, "status").unwrap_or(TaskStatus::Unknown),
+            result: read(&data, "result").unwrap_or(TaskResult::Fail),
             message: text("message"),
             ended_at: now,
         });

@@ -33,8 +33,8 @@ mod tests {
         let mut execution = crate::model::sequence::tests::sample_execution();
         execution.phase = phase;
         execution.outcome = ended_minutes_ago.map(|minutes| Outcome {
-            status: "succeeded".into(),
-            result: "pass".into(),
+            status: crate::model::verdict::TaskStatus::Succeeded,
+            result: crate::model::verdict::TaskResult::Pass,
             message: None,
             ended_at: now - chrono::Duration::minutes(minutes),
         });

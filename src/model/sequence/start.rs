@@ -6,13 +6,13 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
-use super::aggregate::{ERRORED, FAIL};
 use super::{ids, Definition};
 use crate::model::chaining;
 use crate::model::event::CloudEvent;
 use crate::model::event_type::{self, EventType};
 use crate::model::project::ProjectRecord;
 use crate::model::shipyard::Shipyard;
+use crate::model::verdict::{TaskResult, TaskStatus};
 
 /// What the project knows when a trigger arrives.
 pub struct ProjectFacts<'a> {
@@ -94,7 +94,7 @@ fn rejection(
 ) -> CloudEvent {
     let mut data = json!({
         "project": project, "stage": stage, "service": service,
-        "status": ERRORED, "result": FAIL, "message": message,
+        "status": TaskStatus::Errored, "result": TaskResult::Fail, "message": message,
     });
     if let Some(labels) = trigger.data.get("labels").filter(|labels| !labels.is_null()) {
         data["labels"] = labels.clone();

@@ -185,7 +185,7 @@ fn an_errored_or_aborted_stop_chains_as_fail_and_keeps_the_executor_message() {
         data["message"] = json!("helm upgrade failed");
         let step = complete_task(&mut execution, 10, data);
         assert_eq!(published(&step.effects)[0].data["message"], "helm upgrade failed");
-        assert_eq!(execution.chaining_result(), "fail", "{status} must not promote");
+        assert_eq!(execution.chaining_result().as_str(), "fail", "{status} must not promote");
     }
 }
 
@@ -195,7 +195,7 @@ fn a_warning_is_not_lost_by_a_later_pass() {
     complete_task(&mut execution, 10, finished_data("warning", "succeeded"));
     let step = complete_task(&mut execution, 20, finished_data("pass", "succeeded"));
     assert_eq!(published(&step.effects)[0].data["result"], "warning");
-    assert_eq!(execution.result(), "warning");
+    assert_eq!(execution.result().as_str(), "warning");
 }
 
 #[test]
@@ -211,7 +211,7 @@ fn several_executors_complete_a_task_together() {
     let second = task_event(&execution, "finished", "f2", finished_data("warning", "succeeded"));
     let step = execution.apply(Input::TaskEvent(&second), t(4), TIMEOUTS);
     assert_eq!(published_types(&step.effects), ["sh.keptn.event.release.triggered"]);
-    assert_eq!(execution.previous_tasks[0].result, "warning");
+    assert_eq!(execution.previous_tasks[0].result.as_str(), "warning");
 }
 
 #[test]

@@ -16,6 +16,7 @@ use serde_json::{json, Value};
 
 use super::access::{AccessError, ControlPlaneAccess, Level};
 use crate::model::event::CloudEvent;
+use crate::model::verdict::{TaskResult, TaskStatus};
 use crate::sdk::{SdkError, Sender, Service};
 use crate::store::{Condition, EventQuery};
 use scoring::{EvaluationError, IndicatorResult, SliValue};
@@ -104,7 +105,7 @@ impl Target {
 }
 
 /// The `evaluation` block of a finished event that carries no scores.
-fn empty_evaluation(start: &str, end: &str, result: &str, slo_text: &str) -> Value {
+fn empty_evaluation(start: &str, end: &str, result: TaskResult, slo_text: &str) -> Value {
     json!({
         "timeStart": start, "timeEnd": end, "result": result, "score": 0,
         "sloFileContent": base64::engine::general_purpose::STANDARD.encode(slo_text), "indicatorResults": null,
@@ -139,9 +140,9 @@ async fn start_evaluation(
     access: &dyn ControlPlaneAccess,
     pending: &std::sync::Mutex<Pending>,
 ) {
-    let started = sender.reply(&event, "sh.keptn.event.evaluation.started", json!({ "status": "succeeded" }));
+    let started = sender.reply(&event, "sh.keptn.event.evaluation.started", json!({ "status": TaskStatus::Succeeded }));
     sender.send_logged(started).await;
-    let finish = |status: &str, result: &str, message: String, evaluation: Value| {
+    let finish = |status: TaskStatus, result: TaskResult, message: String, evaluation: Value| {
         sender.reply(
             &event,
             EVALUATION_FINISHED,
@@ -151,21 +152,42 @@ async fn start_evaluation(
     let Some(target) = Target::of(&event) else {
         // Answered all the same, so the sequence does not wait for a timeout.
         let message = "evaluation.triggered must name project, stage and service".to_owned();
-        sender.send_logged(finish("errored", "fail", message, empty_evaluation("", "", "fail", ""))).await;
+        sender
+            .send_logged(finish(
+                TaskStatus::Errored,
+                TaskResult::Fail,
+                message,
+                empty_evaluation("", "", TaskResult::Fail, ""),
+            ))
+            .await;
         return;
     };
 
     let (start, end) = match evaluation_window::window(&event.data, chrono::Utc::now()) {
         Ok(window) => window,
         Err(message) => {
-            sender.send_logged(finish("errored", "fail", message, empty_evaluation("", "", "fail", ""))).await;
+            sender
+                .send_logged(finish(
+                    TaskStatus::Errored,
+                    TaskResult::Fail,
+                    message,
+                    empty_evaluation("", "", TaskResult::Fail, ""),
+                ))
+                .await;
             return;
         }
     };
     let slo = match load_slo(access, &target, event.gitcommitid.as_deref()).await {
         Ok(slo) => slo,
         Err(message) => {
-            sender.send_logged(finish("errored", "fail", message, empty_evaluation(&start, &end, "fail", ""))).await;
+            sender
+                .send_logged(finish(
+                    TaskStatus::Errored,
+                    TaskResult::Fail,
+                    message,
+                    empty_evaluation(&start, &end, TaskResult::Fail, ""),
+                ))
+                .await;
             return;
         }
     };
@@ -177,12 +199,26 @@ async fn start_evaluation(
                 target.project
             );
             let raw = slo.as_ref().map(|(_, raw)| raw.as_str()).unwrap_or_default();
-            sender.send_logged(finish("succeeded", "pass", message, empty_evaluation(&start, &end, "pass", raw))).await;
+            sender
+                .send_logged(finish(
+                    TaskStatus::Succeeded,
+                    TaskResult::Pass,
+                    message,
+                    empty_evaluation(&start, &end, TaskResult::Pass, raw),
+                ))
+                .await;
             return;
         }
         Err(error) => {
             let message = format!("cannot read the SLI provider of project {}: {error}", target.project);
-            sender.send_logged(finish("errored", "fail", message, empty_evaluation(&start, &end, "fail", ""))).await;
+            sender
+                .send_logged(finish(
+                    TaskStatus::Errored,
+                    TaskResult::Fail,
+                    message,
+                    empty_evaluation(&start, &end, TaskResult::Fail, ""),
+                ))
+                .await;
             return;
         }
     };
@@ -227,7 +263,7 @@ async fn finish_evaluation(
         None => find_evaluation_trigger(access, &target, &event.shkeptncontext).await,
     };
     let labels = data.get("labels").cloned().unwrap_or(Value::Null);
-    let finished = |status: &str, result: &str, message: String, evaluation: Value| {
+    let finished = |status: TaskStatus, result: TaskResult, message: String, evaluation: Value| {
         let mut finished = sender.event(
             &event,
             EVALUATION_FINISHED,
@@ -241,19 +277,40 @@ async fn finish_evaluation(
     };
     if triggered.is_none() {
         let message = format!("Could not retrieve evaluation.triggered event for context {}", event.shkeptncontext);
-        sender.send_logged(finished("errored", "fail", message, empty_evaluation(&start, &end, "fail", ""))).await;
+        sender
+            .send_logged(finished(
+                TaskStatus::Errored,
+                TaskResult::Fail,
+                message,
+                empty_evaluation(&start, &end, TaskResult::Fail, ""),
+            ))
+            .await;
         return;
     }
-    match text(&data["status"]).as_str() {
-        "aborted" => {
+    match TaskStatus::from_reported(&text(&data["status"])) {
+        TaskStatus::Aborted => {
             let message = "evaluation performed by lighthouse was aborted".to_owned();
-            sender.send_logged(finished("errored", "fail", message, empty_evaluation(&start, &end, "fail", ""))).await;
+            sender
+                .send_logged(finished(
+                    TaskStatus::Errored,
+                    TaskResult::Fail,
+                    message,
+                    empty_evaluation(&start, &end, TaskResult::Fail, ""),
+                ))
+                .await;
             return;
         }
-        "errored" => {
+        TaskStatus::Errored => {
             let message =
                 format!("evaluation performed by lighthouse received an unexpected error: {}", text(&data["message"]));
-            sender.send_logged(finished("errored", "fail", message, empty_evaluation(&start, &end, "fail", ""))).await;
+            sender
+                .send_logged(finished(
+                    TaskStatus::Errored,
+                    TaskResult::Fail,
+                    message,
+                    empty_evaluation(&start, &end, TaskResult::Fail, ""),
+                ))
+                .await;
             return;
         }
         _ => {}
@@ -266,12 +323,24 @@ async fn finish_evaluation(
                 target.project
             );
             sender
-                .send_logged(finished("succeeded", "pass", message, empty_evaluation(&start, &end, "pass", "")))
+                .send_logged(finished(
+                    TaskStatus::Succeeded,
+                    TaskResult::Pass,
+                    message,
+                    empty_evaluation(&start, &end, TaskResult::Pass, ""),
+                ))
                 .await;
             return;
         }
         Err(message) => {
-            sender.send_logged(finished("errored", "fail", message, empty_evaluation(&start, &end, "fail", ""))).await;
+            sender
+                .send_logged(finished(
+                    TaskStatus::Errored,
+                    TaskResult::Fail,
+                    message,
+                    empty_evaluation(&start, &end, TaskResult::Fail, ""),
+                ))
+                .await;
             return;
         }
     };
@@ -279,7 +348,12 @@ async fn finish_evaluation(
         Ok(found) => found,
         Err(message) => {
             sender
-                .send_logged(finished("errored", "fail", message, empty_evaluation(&start, &end, "fail", &raw)))
+                .send_logged(finished(
+                    TaskStatus::Errored,
+                    TaskResult::Fail,
+                    message,
+                    empty_evaluation(&start, &end, TaskResult::Fail, &raw),
+                ))
                 .await;
             return;
         }
@@ -298,30 +372,35 @@ async fn finish_evaluation(
             evaluation["result"] = json!(outcome.result);
             evaluation["score"] = json!(outcome.score);
             evaluation["indicatorResults"] = json!(outcome.indicator_results);
-            ("succeeded", outcome.result.to_owned(), outcome.message)
+            (TaskStatus::Succeeded, outcome.result, outcome.message)
         }
         Err(EvaluationError::Criteria { objective, cause }) => {
-            evaluation["result"] = json!("fail");
+            evaluation["result"] = json!(TaskResult::Fail);
             evaluation["score"] = json!(0);
             evaluation["indicatorResults"] = Value::Null;
-            ("succeeded", "fail".to_owned(), format!("error with {objective}: {cause}"))
+            (TaskStatus::Succeeded, TaskResult::Fail, format!("error with {objective}: {cause}"))
         }
         Err(EvaluationError::TotalScore(message)) => {
             sender
-                .send_logged(finished("errored", "fail", message, empty_evaluation(&start, &end, "fail", &raw)))
+                .send_logged(finished(
+                    TaskStatus::Errored,
+                    TaskResult::Fail,
+                    message,
+                    empty_evaluation(&start, &end, TaskResult::Fail, &raw),
+                ))
                 .await;
             return;
         }
     };
     if slo.objectives.is_empty() {
-        result = "fail".to_owned();
+        result = TaskResult::Fail;
         message = "lighthouse failed because no SLO objective was provided".to_owned();
-    } else if text(&data["result"]) == "fail" {
-        result = "fail".to_owned();
+    } else if text(&data["result"]) == TaskResult::Fail.as_str() {
+        result = TaskResult::Fail;
         message = format!("lighthouse failed because SLI failed with message {}", text(&data["message"]));
     }
-    metrics::counter!("keelson_evaluations_total", "result" => result.clone()).increment(1);
-    sender.send_logged(finished(status, &result, message, evaluation)).await;
+    metrics::counter!("keelson_evaluations_total", "result" => result.as_str()).increment(1);
+    sender.send_logged(finished(status, result, message, evaluation)).await;
 }
 
 /// The id of the newest `evaluation.triggered` of this context in the history. The control plane

@@ -14,6 +14,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use thiserror::Error;
 
 use super::slo::{Objective, Slo};
+use crate::model::verdict::TaskResult;
 
 /// Message of the value lighthouse invents for an objective whose SLI the provider did not return.
 pub const NO_VALUE_MESSAGE: &str = "no value received from SLI provider";
@@ -79,8 +80,8 @@ where
 /// What an evaluation produced; the caller maps it onto `evaluation.finished` (§4.5 steps 9–11).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Outcome {
-    /// `"pass"`, `"warning"` or `"fail"`; goes into both `data.result` and `evaluation.result`.
-    pub result: &'static str,
+    /// Goes into both `data.result` and `evaluation.result`.
+    pub result: TaskResult,
     pub score: f64,
     /// `None` only when the SLO has no objectives (serialised as `null`, like Keptn).
     pub indicator_results: Option<Vec<IndicatorResult>>,
@@ -225,7 +226,7 @@ pub fn evaluate(
         return total_score(slo, 0.0, 100.0, None, message, None);
     }
     if maximum_score == 0.0 {
-        return Ok(Outcome { result: "pass", score: 100.0, indicator_results: Some(results), message });
+        return Ok(Outcome { result: TaskResult::Pass, score: 100.0, indicator_results: Some(results), message });
     }
     // Only objectives that reported pass targets count, mirroring lighthouse (info objectives score 0 anyway).
     let achieved: f64 =
@@ -256,14 +257,14 @@ fn total_score(
 
     let outcome = |result, message| Outcome { result, score, indicator_results, message };
     if score >= pass && key_sli_failure.is_none() {
-        return Ok(outcome("pass", message));
+        return Ok(outcome(TaskResult::Pass, message));
     }
     if let (Some(warning), None) = (&target.warning, &key_sli_failure) {
         let warning = parse_percentage(warning)
             .ok_or_else(|| EvaluationError::TotalScore("could not parse warning target percentage".to_string()))?;
         return Ok(if score >= warning {
             outcome(
-                "warning",
+                TaskResult::Warning,
                 format!(
                     "Evaluation returned a warning: the calculated score of {} is close to the warning target value of {}",
                     go_float(score),
@@ -272,7 +273,7 @@ fn total_score(
             )
         } else {
             outcome(
-                "fail",
+                TaskResult::Fail,
                 format!(
                     "Evaluation failed since the calculated score of {} is below the warning value of {}",
                     go_float(score),
@@ -282,10 +283,10 @@ fn total_score(
         });
     }
     if let Some(reason) = key_sli_failure {
-        return Ok(outcome("fail", reason));
+        return Ok(outcome(TaskResult::Fail, reason));
     }
     Ok(outcome(
-        "fail",
+        TaskResult::Fail,
         format!(
             "Evaluation failed since the calculated score of {} is below the target value of {}",
             go_float(score),

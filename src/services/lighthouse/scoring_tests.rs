@@ -155,7 +155,7 @@ fn invalid_warning_criterion_is_ignored() {
     assert_eq!(r.score, 0.0);
     assert_eq!(r.warning_targets, None);
     assert_eq!(r.pass_targets, Some(vec![target("<5", 5.0, true)]));
-    assert_eq!(outcome.result, "fail");
+    assert_eq!(outcome.result.as_str(), "fail");
 }
 
 // ---- aggregation (§4.8) --------------------------------------------------------------------------------
@@ -234,7 +234,7 @@ fn no_previous_or_no_successful_previous_skips_comparisons() {
         assert_eq!(r.pass_targets, Some(vec![target("<=+10%", 0.0, false)]));
         assert_eq!(r.value.as_ref().unwrap().compared_value, 0.0);
         assert_eq!(r.status, "pass");
-        assert_eq!(outcome.result, "pass");
+        assert_eq!(outcome.result.as_str(), "pass");
     }
 }
 
@@ -296,7 +296,7 @@ total_score: {pass: "90%", warning: "75%"}
             "status": "pass"
         }])
     );
-    assert_eq!(outcome.result, "pass");
+    assert_eq!(outcome.result.as_str(), "pass");
     assert_eq!(outcome.score, 100.0);
     assert_eq!(outcome.message, "");
 }
@@ -336,7 +336,7 @@ fn warning_is_half_weight_and_evaluated_even_when_passing() {
         let r = &results(&outcome)[0];
         assert_eq!((r.status.as_str(), r.score), (status, score), "{measured}");
         assert_eq!(r.warning_targets, Some(vec![target("<200", 200.0, warning_violated)]));
-        assert_eq!((outcome.result, outcome.score), (result, total), "{measured}");
+        assert_eq!((outcome.result.as_str(), outcome.score), (result, total), "{measured}");
     }
 }
 
@@ -350,7 +350,7 @@ fn weights_with_one_warning() {
     let scores: Vec<f64> = results(&outcome).iter().map(|r| r.score).collect();
     assert_eq!(scores, vec![1.0, 1.0]);
     assert_eq!(outcome.score, 100.0 * (2.0 / 3.0));
-    assert_eq!(outcome.result, "warning");
+    assert_eq!(outcome.result.as_str(), "warning");
     assert_eq!(
             outcome.message,
             "Evaluation returned a warning: the calculated score of 66.66666666666666 is close to the warning target value of 60"
@@ -382,7 +382,7 @@ fn missing_and_failed_values_score_zero_with_violated_targets() {
     assert_eq!(err.warning_targets, None);
     assert_eq!((err.status.as_str(), err.score), ("fail", 0.0));
     assert_eq!(outcome.score, 0.0);
-    assert_eq!(outcome.result, "fail");
+    assert_eq!(outcome.result.as_str(), "fail");
     assert_eq!(outcome.message, "Evaluation failed since the calculated score of 0 is below the warning value of 75");
 }
 
@@ -393,7 +393,7 @@ fn missing_key_sli_fails_with_value_message_and_key_sli_left_false() {
         );
     let outcome = evaluate(&parsed, vec![value("a", 1.0)], &[]).unwrap();
     assert_eq!(outcome.score, 90.0);
-    assert_eq!(outcome.result, "fail");
+    assert_eq!(outcome.result.as_str(), "fail");
     assert_eq!(
         outcome.message,
         "Evaluation failed due to key_sli objective 'Key': no value received from SLI provider"
@@ -411,7 +411,7 @@ fn key_sli_failing_overrides_high_score() {
         );
     let outcome = evaluate(&parsed, vec![value("a", 1.0), value("k", 5.0)], &[]).unwrap();
     assert_eq!(outcome.score, 100.0 * (10.0 / 11.0));
-    assert_eq!(outcome.result, "fail");
+    assert_eq!(outcome.result.as_str(), "fail");
     assert_eq!(
         outcome.message,
         "Evaluation failed due to key_sli objective 'Error rate': failed evaluation with score 0.000000"
@@ -423,7 +423,7 @@ fn key_sli_failing_overrides_high_score() {
     // The same key SLI in warning does not fail the gate: 10.5 / 11 = 95.45% ≥ 90%.
     let outcome = evaluate(&parsed, vec![value("a", 1.0), value("k", 1.5)], &[]).unwrap();
     assert_eq!(results(&outcome)[1].status, "warning");
-    assert_eq!(outcome.result, "pass");
+    assert_eq!(outcome.result.as_str(), "pass");
     assert_eq!(outcome.message, "");
 }
 
@@ -450,7 +450,7 @@ fn duplicated_sli_second_objective_gets_no_value() {
     assert_eq!(second.status, "fail");
     assert_eq!(second.value, Some(failed("rt", NO_VALUE_MESSAGE)));
     assert_eq!(outcome.score, 50.0);
-    assert_eq!(outcome.result, "fail");
+    assert_eq!(outcome.result.as_str(), "fail");
 }
 
 #[test]
@@ -458,14 +458,14 @@ fn additional_slis_listed_only_when_passing() {
     let parsed = single("<10");
     let extra = vec![value("x", 1.0), value("rt", 1.0), value("y", 2.0)];
     let outcome = evaluate(&parsed, extra, &[]).unwrap();
-    assert_eq!(outcome.result, "pass");
+    assert_eq!(outcome.result.as_str(), "pass");
     assert_eq!(
             outcome.message,
             "Lighthouse received additional SLIs, which are not specified as SLO: x, y . Please consider using them as an SLO."
         );
 
     let outcome = evaluate(&parsed, vec![value("rt", 50.0), value("x", 1.0)], &[]).unwrap();
-    assert_eq!(outcome.result, "fail");
+    assert_eq!(outcome.result.as_str(), "fail");
     assert_eq!(outcome.message, "Evaluation failed since the calculated score of 0 is below the warning value of 75");
 }
 
@@ -495,7 +495,7 @@ fn info_objectives() {
     assert_eq!(rt.status, "pass");
     // Info objectives neither add to the maximum nor consume "additional SLI" slots.
     assert_eq!(outcome.score, 100.0);
-    assert_eq!(outcome.result, "pass");
+    assert_eq!(outcome.result.as_str(), "pass");
     assert_eq!(outcome.message, "");
     let json = serde_json::to_value(absent).unwrap();
     assert_eq!(json["value"], serde_json::Value::Null);
@@ -507,7 +507,7 @@ fn info_objectives() {
 fn only_info_objectives_pass_with_100_even_without_total_score() {
     let parsed = slo("objectives:\n  - sli: a\n  - sli: b\n    warning: [{criteria: [\"<1\"]}]\n");
     let outcome = evaluate(&parsed, vec![value("a", 5.0), value("extra", 1.0)], &[]).unwrap();
-    assert_eq!(outcome.result, "pass");
+    assert_eq!(outcome.result.as_str(), "pass");
     assert_eq!(outcome.score, 100.0);
     assert_eq!(results(&outcome).len(), 2);
     assert!(outcome.message.contains(": extra ."), "{}", outcome.message);
@@ -530,7 +530,7 @@ fn empty_criteria_set_passes_but_does_not_count() {
 fn zero_objectives_score_zero_without_indicator_results() {
     let parsed = slo(TOTAL);
     let outcome = evaluate(&parsed, vec![value("x", 1.0)], &[]).unwrap();
-    assert_eq!(outcome.result, "fail");
+    assert_eq!(outcome.result.as_str(), "fail");
     assert_eq!(outcome.score, 0.0);
     assert_eq!(outcome.indicator_results, None);
     assert_eq!(outcome.message, "Evaluation failed since the calculated score of 0 is below the warning value of 75");
@@ -568,7 +568,11 @@ fn total_score_thresholds_are_inclusive() {
     ];
     for (passing, result, score, message) in cases {
         let outcome = run(passing);
-        assert_eq!((outcome.result, outcome.score, outcome.message.as_str()), (result, score, message), "{passing}");
+        assert_eq!(
+            (outcome.result.as_str(), outcome.score, outcome.message.as_str()),
+            (result, score, message),
+            "{passing}"
+        );
     }
 }
 
@@ -579,7 +583,7 @@ fn total_score_without_warning_and_errors() {
                 "objectives:\n  - {{sli: a, pass: [{{criteria: [\"<1\"]}}]}}\n  - {{sli: b, pass: [{{criteria: [\"<1\"]}}]}}\n  - {{sli: c, pass: [{{criteria: [\"<1\"]}}]}}\n{total}"
             ));
         let got = evaluate(&parsed, vec![value("a", 0.0), value("b", 9.0), value("c", 9.0)], &[])
-            .map(|o| (o.result, o.message));
+            .map(|o| (o.result.as_str(), o.message));
         let want = want.map(|(r, m)| (r, m.to_string()));
         assert_eq!(got, want, "{total}");
     };
@@ -631,7 +635,7 @@ fn key_sli_failure_wins_over_warning_threshold() {
         );
     // With a key SLI failure the warning threshold is not even parsed.
     let outcome = evaluate(&parsed, vec![value("a", 0.0), value("k", 9.0)], &[]).unwrap();
-    assert_eq!(outcome.result, "fail");
+    assert_eq!(outcome.result.as_str(), "fail");
     assert_eq!(outcome.score, 75.0);
     assert_eq!(
         outcome.message,

@@ -34,6 +34,7 @@ use super::access::{ControlPlaneAccess, Level};
 use crate::config::WebhookSettings;
 use crate::model::event::CloudEvent;
 use crate::model::host_policy::HostPolicy;
+use crate::model::verdict::{TaskResult, TaskStatus};
 use crate::sdk::{SdkError, Sender, Service};
 use config::Webhook;
 use destinations::Destination;
@@ -130,9 +131,11 @@ impl Runner {
         let finished_type = format!("sh.keptn.event.{task}.finished");
         let Some(hook) = self.find_webhook(event, subscription_id).await else {
             if triggered {
-                sender.send_logged(sender.reply(event, &started_type, json!({ "status": "succeeded" }))).await;
+                sender
+                    .send_logged(sender.reply(event, &started_type, json!({ "status": TaskStatus::Succeeded })))
+                    .await;
                 let failed = json!({
-                    "status": "errored", "result": "fail",
+                    "status": TaskStatus::Errored, "result": TaskResult::Fail,
                     "message": "could not retrieve Webhook config: no valid webhook config found",
                 });
                 sender.send_logged(sender.reply(event, &finished_type, failed)).await;
@@ -143,7 +146,9 @@ impl Runner {
             // Without sendFinished the called systems finish the task, one `.finished` per request.
             let count = if hook.send_finished { 1 } else { hook.requests.len() };
             for _ in 0..count {
-                sender.send_logged(sender.reply(event, &started_type, json!({ "status": "succeeded" }))).await;
+                sender
+                    .send_logged(sender.reply(event, &started_type, json!({ "status": TaskStatus::Succeeded })))
+                    .await;
             }
         }
         let mut secrets = Vec::new();
@@ -162,7 +167,7 @@ impl Runner {
                 for response in &mut responses {
                     redaction::redact_value(response, &secrets);
                 }
-                let mut data = json!({ "status": "succeeded", "result": "pass" });
+                let mut data = json!({ "status": TaskStatus::Succeeded, "result": TaskResult::Pass });
                 data[task] = json!({ "responses": responses });
                 sender.send_logged(sender.reply(event, &finished_type, data)).await;
             }
@@ -171,7 +176,8 @@ impl Runner {
                 let message = redaction::redact(&message, &secrets);
                 let count = if hook.send_finished { 1 } else { hook.requests.len().saturating_sub(succeeded) };
                 for _ in 0..count {
-                    let failed = json!({ "status": "errored", "result": "fail", "message": message });
+                    let failed =
+                        json!({ "status": TaskStatus::Errored, "result": TaskResult::Fail, "message": message });
                     sender.send_logged(sender.reply(event, &finished_type, failed)).await;
                 }
             }
