@@ -47,12 +47,12 @@ const REMEMBERED: usize = 10_000;
 #[derive(Debug, thiserror::Error)]
 pub enum SdkError {
     #[error("cannot reach nats: {0}")]
-    Nats(String),
+    Nats(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("control plane request failed: {0}")]
     Http(String),
     /// The control plane did not take the request (unreachable, or 503 before accepting): safe to retry.
     #[error("control plane unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 /// A failed task: reported as `status: errored`, `result: fail`, with this message.
@@ -132,7 +132,7 @@ impl Api {
 
     async fn send(&self, request: reqwest::RequestBuilder) -> Result<Value, SdkError> {
         let response =
-            request.header("x-token", &self.token).send().await.map_err(|e| SdkError::Unavailable(e.to_string()))?;
+            request.header("x-token", &self.token).send().await.map_err(|e| SdkError::Unavailable(e.into()))?;
         let status = response.status();
         let body: Value = response.json().await.unwrap_or(Value::Null);
         if status.is_success() {
@@ -142,7 +142,7 @@ impl Api {
         if status == reqwest::StatusCode::SERVICE_UNAVAILABLE
             && body["message"].as_str().is_some_and(|text| text.starts_with("event not accepted"))
         {
-            return Err(SdkError::Unavailable(message));
+            return Err(SdkError::Unavailable(message.into()));
         }
         Err(SdkError::Http(message))
     }
@@ -177,7 +177,7 @@ impl Service {
         let task = task.into();
         Self {
             name: name.into(),
-            subjects: vec![format!("sh.keptn.event.{task}.triggered")],
+            subjects: vec![crate::model::event_type::task(&task, crate::model::event_type::TRIGGERED)],
             task,
             advertised: None,
             transport: Transport::Http,
@@ -349,17 +349,17 @@ impl Service {
     async fn subscribe(&mut self) -> Result<Source, SdkError> {
         match &self.transport {
             Transport::Nats(url) => {
-                let client = async_nats::connect(url.as_str()).await.map_err(|e| SdkError::Nats(e.to_string()))?;
+                let client = async_nats::connect(url.as_str()).await.map_err(|e| SdkError::Nats(e.into()))?;
                 let mut subscriptions = Vec::new();
                 for subject in &self.subjects {
                     subscriptions.push(
                         client
                             .queue_subscribe(subject.clone(), self.name.clone())
                             .await
-                            .map_err(|e| SdkError::Nats(e.to_string()))?,
+                            .map_err(|e| SdkError::Nats(e.into()))?,
                     );
                 }
-                client.flush().await.map_err(|e| SdkError::Nats(e.to_string()))?;
+                client.flush().await.map_err(|e| SdkError::Nats(e.into()))?;
                 Ok(Source::Nats(client, futures_util::stream::select_all(subscriptions)))
             }
             Transport::InProcess(_) => {
@@ -494,7 +494,7 @@ impl Sender {
     }
 
     fn answer(&self, triggered: &TriggeredEvent, kind: &str, extra: Value) -> CloudEvent {
-        self.reply(&triggered.event, &format!("sh.keptn.event.{}.{kind}", triggered.task), extra)
+        self.reply(&triggered.event, &crate::model::event_type::task(&triggered.task, kind), extra)
     }
 
     /// The name events are sent with (their `source`).
@@ -541,14 +541,14 @@ impl Sender {
     /// Sends `event`.
     pub async fn send(&self, event: CloudEvent) -> Result<(), SdkError> {
         if let Some(bus) = &self.bus {
-            return bus.publish(&event).await.map_err(|e| SdkError::Unavailable(e.to_string()));
+            return bus.publish(&event).await.map_err(|e| SdkError::Unavailable(e.into()));
         }
         if let Some(client) = &self.nats {
             let payload = serde_json::to_vec(&event).expect("a CloudEvent always serialises");
             return client
                 .publish(event.event_type.clone(), payload.into())
                 .await
-                .map_err(|e| SdkError::Nats(e.to_string()));
+                .map_err(|e| SdkError::Nats(e.into()));
         }
         let api = self.api.as_ref().expect("a service sends over NATS or HTTP");
         // Sent again only when it was not taken (unreachable, or refused before accepting): the API

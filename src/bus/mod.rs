@@ -16,7 +16,7 @@ use crate::model::event::CloudEvent;
 pub enum Error {
     /// The bus could not take the event; it was not sent.
     #[error("event bus is unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 #[async_trait]

@@ -57,7 +57,7 @@ impl NatsBus {
             .connection_timeout(CONNECT_TIMEOUT)
             .connect(url)
             .await
-            .map_err(|e| Error::Unavailable(e.to_string()))?;
+            .map_err(|e| Error::Unavailable(e.into()))?;
         Ok(Self { client })
     }
 
@@ -72,7 +72,7 @@ impl NatsBus {
 
     /// The control plane's durable consumer, creating the stream and the consumer if missing.
     pub async fn control_plane_consumer(&self) -> Result<jetstream::consumer::PullConsumer, Error> {
-        let unavailable = |e: &dyn std::fmt::Display| Error::Unavailable(format!("jetstream: {e}"));
+        let unavailable = |e: &dyn std::fmt::Display| Error::Unavailable(format!("jetstream: {e}").into());
         let context = jetstream::new(self.client.clone());
         let config = jetstream::stream::Config {
             name: STREAM.to_owned(),
@@ -110,21 +110,18 @@ impl NatsBus {
 #[async_trait]
 impl super::Bus for NatsBus {
     async fn publish(&self, event: &CloudEvent) -> Result<(), Error> {
-        let payload = serde_json::to_vec(event).map_err(|e| Error::Unavailable(e.to_string()))?;
-        self.client
-            .publish(event.event_type.clone(), payload.into())
-            .await
-            .map_err(|e| Error::Unavailable(e.to_string()))
+        let payload = serde_json::to_vec(event).map_err(|e| Error::Unavailable(e.into()))?;
+        self.client.publish(event.event_type.clone(), payload.into()).await.map_err(|e| Error::Unavailable(e.into()))
     }
 
     async fn publish_routed(&self, event: &std::sync::Arc<CloudEvent>) -> Result<(), Error> {
-        let payload = serde_json::to_vec(&**event).map_err(|e| Error::Unavailable(e.to_string()))?;
+        let payload = serde_json::to_vec(&**event).map_err(|e| Error::Unavailable(e.into()))?;
         let mut headers = async_nats::HeaderMap::new();
         headers.insert(ROUTED_HEADER, "true");
         self.client
             .publish_with_headers(event.event_type.clone(), headers, payload.into())
             .await
-            .map_err(|e| Error::Unavailable(e.to_string()))
+            .map_err(|e| Error::Unavailable(e.into()))
     }
 
     fn problem(&self) -> Option<String> {

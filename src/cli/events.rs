@@ -15,6 +15,7 @@ use super::input::{dotted_values, encode, full_event_type, key_values};
 use super::output::Printer;
 use super::output::{formatted, table, text};
 use super::watch;
+use crate::model::event_type;
 
 /// `source` of the events the CLI sends, as Keptn's CLI names it.
 const SOURCE: &str = "https://github.com/keptn/keptn/cli";
@@ -92,7 +93,7 @@ async fn trigger_delivery(client: &ApiClient, args: TriggerDeliveryArgs, out: &P
     values["image"] = json!(args.image);
     let event = json!({
         "specversion": "1.0",
-        "type": format!("sh.keptn.event.{stage}.{}.triggered", args.sequence),
+        "type": event_type::sequence(&stage, &args.sequence, event_type::TRIGGERED),
         "source": format!("{SOURCE}#configuration-change"),
         "datacontenttype": "application/json",
         "data": {
@@ -144,7 +145,7 @@ async fn trigger_sequence(client: &ApiClient, args: TriggerSequenceArgs, out: &P
     data["labels"] = json!(key_values("--labels", &args.labels)?);
     let event = json!({
         "specversion": "1.0",
-        "type": format!("sh.keptn.event.{}.{}.triggered", args.stage, args.sequence),
+        "type": event_type::sequence(&args.stage, &args.sequence, event_type::TRIGGERED),
         "source": SOURCE,
         "datacontenttype": "application/json",
         "data": data,

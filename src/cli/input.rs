@@ -44,7 +44,7 @@ pub fn full_event_type(given: &str) -> String {
     if given.starts_with("sh.keptn.") {
         given.to_owned()
     } else {
-        format!("sh.keptn.event.{given}")
+        format!("{}{given}", crate::model::event_type::PREFIX)
     }
 }
 

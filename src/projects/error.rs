@@ -20,9 +20,12 @@ pub enum ProjectError {
     /// The git upstream refused or failed (424).
     #[error("{0}")]
     FailedDependency(String),
-    /// A store is unreachable; nothing was changed (503).
+    /// Nothing was changed and a retry may succeed: a store is unreachable, the disk is full (503).
     #[error("{0}")]
     Unavailable(String),
+    /// A store is unreachable, with the store's error as the cause; nothing was changed (503).
+    #[error(transparent)]
+    Store(crate::store::Error),
     /// Anything else (500).
     #[error("{0}")]
     Internal(String),
@@ -40,7 +43,7 @@ impl ProjectError {
             ProjectError::Conflict(_) => 409,
             ProjectError::Unprocessable(_) => 422,
             ProjectError::FailedDependency(_) => 424,
-            ProjectError::Unavailable(_) => 503,
+            ProjectError::Unavailable(_) | ProjectError::Store(_) => 503,
             ProjectError::Internal(_) => 500,
         }
     }
@@ -105,7 +108,7 @@ fn is_enospc(code: i32) -> bool {
 impl From<crate::store::Error> for ProjectError {
     fn from(error: crate::store::Error) -> Self {
         match error {
-            crate::store::Error::Unavailable { .. } => ProjectError::Unavailable(error.to_string()),
+            crate::store::Error::Unavailable { .. } => ProjectError::Store(error),
             crate::store::Error::Corrupt { .. } => ProjectError::Internal(error.to_string()),
         }
     }
@@ -114,6 +117,18 @@ impl From<crate::store::Error> for ProjectError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_store_failure_keeps_its_cause_through_the_project_error() {
+        let cause = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "connection refused");
+        let error = ProjectError::from(crate::store::Error::unavailable("redis", cause));
+        assert_eq!(error.status(), 503);
+        assert_eq!(error.to_string(), "redis is unavailable: connection refused");
+        let root =
+            std::iter::successors(Some(&error as &dyn std::error::Error), |error| error.source()).last().unwrap();
+        let io = root.downcast_ref::<std::io::Error>().expect("the driver's error is the root cause");
+        assert_eq!(io.kind(), std::io::ErrorKind::ConnectionRefused);
+    }
 
     #[test]
     fn a_full_disk_is_unavailable_not_an_internal_error() {

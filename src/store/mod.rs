@@ -28,16 +28,21 @@ pub use query::{Condition, EventQuery};
 #[derive(Debug, Error)]
 pub enum Error {
     /// The backend could not be reached or refused the operation; the caller may retry later.
-    #[error("{backend} is unavailable: {message}")]
-    Unavailable { backend: &'static str, message: String },
+    #[error("{backend} is unavailable: {source}")]
+    Unavailable {
+        backend: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// Stored data could not be decoded.
     #[error("stored data under '{key}' is corrupt: {message}")]
     Corrupt { key: String, message: String },
 }
 
 impl Error {
-    pub fn unavailable(backend: &'static str, error: impl std::fmt::Display) -> Self {
-        Error::Unavailable { backend, message: error.to_string() }
+    /// The backend failed with `error` (a driver's error, kept as the cause, or a description).
+    pub fn unavailable(backend: &'static str, error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Error::Unavailable { backend, source: error.into() }
     }
 }
 

@@ -33,6 +33,7 @@ use serde_json::{json, Map, Value};
 use super::access::{ControlPlaneAccess, Level};
 use crate::config::WebhookSettings;
 use crate::model::event::CloudEvent;
+use crate::model::event_type;
 use crate::model::host_policy::HostPolicy;
 use crate::model::verdict::{TaskResult, TaskStatus};
 use crate::sdk::{SdkError, Sender, Service};
@@ -127,8 +128,8 @@ impl Runner {
     async fn execute(&self, event: &CloudEvent, sender: &Sender, subscription_id: &str) {
         let Some((task, kind)) = task_and_kind(&event.event_type) else { return };
         let triggered = kind == "triggered";
-        let started_type = format!("sh.keptn.event.{task}.started");
-        let finished_type = format!("sh.keptn.event.{task}.finished");
+        let started_type = event_type::task(task, event_type::STARTED);
+        let finished_type = event_type::task(task, event_type::FINISHED);
         let Some(hook) = self.find_webhook(event, subscription_id).await else {
             if triggered {
                 sender
