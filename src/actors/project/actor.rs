@@ -6,16 +6,13 @@ use std::sync::Arc;
 use actix::prelude::*;
 use futures_util::future::Shared;
 
-use crate::actors::protocol::{
-    Ack, Apply, Command, Control, ControlCommand, ControlError, ExecutionEnded, SequencePeers, SequenceTriggered,
-};
+use crate::actors::protocol::{Ack, ExecutionEnded, SequencePeers, SequenceTriggered};
 use crate::actors::runtime::Runtime;
 use crate::actors::sequence::{self, SequenceActor, Start};
-use crate::actors::snapshot::{control_key, ControlRecord, SCHEMA_VERSION};
 use crate::actors::stage::{self, StageActor};
 use crate::model::chaining;
 use crate::model::event::CloudEvent;
-use crate::model::sequence::control::{self, PauseFlags};
+use crate::model::sequence::control::PauseFlags;
 use crate::model::sequence::start::{self, ProjectFacts, StartPlan};
 use crate::model::sequence::{Effect, Execution, Scope};
 use crate::store::history::Stored;
@@ -168,39 +165,6 @@ impl ProjectActor {
             })
             .collect()
     }
-
-    fn control(&mut self, control: Control) -> Result<(), ControlError> {
-        let Some(execution_ids) = self.contexts.get(&control.keptn_context) else {
-            return Err(ControlError::UnknownContext(control.keptn_context));
-        };
-        let stage = control.stage.as_deref();
-        let read_model = &self.runtime.read_model;
-        let in_scope: Vec<&Addr<SequenceActor>> = execution_ids
-            .iter()
-            .filter(|id| stage.is_none() || read_model.execution(id).is_some_and(|e| control::reaches(&e, stage)))
-            .filter_map(|id| self.live.get(id))
-            .collect();
-        let command = match control.command {
-            ControlCommand::Pause => Command::Pause,
-            ControlCommand::Resume => Command::Resume,
-            ControlCommand::Abort => Command::Abort,
-        };
-        for address in in_scope {
-            address.do_send(Apply::new(command.clone()));
-        }
-        let shipyard = self.runtime.projects.shipyard(&self.name);
-        let stages = shipyard.iter().flat_map(|shipyard| shipyard.stage_names());
-        self.paused.apply(control.command, &control.keptn_context, stage, stages);
-        Ok(())
-    }
-
-    /// Queues the pause flags for storing (synchronously, so successive changes keep their order); the
-    /// future resolves once they are durable.
-    fn save_control(&self) -> impl std::future::Future<Output = ()> {
-        let record = ControlRecord { schema_version: SCHEMA_VERSION, paused: self.paused.to_stored() };
-        let bytes = serde_json::to_vec(&record).expect("pause flags always serialise");
-        self.runtime.snapshots.queue_in_order(control_key(&self.name), Some(bytes)).durable()
-    }
 }
 
 fn acknowledge(ack: Option<Ack>) {
@@ -216,19 +180,6 @@ impl Actor for ProjectActor {
         if let Some(retention) = self.runtime.retention {
             self.check_retention_later(retention, ctx);
         }
-    }
-}
-
-impl ProjectActor {
-    /// Forgets expired executions a quarter of the retention from now (on the control plane's clock),
-    /// and again after that: nothing outlives its retention by more than a quarter of it.
-    fn check_retention_later(&mut self, retention: std::time::Duration, ctx: &mut Context<Self>) {
-        let every = (retention / 4).clamp(std::time::Duration::from_millis(250), std::time::Duration::from_secs(3600));
-        let at = crate::model::duration::later(self.runtime.clock.now(), every);
-        ctx.spawn(self.runtime.clock.wait_until(at).into_actor(self).map(move |(), actor, ctx| {
-            actor.forget_expired(retention);
-            actor.check_retention_later(retention, ctx);
-        }));
     }
 }
 
@@ -267,20 +218,6 @@ impl Handler<ExecutionEnded> for ProjectActor {
             for follower in followers {
                 let _ = follower.await;
             }
-        })
-    }
-}
-
-impl Handler<Control> for ProjectActor {
-    type Result = ResponseFuture<Result<(), ControlError>>;
-
-    fn handle(&mut self, message: Control, _ctx: &mut Context<Self>) -> Self::Result {
-        let outcome = self.control(message);
-        let persisted = self.save_control();
-        // Answers once the pause flags are durable, so an acknowledged pause survives a crash.
-        Box::pin(async move {
-            persisted.await;
-            outcome
         })
     }
 }

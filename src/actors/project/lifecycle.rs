@@ -13,6 +13,16 @@ use crate::model::sequence::control::PauseFlags;
 use crate::model::sequence::Execution;
 
 impl ProjectActor {
+    /// Forgets expired executions a quarter of the retention from now (on the control plane's clock),
+    /// and again after that: nothing outlives its retention by more than a quarter of it.
+    pub(super) fn check_retention_later(&mut self, retention: std::time::Duration, ctx: &mut Context<Self>) {
+        let every = (retention / 4).clamp(std::time::Duration::from_millis(250), std::time::Duration::from_secs(3600));
+        let at = crate::model::duration::later(self.runtime.clock.now(), every);
+        ctx.spawn(self.runtime.clock.wait_until(at).into_actor(self).map(move |(), actor, ctx| {
+            actor.forget_expired(retention);
+            actor.check_retention_later(retention, ctx);
+        }));
+    }
     /// Forgets the contexts whose executions all ended longer ago than `retention`: from memory and
     /// from the store. Their events stay in the history.
     pub(super) fn forget_expired(&mut self, retention: std::time::Duration) {
