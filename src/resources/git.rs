@@ -65,7 +65,7 @@ pub enum ResourceError {
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
     #[error("background task failed: {0}")]
-    Join(String),
+    Join(#[source] tokio::task::JoinError),
 }
 
 /// The resources of one scope at one commit.
@@ -222,7 +222,7 @@ impl GitRepos {
             work(&repos, &project, upstream)
         })
         .await
-        .map_err(|e| ResourceError::Join(e.to_string()))?
+        .map_err(ResourceError::Join)?
     }
 
     fn open(&self, project: &str) -> Result<Repository, ResourceError> {
