@@ -149,45 +149,27 @@ async fn start_evaluation(
             json!({ "status": status, "result": result, "message": message, "evaluation": evaluation }),
         )
     };
+    let fail = |message: String, start: &str, end: &str, slo_text: &str| {
+        finish(TaskStatus::Errored, TaskResult::Fail, message, empty_evaluation(start, end, TaskResult::Fail, slo_text))
+    };
     let Some(target) = Target::of(&event) else {
         // Answered all the same, so the sequence does not wait for a timeout.
         let message = "evaluation.triggered must name project, stage and service".to_owned();
-        sender
-            .send_logged(finish(
-                TaskStatus::Errored,
-                TaskResult::Fail,
-                message,
-                empty_evaluation("", "", TaskResult::Fail, ""),
-            ))
-            .await;
+        sender.send_logged(fail(message, "", "", "")).await;
         return;
     };
 
     let (start, end) = match evaluation_window::window(&event.data, chrono::Utc::now()) {
         Ok(window) => window,
         Err(message) => {
-            sender
-                .send_logged(finish(
-                    TaskStatus::Errored,
-                    TaskResult::Fail,
-                    message,
-                    empty_evaluation("", "", TaskResult::Fail, ""),
-                ))
-                .await;
+            sender.send_logged(fail(message, "", "", "")).await;
             return;
         }
     };
     let slo = match load_slo(access, &target, event.gitcommitid.as_deref()).await {
         Ok(slo) => slo,
         Err(message) => {
-            sender
-                .send_logged(finish(
-                    TaskStatus::Errored,
-                    TaskResult::Fail,
-                    message,
-                    empty_evaluation(&start, &end, TaskResult::Fail, ""),
-                ))
-                .await;
+            sender.send_logged(fail(message, &start, &end, "")).await;
             return;
         }
     };
@@ -211,14 +193,7 @@ async fn start_evaluation(
         }
         Err(error) => {
             let message = format!("cannot read the SLI provider of project {}: {error}", target.project);
-            sender
-                .send_logged(finish(
-                    TaskStatus::Errored,
-                    TaskResult::Fail,
-                    message,
-                    empty_evaluation(&start, &end, TaskResult::Fail, ""),
-                ))
-                .await;
+            sender.send_logged(fail(message, &start, &end, "")).await;
             return;
         }
     };
@@ -275,42 +250,30 @@ async fn finish_evaluation(
         finished.triggeredid = triggered.clone();
         finished
     };
+    let failed = |message: String, start: &str, end: &str, slo_text: &str| {
+        finished(
+            TaskStatus::Errored,
+            TaskResult::Fail,
+            message,
+            empty_evaluation(start, end, TaskResult::Fail, slo_text),
+        )
+    };
+
     if triggered.is_none() {
         let message = format!("Could not retrieve evaluation.triggered event for context {}", event.shkeptncontext);
-        sender
-            .send_logged(finished(
-                TaskStatus::Errored,
-                TaskResult::Fail,
-                message,
-                empty_evaluation(&start, &end, TaskResult::Fail, ""),
-            ))
-            .await;
+        sender.send_logged(failed(message, &start, &end, "")).await;
         return;
     }
     match TaskStatus::from_reported(&text(&data["status"])) {
         TaskStatus::Aborted => {
             let message = "evaluation performed by lighthouse was aborted".to_owned();
-            sender
-                .send_logged(finished(
-                    TaskStatus::Errored,
-                    TaskResult::Fail,
-                    message,
-                    empty_evaluation(&start, &end, TaskResult::Fail, ""),
-                ))
-                .await;
+            sender.send_logged(failed(message, &start, &end, "")).await;
             return;
         }
         TaskStatus::Errored => {
             let message =
                 format!("evaluation performed by lighthouse received an unexpected error: {}", text(&data["message"]));
-            sender
-                .send_logged(finished(
-                    TaskStatus::Errored,
-                    TaskResult::Fail,
-                    message,
-                    empty_evaluation(&start, &end, TaskResult::Fail, ""),
-                ))
-                .await;
+            sender.send_logged(failed(message, &start, &end, "")).await;
             return;
         }
         _ => {}
@@ -333,28 +296,14 @@ async fn finish_evaluation(
             return;
         }
         Err(message) => {
-            sender
-                .send_logged(finished(
-                    TaskStatus::Errored,
-                    TaskResult::Fail,
-                    message,
-                    empty_evaluation(&start, &end, TaskResult::Fail, ""),
-                ))
-                .await;
+            sender.send_logged(failed(message, &start, &end, "")).await;
             return;
         }
     };
     let (previous, compared_events) = match previous_evaluations(access, &target, &slo).await {
         Ok(found) => found,
         Err(message) => {
-            sender
-                .send_logged(finished(
-                    TaskStatus::Errored,
-                    TaskResult::Fail,
-                    message,
-                    empty_evaluation(&start, &end, TaskResult::Fail, &raw),
-                ))
-                .await;
+            sender.send_logged(failed(message, &start, &end, &raw)).await;
             return;
         }
     };
@@ -381,14 +330,7 @@ async fn finish_evaluation(
             (TaskStatus::Succeeded, TaskResult::Fail, format!("error with {objective}: {cause}"))
         }
         Err(EvaluationError::TotalScore(message)) => {
-            sender
-                .send_logged(finished(
-                    TaskStatus::Errored,
-                    TaskResult::Fail,
-                    message,
-                    empty_evaluation(&start, &end, TaskResult::Fail, &raw),
-                ))
-                .await;
+            sender.send_logged(failed(message, &start, &end, &raw)).await;
             return;
         }
     };
