@@ -690,6 +690,39 @@ async fn a_sequence_whose_step_keeps_panicking_ends_errored_instead_of_looping()
     wait_for_triggered(&keelson, "deployment", &next, 1).await;
 }
 
+/// A sequence whose every step panics — ending it included — is quarantined: it takes no more input
+/// and gives back its service's slot and its open task, so nothing waits for it.
+#[actix_rt::test]
+async fn a_sequence_that_cannot_even_be_ended_gives_back_its_slot_and_its_task() {
+    let keelson = keelson_with_project(|_| {}).await;
+    let victim = trigger(&keelson, "dev", "delivery", "carts", json!({})).await;
+    wait_for_triggered(&keelson, "deployment", &victim, 1).await;
+    let queued = trigger(&keelson, "dev", "delivery", "carts", json!({})).await;
+    let control = &keelson.server.control_plane.state.control;
+    let id = control.executions("sockshop").into_iter().find(|e| e.scope.keptn_context == victim).unwrap().id.clone();
+    assert!(control.break_execution("sockshop", &id).await);
+    for _ in 0..3 {
+        inject_panic(&keelson, &victim).await;
+    }
+    // Its open task is withdrawn and the queued delivery of the same service gets the slot.
+    wait_for_triggered(&keelson, "deployment", &queued, 1).await;
+    assert_not_triggered(&keelson, "deployment", &victim).await;
+    // It was not ended (its stored state stays as it was) and takes no more input.
+    let execution = executions(&keelson, &victim).await.remove(0);
+    assert_eq!(execution["status"]["state"], "started", "{execution}");
+    let (status, _) = send(
+        keelson
+            .post(&format!("/api/controlPlane/v1/sequence/sockshop/{victim}/control"))
+            .json(&json!({ "state": "abort" })),
+    )
+    .await;
+    assert_eq!(status, 200);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(executions(&keelson, &victim).await[0]["status"]["state"], "started");
+    // The control plane goes on: the queued sequence runs to its end.
+    run_task(&keelson, "deployment", &queued, "pass", json!({})).await;
+}
+
 #[actix_rt::test]
 async fn durations_beyond_the_bound_are_refused_where_they_enter() {
     let keelson = keelson_with_project(|_| {}).await;

@@ -41,6 +41,37 @@ impl Handler<PanicExecution> for ProjectActor {
     }
 }
 
+/// Every later step of one running execution panics, ending it included.
+#[derive(Message)]
+#[rtype(result = "bool")]
+struct BreakExecution(String);
+
+impl Handler<BreakExecution> for ProjectActor {
+    type Result = bool;
+
+    fn handle(&mut self, message: BreakExecution, _ctx: &mut Context<Self>) -> bool {
+        match self.live.get(&message.0) {
+            Some(address) => {
+                address.do_send(Break);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Break;
+
+impl Handler<Break> for SequenceActor {
+    type Result = ();
+
+    fn handle(&mut self, _message: Break, _ctx: &mut Context<Self>) {
+        self.broken = true;
+    }
+}
+
 #[derive(Message)]
 #[rtype(result = "()")]
 struct InjectPanic;
@@ -58,6 +89,13 @@ impl ControlHandle {
     pub async fn freeze_project(&self, project: &str, duration: Duration) {
         let actor = self.router().directory().project(project).expect("project exists");
         actor.send(Freeze(duration)).await.expect("project actor runs");
+    }
+
+    /// Makes every later step of running execution `execution` of `project` panic, ending it included;
+    /// false if it does not run.
+    pub async fn break_execution(&self, project: &str, execution: &str) -> bool {
+        let actor = self.router().directory().project(project).expect("project exists");
+        actor.send(BreakExecution(execution.to_owned())).await.expect("project actor runs")
     }
 
     /// Makes the next step of running execution `execution` of `project` panic; false if it does not run.

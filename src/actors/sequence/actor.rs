@@ -62,6 +62,9 @@ pub struct SequenceActor {
     pub(super) last_panic: String,
     /// Even ending the execution panicked: the actor takes no more input until the process restarts.
     pub(super) quarantined: bool,
+    /// Fault injection: every step panics.
+    #[cfg(feature = "fault-injection")]
+    pub(in crate::actors) broken: bool,
 }
 
 impl SequenceActor {
@@ -81,6 +84,8 @@ impl SequenceActor {
             consecutive_panics: 0,
             last_panic: String::new(),
             quarantined: false,
+            #[cfg(feature = "fault-injection")]
+            broken: false,
         }
     }
 
@@ -125,6 +130,14 @@ impl SequenceActor {
         let timeouts = self.runtime.timeouts;
         let tasks_done = self.execution.previous_tasks.len();
         let open_since = self.execution.open_triggered_event().and_then(|event| event.time);
+        #[cfg(feature = "fault-injection")]
+        let apply = {
+            let broken = self.broken;
+            move |execution: &mut Execution, now, timeouts| {
+                assert!(!broken, "step of a broken execution (fault injection)");
+                apply(execution, now, timeouts)
+            }
+        };
         let outcome = guarded("sequence", || apply(&mut self.execution, now, timeouts));
         let step = match outcome {
             Ok(step) => {
