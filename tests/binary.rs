@@ -186,7 +186,7 @@ async fn sigterm_during_a_burst_loses_no_accepted_event() {
     let mut burst = tokio::task::JoinSet::new();
     let answered = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let client = reqwest::Client::new();
-    for n in 0..2000 {
+    for n in 0..3000 {
         let client = client.clone();
         let api = std::sync::Arc::clone(&api);
         let answered = std::sync::Arc::clone(&answered);
@@ -251,8 +251,9 @@ async fn sigterm_during_a_burst_loses_no_accepted_event() {
     drop(first);
     let second = spawn_keelson(data_dir.path(), &vars);
     let api = support::process::ProcessApi::new(&second, TOKEN);
-    let (status, body) = api.get("/api/controlPlane/v1/sequence-execution?project=shop&pageSize=1000").await;
+    let (status, body) = api.get("/api/controlPlane/v1/sequence-execution?project=shop&pageSize=5000").await;
     assert_eq!(status, 200, "{body}");
+    assert_eq!(body["totalCount"].as_u64().unwrap() as usize, body["sequenceExecutions"].as_array().unwrap().len());
     let contexts: std::collections::HashSet<&str> = body["sequenceExecutions"]
         .as_array()
         .unwrap()
