@@ -2,6 +2,7 @@
 //! [`crate::model::sequence::control`]) are stored before the answer, the running executions told.
 
 use actix::prelude::*;
+use tokio::sync::oneshot;
 
 use super::actor::ProjectActor;
 use crate::actors::protocol::{Apply, Command, Control, ControlCommand, ControlError};
@@ -10,7 +11,9 @@ use crate::actors::snapshot::{control_key, ControlRecord, SCHEMA_VERSION};
 use crate::model::sequence::control;
 
 impl ProjectActor {
-    pub(super) fn control(&mut self, control: Control) -> Result<(), ControlError> {
+    /// Applies a control command; the receivers resolve once each execution it reached has stored
+    /// its changed state.
+    pub(super) fn control(&mut self, control: Control) -> Result<Vec<oneshot::Receiver<()>>, ControlError> {
         let Some(execution_ids) = self.contexts.get(&control.keptn_context) else {
             return Err(ControlError::UnknownContext(control.keptn_context));
         };
@@ -26,13 +29,18 @@ impl ProjectActor {
             ControlCommand::Resume => Command::Resume,
             ControlCommand::Abort => Command::Abort,
         };
-        for address in in_scope {
-            address.do_send(Apply::new(command.clone()));
-        }
+        let applied = in_scope
+            .into_iter()
+            .map(|address| {
+                let (ack, applied) = oneshot::channel();
+                address.do_send(Apply { command: command.clone(), ack: Some(ack) });
+                applied
+            })
+            .collect();
         let shipyard = self.runtime.projects.shipyard(&self.name);
         let stages = shipyard.iter().flat_map(|shipyard| shipyard.stage_names());
         self.paused.apply(control.command, &control.keptn_context, stage, stages);
-        Ok(())
+        Ok(applied)
     }
 
     /// Queues the pause flags for storing (synchronously, so successive changes keep their order); the
@@ -50,10 +58,16 @@ impl Handler<Control> for ProjectActor {
     fn handle(&mut self, message: Control, _ctx: &mut Context<Self>) -> Self::Result {
         let outcome = self.control(message);
         let persisted = self.save_control();
-        // Answers once the pause flags are durable, so an acknowledged pause survives a crash.
+        // Answers once the pause flags and the executions' changed states are durable, so an
+        // acknowledged pause, resume or abort survives a crash.
         Box::pin(async move {
             persisted.await;
-            outcome
+            let applied = outcome?;
+            for execution in applied {
+                // An execution that stopped meanwhile drops its acknowledgement: nothing to wait for.
+                let _ = execution.await;
+            }
+            Ok(())
         })
     }
 }
