@@ -13,6 +13,7 @@ pub mod incoming;
 pub mod names;
 pub mod paging;
 pub mod payload;
+pub mod placement;
 pub mod project;
 pub mod remediation;
 pub mod sequence;
