@@ -22,18 +22,25 @@ impl Handler<Freeze> for ProjectActor {
     }
 }
 
-/// The next step of one running execution panics.
+/// Hands `fault` to one running execution of the project; answers whether it runs.
 #[derive(Message)]
 #[rtype(result = "bool")]
-struct PanicExecution(String);
+struct ToExecution<M> {
+    execution: String,
+    fault: M,
+}
 
-impl Handler<PanicExecution> for ProjectActor {
+impl<M> Handler<ToExecution<M>> for ProjectActor
+where
+    M: Message<Result = ()> + Send + 'static,
+    SequenceActor: Handler<M>,
+{
     type Result = bool;
 
-    fn handle(&mut self, message: PanicExecution, _ctx: &mut Context<Self>) -> bool {
-        match self.live.get(&message.0) {
+    fn handle(&mut self, message: ToExecution<M>, _ctx: &mut Context<Self>) -> bool {
+        match self.live.get(&message.execution) {
             Some(address) => {
-                address.do_send(InjectPanic);
+                address.do_send(message.fault);
                 true
             }
             None => false,
@@ -41,25 +48,7 @@ impl Handler<PanicExecution> for ProjectActor {
     }
 }
 
-/// Every later step of one running execution panics, ending it included.
-#[derive(Message)]
-#[rtype(result = "bool")]
-struct BreakExecution(String);
-
-impl Handler<BreakExecution> for ProjectActor {
-    type Result = bool;
-
-    fn handle(&mut self, message: BreakExecution, _ctx: &mut Context<Self>) -> bool {
-        match self.live.get(&message.0) {
-            Some(address) => {
-                address.do_send(Break);
-                true
-            }
-            None => false,
-        }
-    }
-}
-
+/// Every later step of the execution panics, ending it included.
 #[derive(Message)]
 #[rtype(result = "()")]
 struct Break;
@@ -72,6 +61,7 @@ impl Handler<Break> for SequenceActor {
     }
 }
 
+/// The next step of the execution panics.
 #[derive(Message)]
 #[rtype(result = "()")]
 struct InjectPanic;
@@ -94,13 +84,21 @@ impl ControlHandle {
     /// Makes every later step of running execution `execution` of `project` panic, ending it included;
     /// false if it does not run.
     pub async fn break_execution(&self, project: &str, execution: &str) -> bool {
-        let actor = self.router().directory().project(project).expect("project exists");
-        actor.send(BreakExecution(execution.to_owned())).await.expect("project actor runs")
+        self.to_execution(project, execution, Break).await
     }
 
     /// Makes the next step of running execution `execution` of `project` panic; false if it does not run.
     pub async fn panic_execution(&self, project: &str, execution: &str) -> bool {
+        self.to_execution(project, execution, InjectPanic).await
+    }
+
+    async fn to_execution<M>(&self, project: &str, execution: &str, fault: M) -> bool
+    where
+        M: Message<Result = ()> + Send + 'static,
+        SequenceActor: Handler<M>,
+    {
         let actor = self.router().directory().project(project).expect("project exists");
-        actor.send(PanicExecution(execution.to_owned())).await.expect("project actor runs")
+        let message = ToExecution { execution: execution.to_owned(), fault };
+        actor.send(message).await.expect("project actor runs")
     }
 }

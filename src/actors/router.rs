@@ -86,17 +86,17 @@ impl EventRouter {
     }
 
     async fn deliver(&self, project: &str, delivery: Delivery, when_full: WhenFull, receipt: &mut Receipt) {
-        self.counts.delivered.fetch_add(1, Ordering::Relaxed);
         match when_full {
             WhenFull::Wait => self.lanes.deliver_waiting(project, delivery).await,
             WhenFull::GiveBack => {
                 if self.lanes.deliver(project, delivery).is_err() {
-                    self.counts.delivered.fetch_sub(1, Ordering::Relaxed);
                     receipt.busy = true;
                     receipt.applied = None;
+                    return;
                 }
             }
         }
+        self.counts.delivered.fetch_add(1, Ordering::Relaxed);
     }
 
     async fn route_inner(&self, event: Arc<CloudEvent>, acked: bool, when_full: WhenFull) -> Receipt {

@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 
 use super::error::ApiError;
 use super::state::AppState;
-use crate::actors::handle::{AcceptError, Acceptance};
+use crate::actors::handle::Acceptance;
 use crate::model::event::CloudEvent;
 use crate::model::incoming::{self, Refusal, MAX_EVENT_BYTES};
 
@@ -38,8 +38,7 @@ pub(super) async fn take_in(state: &AppState, event: CloudEvent) -> Result<HttpR
             "keptnContext": keptn_context,
             "message": format!("event accepted but not yet stored ({problem}); it is applied once the store answers"),
         }))),
-        Err(error @ (AcceptError::NotAccepted(_) | AcceptError::NotApplied | AcceptError::NotForwarded(_))) => {
-            Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, error.to_string()))
-        }
+        // Every refusal is a condition that passes: not accepted, not applied, or not forwarded.
+        Err(error) => Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, error.to_string())),
     }
 }

@@ -12,10 +12,6 @@ use crate::model::evaluation_window::{self as rules, WindowError};
 /// The error when the event carries neither an evaluation window nor a test window; Keptn's exact text.
 pub const NO_WINDOW: &str = "evaluation.triggered event does not contain evaluation timeframe";
 
-/// Keptn's timeframe when none is given. It is still parsed then, but with both `start` and `end` set (the only
-/// way to get here without a timeframe) it never shapes the window.
-const DEFAULT_TIMEFRAME: &str = "5m";
-
 /// The evaluation window of an evaluation.triggered event's data (spec §4.4 step 3), as (start, end) strings.
 ///
 /// Validation messages use Keptn's wording, so clients that show or match them behave the same.
@@ -62,15 +58,14 @@ fn bounds(
     timeframe: &str,
     now: DateTime<Utc>,
 ) -> Result<(DateTime<Utc>, DateTime<Utc>), String> {
-    let given = |text: &str| (!text.is_empty()).then_some(());
-    rules::shape(!start.is_empty(), !end.is_empty(), !timeframe.is_empty()).map_err(|e| message(e).to_owned())?;
-    // Go's whole signed range, as in Keptn: a negative frame fails the one-minute check. The default
-    // frame is still parsed when start and end are both given, where it never shapes the window.
-    let frame = if timeframe.is_empty() { DEFAULT_TIMEFRAME } else { timeframe };
-    let frame = parse_signed_go_duration(frame).map_err(|e| format!("could not parse provided timeframe: {e}"))?;
-    let start = given(start).map(|()| timestamp(start)).transpose()?;
-    let end = given(end).map(|()| timestamp(end)).transpose()?;
-    let frame = (end.is_none() && (start.is_some() || !timeframe.is_empty())).then_some(frame);
+    let given = |text: &str| !text.is_empty();
+    rules::shape(given(start), given(end), given(timeframe)).map_err(|e| message(e).to_owned())?;
+    // Go's whole signed range, as in Keptn: a negative frame fails the one-minute check.
+    let frame = given(timeframe)
+        .then(|| parse_signed_go_duration(timeframe).map_err(|e| format!("could not parse provided timeframe: {e}")))
+        .transpose()?;
+    let start = given(start).then(|| timestamp(start)).transpose()?;
+    let end = given(end).then(|| timestamp(end)).transpose()?;
     rules::bounds(start, end, frame, now).map_err(|error| message(error).to_owned())
 }
 
