@@ -357,7 +357,7 @@ async fn a_redis_outage_mid_sequence_answers_202_then_503_and_loses_nothing() {
         assert!(Instant::now() < deadline, "still refused 20s after redis came back: {body}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let test = wait_for_open(&keelson, "test", &context).await;
+    let test = keelson.wait_for_open("shop", "test", &context).await;
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let record = stored_record().await;
@@ -375,32 +375,9 @@ async fn delivery_on_redis(redis: &servers::ChildServer) -> (TestKeelson, String
     let keelson = TestKeelson::start_with(|config| config.redis_url = Some(url)).await;
     assert_eq!(keelson.create_project("shop", SHIPYARD).await.0, 201);
     assert_eq!(keelson.create_service("shop", "carts").await.0, 200);
-    let trigger = json!({
-        "type": "sh.keptn.event.dev.delivery.triggered", "source": "ci",
-        "data": { "project": "shop", "stage": "dev", "service": "carts" },
-    });
-    let (status, body) = send(keelson.post("/api/v1/event").json(&trigger)).await;
-    assert_eq!(status, 200, "{body}");
-    let context = body["keptnContext"].as_str().unwrap().to_owned();
-    let deployment = wait_for_open(&keelson, "deployment", &context).await;
+    let context = keelson.trigger_delivery("shop", "carts").await;
+    let deployment = keelson.wait_for_open("shop", "deployment", &context).await;
     (keelson, context, deployment)
-}
-
-async fn wait_for_open(keelson: &TestKeelson, task: &str, context: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let (status, body) = send(
-            keelson.get(&format!("/api/controlPlane/v1/event/triggered/sh.keptn.event.{task}.triggered?project=shop")),
-        )
-        .await;
-        assert_eq!(status, 200, "{body}");
-        if let Some(event) = body["events"].as_array().unwrap().iter().find(|event| event["shkeptncontext"] == context)
-        {
-            return event.clone();
-        }
-        assert!(Instant::now() < deadline, "no {task}.triggered for {context}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 #[actix_rt::test]
@@ -427,7 +404,7 @@ async fn a_retried_finished_waits_for_the_close_it_repeats() {
     let (status, body) = first.await.unwrap();
     assert!(status == 200 || status == 202, "{status} {body}");
     // The close went through once: the next task is open, exactly once.
-    let test = wait_for_open(&keelson, "test", &context).await;
+    let test = keelson.wait_for_open("shop", "test", &context).await;
     // The history confirms the `.triggered` shortly after it is published.
     let path =
         format!("/api/mongodb-datastore/event?project=shop&keptnContext={context}&type=sh.keptn.event.test.triggered");
@@ -477,7 +454,7 @@ async fn a_sequence_is_stored_only_after_its_trigger_is_in_the_history() {
     let (status, body) = posted.await.unwrap();
     assert!(status == 200 || status == 202, "{status} {body}");
     let context = body["keptnContext"].as_str().unwrap().to_owned();
-    wait_for_open(&keelson, "deployment", &context).await;
+    keelson.wait_for_open("shop", "deployment", &context).await;
     assert_eq!(executions().await, 1);
     let (_, history) = send(keelson.get(&format!(
         "/api/mongodb-datastore/event?project=shop&keptnContext={context}&type=sh.keptn.event.dev.delivery.triggered"

@@ -382,22 +382,8 @@ async fn an_event_posted_over_http_is_stored_once_and_routed_once_on_nats() {
     assert_eq!(keelson.create_project("shop", SHIPYARD).await.0, 201);
     assert_eq!(keelson.create_service("shop", "carts").await.0, 200);
     let client = async_nats::connect(&nats.url).await.unwrap();
-    let trigger = json!({
-        "type": "sh.keptn.event.dev.delivery.triggered", "source": "ci",
-        "data": { "project": "shop", "stage": "dev", "service": "carts" },
-    });
-    let (status, body) = send(keelson.post("/api/v1/event").json(&trigger)).await;
-    assert_eq!(status, 200, "{body}");
-    let context = body["keptnContext"].as_str().unwrap().to_owned();
-    let triggered = loop {
-        let (_, body) =
-            send(keelson.get("/api/controlPlane/v1/event/triggered/sh.keptn.event.deployment.triggered?project=shop"))
-                .await;
-        if let Some(event) = body["events"].as_array().unwrap().iter().find(|e| e["shkeptncontext"] == context) {
-            break event.clone();
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let context = keelson.trigger_delivery("shop", "carts").await;
+    let triggered = keelson.wait_for_open("shop", "deployment", &context).await;
     let mut subscriber = client.subscribe("sh.keptn.event.deployment.started").await.unwrap();
     client.flush().await.unwrap();
     let control = keelson.server.control_plane.state.control.clone();

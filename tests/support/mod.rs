@@ -85,7 +85,6 @@ impl TestKeelson {
     }
 
     /// Starts on `clock` (a manual one lets a test step time instead of waiting for it).
-    #[allow(dead_code)]
     pub async fn start_with_clock(
         adjust: impl FnOnce(&mut Config),
         clock: std::sync::Arc<dyn keelson::clock::Clock>,
@@ -120,6 +119,32 @@ impl TestKeelson {
     pub async fn stop(self) -> tempfile::TempDir {
         self.server.handle.stop(true).await;
         self.data_dir
+    }
+
+    /// Triggers `dev.delivery` for `service` of `project`; returns its Keptn context.
+    pub async fn trigger_delivery(&self, project: &str, service: &str) -> String {
+        let trigger = serde_json::json!({
+            "type": "sh.keptn.event.dev.delivery.triggered", "source": "ci",
+            "data": { "project": project, "stage": "dev", "service": service },
+        });
+        let (status, body) = send(self.post("/api/v1/event").json(&trigger)).await;
+        assert_eq!(status, 200, "{body}");
+        body["keptnContext"].as_str().unwrap().to_owned()
+    }
+
+    /// `project`'s open `.triggered` event of `task` for `context`, polled for up to 10 s.
+    pub async fn wait_for_open(&self, project: &str, task: &str, context: &str) -> Value {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let path = format!("/api/controlPlane/v1/event/triggered/sh.keptn.event.{task}.triggered?project={project}");
+        loop {
+            let (status, body) = send(self.get(&path)).await;
+            assert_eq!(status, 200, "{body}");
+            if let Some(event) = body["events"].as_array().unwrap().iter().find(|e| e["shkeptncontext"] == context) {
+                return event.clone();
+            }
+            assert!(std::time::Instant::now() < deadline, "no {task}.triggered for {context}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
