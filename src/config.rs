@@ -8,6 +8,10 @@ use std::time::Duration;
 use serde::Deserialize;
 use thiserror::Error;
 
+mod cluster;
+
+pub use cluster::{ClusterSettings, DEFAULT_LEASE_TTL, DEFAULT_SHARDS};
+
 /// Default HTTP address: loopback only, so a fresh install is not reachable from the network.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 /// Keptn's default task first-response timeout (`TASK_STARTED_WAIT_DURATION`).
@@ -62,6 +66,15 @@ struct FileConfig {
     webhook_max_response_bytes: Option<u64>,
     webhook_retries: Option<u32>,
     log: Option<String>,
+    cluster: Option<bool>,
+    node_id: Option<String>,
+    advertise_url: Option<String>,
+    shards: Option<u32>,
+    lease_ttl: Option<String>,
+    join_grace: Option<String>,
+    rebalance_max_moves: Option<usize>,
+    handoff_timeout: Option<String>,
+    forward_timeout: Option<String>,
 }
 
 /// A configured secret; `Debug` never shows it.
@@ -140,6 +153,8 @@ pub struct Config {
     pub webhook: WebhookSettings,
     /// `tracing` filter directive, e.g. `info` or `keelson=debug`.
     pub log: String,
+    /// Set when this instance is one of several sharing the servers (`KEELSON_CLUSTER`).
+    pub cluster: Option<ClusterSettings>,
 }
 
 impl Default for Config {
@@ -164,6 +179,7 @@ impl Default for Config {
             services: BUILTIN_SERVICES.iter().map(|service| (*service).to_owned()).collect(),
             webhook: WebhookSettings::default(),
             log: "info".to_owned(),
+            cluster: None,
         }
     }
 }
@@ -307,6 +323,18 @@ impl Config {
         if let Some(log) = env("KEELSON_LOG").or(file.log) {
             config.log = log;
         }
+        let file_cluster = cluster::FileCluster {
+            cluster: file.cluster,
+            node_id: file.node_id,
+            advertise_url: file.advertise_url,
+            shards: file.shards,
+            lease_ttl: file.lease_ttl,
+            join_grace: file.join_grace,
+            rebalance_max_moves: file.rebalance_max_moves,
+            handoff_timeout: file.handoff_timeout,
+            forward_timeout: file.forward_timeout,
+        };
+        cluster::apply(&mut config, file_cluster, env)?;
         Ok(config)
     }
 }

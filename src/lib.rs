@@ -8,6 +8,7 @@
 //! - [`resources`]: git-backed project resources, one repository per project, one branch per stage.
 //! - [`projects`]: project, stage and service lifecycle, keeping repository, record and events consistent.
 //! - [`actors`]: the actor system running sequences, with durable state and recovery.
+//! - [`cluster`]: several instances sharing the servers, each project served by one of them.
 //! - [`integrations`]: registered execution-plane services (uniform API) and their logs.
 //! - [`secrets`]: secrets for webhooks, encrypted at rest.
 //! - [`services`]: the built-in execution-plane services (approval, lighthouse, remediation, webhook).
@@ -20,6 +21,7 @@ pub mod actors;
 pub mod bus;
 pub mod cli;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod emitter;
 pub mod http;

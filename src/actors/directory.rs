@@ -8,6 +8,7 @@ use actix::{Addr, Arbiter, ArbiterHandle, Supervisor};
 use dashmap::DashMap;
 
 use super::project::{self, ProjectActor};
+use super::protocol::Retire;
 use super::runtime::Runtime;
 
 pub struct Directory {
@@ -62,5 +63,23 @@ impl Directory {
     /// Forgets a deleted project's actor.
     pub fn forget(&self, project: &str) {
         self.projects.remove(project);
+    }
+
+    /// Stops the actors of every running project `moved` selects (they went to another instance)
+    /// without writing or publishing anything, and forgets them; returns how many were running.
+    pub async fn retire(&self, moved: impl Fn(&str) -> bool) -> usize {
+        let leaving: Vec<(String, Addr<ProjectActor>)> = self
+            .projects
+            .iter()
+            .filter(|entry| moved(entry.key()))
+            .map(|entry| (entry.key().clone(), entry.value().clone()))
+            .collect();
+        for (project, address) in &leaving {
+            self.projects.remove(project);
+            let _ = address.send(Retire).await;
+        }
+        // A project may have had nothing running yet still have entries in the read model.
+        self.runtime.read_model.forget_projects(&moved);
+        leaving.len()
     }
 }

@@ -88,7 +88,16 @@ pub struct Control {
 pub enum ControlError {
     #[error("no sequence with keptn context {0} in this project")]
     UnknownContext(String),
+    /// The change could not be stored: another instance took the project over; retry.
+    #[error("the project moved to another instance; retry")]
+    Moved,
 }
+
+/// The project moved to another instance: stop without writing or publishing anything, and forget it
+/// here. Its stored state stays for the new owner.
+#[derive(Message, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct Retire;
 
 /// The project was deleted: abort what runs and forget its executions.
 #[derive(Message)]

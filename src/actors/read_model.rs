@@ -55,6 +55,12 @@ impl ReadModel {
         self.open_tasks.retain(|_, open| open.project != project);
     }
 
+    /// Forgets everything of the projects `moved` selects (they went to another instance).
+    pub fn forget_projects(&self, moved: &impl Fn(&str) -> bool) {
+        self.executions.retain(|_, execution| !moved(&execution.scope.project));
+        self.open_tasks.retain(|_, open| !moved(&open.project));
+    }
+
     pub fn execution(&self, id: &str) -> Option<Arc<Execution>> {
         self.executions.get(id).map(|entry| Arc::clone(entry.value()))
     }

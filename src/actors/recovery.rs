@@ -23,9 +23,23 @@ pub struct Recovered {
 impl Directory {
     /// Rebuilds every project's actors from `store`. Call once, before serving.
     pub async fn recover(&self, store: &dyn SnapshotStore) -> crate::store::Result<Recovered> {
+        self.recover_where(store, |_| true).await
+    }
+
+    /// Rebuilds the actors of the projects `select` picks (in a cluster: those of the shards just
+    /// acquired, read only after the acquisition made older owners' writes impossible).
+    pub async fn recover_where(
+        &self,
+        store: &dyn SnapshotStore,
+        select: impl Fn(&str) -> bool,
+    ) -> crate::store::Result<Recovered> {
+        let selected = |key: &str| snapshot::project_of_key(key).is_some_and(&select);
         let mut report = Recovered::default();
         let mut by_project: HashMap<String, (Vec<ExecutionRecord>, ControlRecord)> = HashMap::new();
         for (key, bytes) in store.scan_prefix(EXECUTION_PREFIX).await? {
+            if !selected(&key) {
+                continue;
+            }
             match snapshot::decode_execution(&bytes) {
                 Ok(record) => {
                     report.executions += 1;
@@ -43,6 +57,9 @@ impl Directory {
             }
         }
         for (key, bytes) in store.scan_prefix(CONTROL_PREFIX).await? {
+            if !selected(&key) {
+                continue;
+            }
             match snapshot::decode_control(&bytes) {
                 Ok(record) => by_project.entry(key[CONTROL_PREFIX.len()..].to_owned()).or_default().1 = record,
                 Err(error) => {

@@ -19,6 +19,14 @@ pub fn execution_key(project: &str, execution: &str) -> String {
     format!("{EXECUTION_PREFIX}{project}/{execution}")
 }
 
+/// The project a record key belongs to (`execution/<project>/…` or `sequence-control/<project>`).
+pub fn project_of_key(key: &str) -> Option<&str> {
+    if let Some(rest) = key.strip_prefix(EXECUTION_PREFIX) {
+        return rest.split_once('/').map(|(project, _)| project);
+    }
+    key.strip_prefix(CONTROL_PREFIX).filter(|project| !project.is_empty())
+}
+
 pub fn control_key(project: &str) -> String {
     format!("{CONTROL_PREFIX}{project}")
 }
@@ -86,5 +94,14 @@ mod tests {
         let current = br#"{"schemaVersion": 1, "paused": [["ctx", null], ["ctx", "dev"]]}"#;
         let record = decode_control(current).unwrap();
         assert_eq!(record.paused, vec![("ctx".to_owned(), None), ("ctx".to_owned(), Some("dev".to_owned()))]);
+    }
+
+    #[test]
+    fn record_keys_name_their_project() {
+        assert_eq!(project_of_key(&execution_key("sockshop", "e1")), Some("sockshop"));
+        assert_eq!(project_of_key(&control_key("sockshop")), Some("sockshop"));
+        for other in ["project/sockshop", "execution/sockshop", "sequence-control/", "secret/x"] {
+            assert_eq!(project_of_key(other), None, "{other}");
+        }
     }
 }

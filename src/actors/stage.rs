@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use actix::prelude::*;
 
-use super::protocol::{Apply, Command, RestoreHolder, SlotRelease, SlotRequest};
+use super::protocol::{Apply, Command, RestoreHolder, Retire, SlotRelease, SlotRequest};
 use crate::model::slots::{Grant, SlotTable};
 
 /// Mailbox capacity. Executions reach their stage with `do_send`, which never waits, so this bounds
@@ -35,6 +35,17 @@ impl Actor for StageActor {
 }
 
 impl Supervised for StageActor {}
+
+impl Handler<Retire> for StageActor {
+    type Result = ();
+
+    /// Lets go of the executions (so that nothing keeps their actors alive) and stops.
+    fn handle(&mut self, _message: Retire, ctx: &mut Context<Self>) {
+        self.requesters.clear();
+        self.slots = SlotTable::default();
+        ctx.stop();
+    }
+}
 
 impl Handler<SlotRequest> for StageActor {
     type Result = ();

@@ -59,7 +59,7 @@ async fn control(
         Err(ControlFailure::Refused(error @ ControlError::UnknownContext(_))) => {
             Err(ApiError::not_found(error.to_string()))
         }
-        Err(error @ ControlFailure::Unavailable) => {
+        Err(error @ (ControlFailure::Unavailable | ControlFailure::Refused(ControlError::Moved))) => {
             Err(ApiError::new(actix_web::http::StatusCode::SERVICE_UNAVAILABLE, error.to_string()))
         }
     }

@@ -37,6 +37,91 @@ pub fn desired_owner<'a>(shard: u32, members: impl IntoIterator<Item = &'a str>)
     members.into_iter().max_by(|a, b| (score(a, shard), *a).cmp(&(score(b, shard), *b)))
 }
 
+/// A member of the cluster as the placement sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub node: String,
+    /// False once it announced it is leaving: it takes no shards and hands its own off.
+    pub active: bool,
+    /// When it joined, on the shared clock (ms).
+    pub since_ms: u64,
+}
+
+/// What this instance knows about one shard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Holder {
+    /// No live lease; unowned since this time (ms on the shared clock).
+    Nobody { since_ms: u64 },
+    /// This instance holds it; `handing_off` while it drains for another owner.
+    Me { handing_off: bool },
+    /// Another instance holds the lease.
+    Other(String),
+}
+
+/// Placement rules shared by every instance.
+#[derive(Debug, Clone, Copy)]
+pub struct Rules {
+    /// A member takes shards only once it has been a member this long.
+    pub join_grace_ms: u64,
+    /// A shard unowned this long is taken by any member, not only its desired owner (liveness).
+    pub orphan_grace_ms: u64,
+    /// Most shards in handoff at once.
+    pub max_moves: usize,
+}
+
+/// What this instance should do now.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Plan {
+    pub acquire: Vec<u32>,
+    pub hand_off: Vec<u32>,
+}
+
+/// The members shards are placed on: active members past their join grace, or, while there are none
+/// (a cluster starting), every active member.
+pub fn eligible(members: &[Member], now_ms: u64, rules: &Rules) -> Vec<String> {
+    let settled: Vec<String> = members
+        .iter()
+        .filter(|member| member.active && now_ms.saturating_sub(member.since_ms) >= rules.join_grace_ms)
+        .map(|member| member.node.clone())
+        .collect();
+    if !settled.is_empty() {
+        return settled;
+    }
+    members.iter().filter(|member| member.active).map(|member| member.node.clone()).collect()
+}
+
+/// Decides which shards `me` acquires and which it hands off, from one view of the cluster. The
+/// lease in Redis decides ownership; this only proposes: two instances acquiring the same shard is
+/// harmless (one wins).
+pub fn plan(me: &str, members: &[Member], shards: &[Holder], now_ms: u64, rules: &Rules) -> Plan {
+    let eligible = eligible(members, now_ms, rules);
+    let me_active = members.iter().any(|member| member.node == me && member.active);
+    let mut plan = Plan::default();
+    if !me_active {
+        return plan;
+    }
+    let mut moving = shards.iter().filter(|holder| matches!(holder, Holder::Me { handing_off: true })).count();
+    for (shard, holder) in (0u32..).zip(shards) {
+        let desired = desired_owner(shard, eligible.iter().map(String::as_str));
+        match holder {
+            Holder::Nobody { since_ms } => {
+                let orphaned_long = now_ms.saturating_sub(*since_ms) >= rules.orphan_grace_ms;
+                if desired == Some(me) || orphaned_long {
+                    plan.acquire.push(shard);
+                }
+            }
+            Holder::Me { handing_off: false } => {
+                if desired.is_some_and(|desired| desired != me) && moving < rules.max_moves {
+                    moving += 1;
+                    plan.hand_off.push(shard);
+                }
+            }
+            Holder::Me { handing_off: true } | Holder::Other(_) => {}
+        }
+    }
+    plan
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -83,5 +168,87 @@ mod tests {
         assert!(joined.iter().zip(&owners).all(|(after, before)| after == before || *after == "n4"));
         assert!((6..=28).contains(&moved), "{moved} of 64 moved to the new member");
         assert_eq!(desired_owner(0, []), None);
+    }
+
+    fn member(node: &str, since_ms: u64) -> Member {
+        Member { node: node.to_owned(), active: true, since_ms }
+    }
+
+    const RULES: Rules = Rules { join_grace_ms: 2_000, orphan_grace_ms: 2_000, max_moves: 8 };
+
+    #[test]
+    fn a_starting_cluster_spreads_at_once_and_each_takes_its_own() {
+        let members = [member("n1", 1_000), member("n2", 1_000), member("n3", 1_100)];
+        let shards = vec![Holder::Nobody { since_ms: 1_000 }; 64];
+        let mut taken = Vec::new();
+        for node in ["n1", "n2", "n3"] {
+            let plan = plan(node, &members, &shards, 1_200, &RULES);
+            assert!(plan.hand_off.is_empty());
+            assert!(plan.acquire.len() >= 10, "{node} takes its share: {:?}", plan.acquire);
+            taken.extend(plan.acquire);
+        }
+        taken.sort_unstable();
+        assert_eq!(taken, (0..64).collect::<Vec<_>>(), "every shard exactly once");
+    }
+
+    #[test]
+    fn orphans_of_a_wedged_owner_are_taken_by_anyone_after_the_grace() {
+        let members = [member("n1", 0), member("n2", 0)];
+        let n2s: Vec<u32> = (0..64).filter(|s| desired_owner(*s, ["n1", "n2"]) == Some("n2")).collect();
+        let shards: Vec<Holder> = (0..64)
+            .map(|s| if n2s.contains(&s) { Holder::Nobody { since_ms: 10_000 } } else { Holder::Me { handing_off: false } })
+            .collect();
+        assert!(plan("n1", &members, &shards, 11_000, &RULES).acquire.is_empty(), "n2 gets its chance first");
+        assert_eq!(plan("n1", &members, &shards, 12_000, &RULES).acquire, n2s);
+    }
+
+    #[test]
+    fn a_joining_member_receives_its_share_after_the_grace_a_few_at_a_time() {
+        let old = [member("n1", 0), member("n2", 0), member("n3", 0)];
+        let mut members = old.to_vec();
+        members.push(member("n4", 50_000));
+        let held_by = |node: &str| -> Vec<Holder> {
+            (0..64)
+                .map(|s| match desired_owner(s, ["n1", "n2", "n3"]) {
+                    Some(owner) if owner == node => Holder::Me { handing_off: false },
+                    Some(owner) => Holder::Other(owner.to_owned()),
+                    None => unreachable!(),
+                })
+                .collect()
+        };
+        // Within the grace nothing moves.
+        assert_eq!(plan("n1", &members, &held_by("n1"), 51_000, &RULES), Plan::default());
+        let mut moved = 0;
+        for node in ["n1", "n2", "n3"] {
+            let plan = plan(node, &members, &held_by(node), 53_000, &RULES);
+            assert!(plan.acquire.is_empty());
+            for shard in &plan.hand_off {
+                assert_eq!(desired_owner(*shard, ["n1", "n2", "n3", "n4"]), Some("n4"), "only n4's shards move");
+            }
+            assert!(plan.hand_off.len() <= RULES.max_moves);
+            moved += plan.hand_off.len();
+        }
+        assert!((8..=24).contains(&moved), "about a quarter move: {moved}");
+        // Shards already in handoff count against the limit.
+        let mut busy = held_by("n1");
+        let mut marked = 0;
+        for holder in busy.iter_mut() {
+            if *holder == (Holder::Me { handing_off: false }) && marked < RULES.max_moves {
+                *holder = Holder::Me { handing_off: true };
+                marked += 1;
+            }
+        }
+        assert!(plan("n1", &members, &busy, 53_000, &RULES).hand_off.is_empty());
+    }
+
+    #[test]
+    fn a_leaving_member_takes_nothing_and_is_not_placed_on() {
+        let members =
+            [member("n1", 0), Member { node: "n2".into(), active: false, since_ms: 0 }, member("n3", 0)];
+        assert_eq!(eligible(&members, 10_000, &RULES), vec!["n1".to_owned(), "n3".to_owned()]);
+        let shards = vec![Holder::Nobody { since_ms: 0 }; 64];
+        assert_eq!(plan("n2", &members, &shards, 10_000, &RULES), Plan::default());
+        let n1 = plan("n1", &members, &shards, 10_000, &RULES);
+        assert_eq!(n1.acquire.len(), 64, "orphaned long enough: n1 takes all it sees as orphans");
     }
 }

@@ -82,6 +82,8 @@ pub struct ProjectManager {
     activity: DashMap<(String, String, String), Arc<ServiceActivity>>,
     /// Activity changed since it was last stored (see [`ProjectManager::store_activity_every`]).
     activity_dirty: std::sync::Mutex<HashSet<(String, String, String)>>,
+    /// Other instances share the store (cluster mode).
+    shared: std::sync::atomic::AtomicBool,
 }
 
 impl ProjectManager {
@@ -107,22 +109,103 @@ impl ProjectManager {
             upstream_policy,
             activity: DashMap::new(),
             activity_dirty: std::sync::Mutex::default(),
+            shared: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
     /// Loads every stored project, restores upstreams, drops credentials without a project and moves
-    /// repositories without a record to `lost+found`.
+    /// repositories without a record to `lost+found`. In a cluster only the records are read here:
+    /// each instance takes over the credentials and repositories of the projects it comes to own
+    /// ([`ProjectManager::adopt`]).
     pub async fn load(&self) -> Result<usize, ProjectError> {
+        let all = |_: &str| true;
+        self.read_records(&all).await?;
+        if self.is_shared() {
+            self.read_activity(&all).await?;
+            return Ok(self.projects.len());
+        }
+        self.read_credentials(&all, true).await?;
+        self.read_activity(&all).await?;
+        self.sweep_repositories().await;
+        self.check_repositories(&all).await;
+        Ok(self.projects.len())
+    }
+
+    /// Takes over the projects `select` picks, which another instance may have changed: reads their
+    /// records, upstreams and activity again, and clones repositories missing here from their upstreams.
+    pub async fn adopt(&self, select: &(dyn Fn(&str) -> bool + Sync)) -> Result<(), ProjectError> {
+        self.read_records(select).await?;
+        self.read_credentials(select, false).await?;
+        self.read_activity(select).await?;
+        self.check_repositories(select).await;
+        Ok(())
+    }
+
+    /// Instances share the store (cluster mode): records change under this instance's feet.
+    pub fn set_shared(&self) {
+        self.shared.store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    fn is_shared(&self) -> bool {
+        self.shared.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Every project, sorted by name; in a cluster read again from the store first, since other
+    /// instances create and delete projects.
+    pub async fn list_current(&self) -> Result<Vec<Arc<ProjectRecord>>, ProjectError> {
+        if self.is_shared() {
+            let all = |_: &str| true;
+            self.read_records(&all).await?;
+            self.read_activity(&all).await?;
+        }
+        Ok(self.list())
+    }
+
+    /// Caches the stored records of the selected projects, and forgets selected projects that have none.
+    async fn read_records(&self, select: &(dyn Fn(&str) -> bool + Sync)) -> Result<(), ProjectError> {
+        let mut stored = HashSet::new();
         for (key, value) in self.snapshots.scan_prefix(RECORD_PREFIX).await? {
+            let name = &key[RECORD_PREFIX.len()..];
+            if !select(name) {
+                continue;
+            }
             let record: ProjectRecord = crate::store::versioned::decode(&value)
                 .map_err(|e| ProjectError::Internal(format!("stored project '{key}' cannot be read: {e}")))?;
-            self.cache(record);
+            stored.insert(record.name.clone());
+            let unchanged = self.get(&record.name).is_some_and(|cached| *cached == record);
+            if !unchanged {
+                self.cache(record);
+            }
         }
+        let gone: Vec<String> = self
+            .projects
+            .iter()
+            .map(|entry| entry.key().clone())
+            .filter(|name| select(name) && !stored.contains(name))
+            .collect();
+        for name in gone {
+            self.uncache(&name);
+        }
+        Ok(())
+    }
+
+    /// Restores the upstreams of the selected projects; `drop_orphans` deletes credentials whose
+    /// project does not exist (only safe where no other instance creates projects meanwhile).
+    async fn read_credentials(
+        &self,
+        select: &(dyn Fn(&str) -> bool + Sync),
+        drop_orphans: bool,
+    ) -> Result<(), ProjectError> {
         for (key, value) in self.snapshots.scan_prefix(CREDENTIALS_PREFIX).await? {
             let project = &key[CREDENTIALS_PREFIX.len()..];
+            if !select(project) {
+                continue;
+            }
             if !self.projects.contains_key(project) {
-                tracing::warn!(project, "dropping upstream credentials of a project that does not exist");
-                self.snapshots.delete(&key).await?;
+                if drop_orphans {
+                    tracing::warn!(project, "dropping upstream credentials of a project that does not exist");
+                    self.snapshots.delete(&key).await?;
+                }
                 continue;
             }
             // A project whose credentials cannot be read is served without its upstream, not dropped.
@@ -142,11 +225,18 @@ impl ProjectManager {
             };
             self.repos.restore_upstream(project, Some(credentials)).await.map_err(ProjectError::from_resource)?;
         }
+        Ok(())
+    }
+
+    async fn read_activity(&self, select: &(dyn Fn(&str) -> bool + Sync)) -> Result<(), ProjectError> {
         for (key, value) in self.snapshots.scan_prefix(ACTIVITY_PREFIX).await? {
             let mut parts = key[ACTIVITY_PREFIX.len()..].splitn(3, '/');
             let (Some(project), Some(stage), Some(service)) = (parts.next(), parts.next(), parts.next()) else {
                 continue;
             };
+            if !select(project) {
+                continue;
+            }
             match crate::store::versioned::decode::<ServiceActivity>(&value) {
                 Ok(activity) => {
                     self.activity
@@ -155,8 +245,13 @@ impl ProjectManager {
                 Err(error) => tracing::warn!(key, %error, "stored service activity cannot be read; ignored"),
             }
         }
-        self.sweep_repositories().await;
-        for project in self.list() {
+        Ok(())
+    }
+
+    /// Opens the repositories of the selected projects, cloning missing ones from their upstreams; a
+    /// project whose repository cannot be restored is served without its resources, and logged.
+    async fn check_repositories(&self, select: &(dyn Fn(&str) -> bool + Sync)) {
+        for project in self.list().into_iter().filter(|project| select(&project.name)) {
             let Err(error) = self.repos.load_heads(&project.name).await else { continue };
             // One damaged project must not keep the others from being served.
             let recovered = match error {
@@ -182,7 +277,6 @@ impl ProjectManager {
                 }
             }
         }
-        Ok(self.projects.len())
     }
 
     /// Removes leftovers of interrupted creates and deletes, and moves repositories that no record refers
@@ -422,6 +516,12 @@ impl ProjectManager {
         names::validate_project_name(&request.name).map_err(|e| ProjectError::BadRequest(e.to_string()))?;
         let (shipyard_text, shipyard) = decode_shipyard(&request.shipyard)?;
         let credentials = request.git_credentials.clone().filter(|c| !c.remote_url.is_empty());
+        if credentials.is_none() && self.is_shared() {
+            // Several instances serve a project in turn: its repository must live upstream.
+            return Err(ProjectError::Unprocessable(
+                "this Keelson runs as a cluster: a project needs gitCredentials with a remoteURL".into(),
+            ));
+        }
         if let Some(credentials) = &credentials {
             self.check_credentials(credentials)?;
             self.check_destination(credentials).await?;

@@ -59,11 +59,31 @@ pub trait SnapshotStore: Send + Sync + 'static {
     async fn scan_prefix(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>>;
     /// Applies every write (`None` deletes) all-or-nothing, in one round trip where the backend allows.
     async fn write_batch(&self, writes: Vec<(String, Option<Vec<u8>>)>) -> Result<()>;
+    /// Applies `open` like [`write_batch`](Self::write_batch), and each group of `fenced` only while its
+    /// shard's epoch in the store is the group's; returns the (shard, epoch) of the refused groups.
+    /// A store used by one instance only has no epochs and applies everything.
+    async fn write_fenced(
+        &self,
+        open: Vec<(String, Option<Vec<u8>>)>,
+        fenced: Vec<FencedGroup>,
+    ) -> Result<Vec<(u32, u64)>> {
+        let mut writes = open;
+        writes.extend(fenced.into_iter().flat_map(|group| group.writes));
+        self.write_batch(writes).await.map(|()| Vec::new())
+    }
     /// Stores `value` only if `key` is not there, atomically (also across instances sharing the store);
     /// returns whether it was stored.
     async fn put_if_absent(&self, key: &str, value: Vec<u8>) -> Result<bool>;
     /// Replaces the value of `key` only if it is there, atomically; returns whether it was replaced.
     async fn put_if_present(&self, key: &str, value: Vec<u8>) -> Result<bool>;
+}
+
+/// Writes of one shard, to be applied only while the shard's epoch is `epoch`.
+#[derive(Debug, Clone)]
+pub struct FencedGroup {
+    pub shard: u32,
+    pub epoch: u64,
+    pub writes: Vec<(String, Option<Vec<u8>>)>,
 }
 
 /// The event history.

@@ -7,7 +7,7 @@ use redis::aio::MultiplexedConnection;
 use redis::{AsyncCommands, AsyncConnectionConfig};
 use tokio::sync::RwLock;
 
-use super::{Error, Result, SnapshotStore};
+use super::{Error, FencedGroup, Result, SnapshotStore};
 
 const BACKEND: &str = "redis";
 /// Every key Keelson writes lives under this prefix, so one Redis can be shared with other tools.
@@ -137,6 +137,83 @@ end
 return 1
 ";
 
+/// A member's heartbeat: refreshes its record (TTL) and its entry in the member set (scored by expiry
+/// on Redis's clock), dropping expired entries. Refused when the node id's record belongs to another
+/// incarnation (another live process uses the id).
+/// KEYS: member set, member record. ARGV: node, incarnation, advertise URL, state, since (0: now), ttl ms.
+const BEAT: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local existing = redis.call('GET', KEYS[2])
+if existing then
+  local ok, record = pcall(cjson.decode, existing)
+  if ok and type(record) == 'table' and record.incarnation ~= ARGV[2] then return {0, now, existing} end
+end
+local since = tonumber(ARGV[5])
+if since == 0 then since = now end
+local ttl = tonumber(ARGV[6])
+local record = cjson.encode({incarnation = ARGV[2], advertiseUrl = ARGV[3], state = ARGV[4], since = since})
+redis.call('SET', KEYS[2], record, 'PX', ttl)
+redis.call('ZADD', KEYS[1], now + ttl, ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+return {1, now, tostring(since)}
+";
+/// The cluster at one instant: Redis time, live members with their records, every shard's lease.
+/// KEYS: member set. ARGV: key prefix, shard count.
+const VIEW: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local nodes = redis.call('ZRANGEBYSCORE', KEYS[1], now, '+inf')
+local records = {}
+for i, node in ipairs(nodes) do records[i] = redis.call('GET', ARGV[1] .. 'cluster/member/' .. node) or '' end
+local leases = {}
+for shard = 0, tonumber(ARGV[2]) - 1 do
+  leases[shard + 1] = redis.call('GET', ARGV[1] .. 'shard/' .. shard .. '/lease') or ''
+end
+return {now, nodes, records, leases}
+";
+/// Removes a member that leaves, if the record is still its incarnation's.
+/// KEYS: member set, member record. ARGV: node, incarnation.
+const LEAVE: &str = r"
+local existing = redis.call('GET', KEYS[2])
+if existing then
+  local ok, record = pcall(cjson.decode, existing)
+  if ok and type(record) == 'table' and record.incarnation == ARGV[2] then redis.call('DEL', KEYS[2]) end
+end
+redis.call('ZREM', KEYS[1], ARGV[1])
+return 1
+";
+
+/// What a heartbeat found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Beat {
+    /// Recorded; `since` is when this incarnation joined, `now` Redis's time (ms).
+    Alive { now_ms: u64, since_ms: u64 },
+    /// Another incarnation holds the node id (its record is `record`).
+    Taken { record: String },
+}
+
+/// One member's heartbeat record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberBeat<'a> {
+    pub node: &'a str,
+    pub incarnation: &'a str,
+    pub advertise_url: &'a str,
+    pub state: &'a str,
+    /// When it joined (ms, Redis clock); 0 on the first beat.
+    pub since_ms: u64,
+}
+
+/// The cluster as one read found it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterView {
+    pub now_ms: u64,
+    /// Live members and their records (JSON: incarnation, advertiseUrl, state, since).
+    pub members: Vec<(String, String)>,
+    /// Each shard's lease value (`<node>#<incarnation>#<epoch>`), `None` when free.
+    pub leases: Vec<Option<String>>,
+}
+
 /// Shard leases and fenced writes for cluster mode: ownership lives in the same Redis as the
 /// snapshots, so the store that receives the protected writes is the one that checks the fence.
 impl RedisSnapshotStore {
@@ -146,6 +223,73 @@ impl RedisSnapshotStore {
 
     fn epoch_key(shard: u32) -> String {
         format!("{KEY_PREFIX}shard/{shard}/epoch")
+    }
+
+    const MEMBERS_KEY: &'static str = "keelson:cluster/members";
+
+    fn member_key(node: &str) -> String {
+        format!("{KEY_PREFIX}cluster/member/{node}")
+    }
+
+    /// Records the shard count the first time any instance starts; returns the count the cluster
+    /// was created with (compare it with this instance's).
+    pub async fn cluster_shards(&self, shards: u32) -> Result<u32> {
+        let key = Self::full_key("cluster/config");
+        let config = serde_json::json!({ "shards": shards }).to_string();
+        let mut connection = self.connection().await?;
+        let mut set = redis::cmd("SET");
+        set.arg(&key).arg(config).arg("NX");
+        let _: Option<String> = self.call(set.query_async(&mut connection)).await?;
+        let stored: String = self.call(connection.get(&key)).await?;
+        serde_json::from_str::<serde_json::Value>(&stored)
+            .ok()
+            .and_then(|config| config.get("shards")?.as_u64())
+            .and_then(|shards| u32::try_from(shards).ok())
+            .ok_or_else(|| Error::Corrupt { key: "cluster/config".into(), message: stored })
+    }
+
+    /// Refreshes this member's record and membership.
+    pub async fn beat(&self, member: &MemberBeat<'_>, ttl: std::time::Duration) -> Result<Beat> {
+        let mut connection = self.connection().await?;
+        let mut invocation = scripts().beat.prepare_invoke();
+        invocation
+            .key(Self::MEMBERS_KEY)
+            .key(Self::member_key(member.node))
+            .arg(member.node)
+            .arg(member.incarnation)
+            .arg(member.advertise_url)
+            .arg(member.state)
+            .arg(member.since_ms)
+            .arg(millis(ttl));
+        let (alive, now, detail): (i64, u64, String) = self.call(invocation.invoke_async(&mut connection)).await?;
+        Ok(if alive == 1 {
+            Beat::Alive { now_ms: now, since_ms: detail.parse().unwrap_or(now) }
+        } else {
+            Beat::Taken { record: detail }
+        })
+    }
+
+    /// The live members and every shard's lease, read at one instant.
+    pub async fn cluster_view(&self, shards: u32) -> Result<ClusterView> {
+        let mut connection = self.connection().await?;
+        let mut invocation = scripts().view.prepare_invoke();
+        invocation.key(Self::MEMBERS_KEY).arg(KEY_PREFIX).arg(shards);
+        let (now_ms, nodes, records, leases): (u64, Vec<String>, Vec<String>, Vec<String>) =
+            self.call(invocation.invoke_async(&mut connection)).await?;
+        Ok(ClusterView {
+            now_ms,
+            members: nodes.into_iter().zip(records).filter(|(_, record)| !record.is_empty()).collect(),
+            leases: leases.into_iter().map(|lease| Some(lease).filter(|lease| !lease.is_empty())).collect(),
+        })
+    }
+
+    /// Removes this member (leaving for good).
+    pub async fn leave(&self, node: &str, incarnation: &str) -> Result<()> {
+        let mut connection = self.connection().await?;
+        let mut invocation = scripts().leave.prepare_invoke();
+        invocation.key(Self::MEMBERS_KEY).key(Self::member_key(node)).arg(node).arg(incarnation);
+        let _: i64 = self.call(invocation.invoke_async(&mut connection)).await?;
+        Ok(())
     }
 
     /// The lease value of `holder` at `epoch`.
@@ -194,37 +338,48 @@ impl RedisSnapshotStore {
 
     /// Applies `writes` (`None` deletes) atomically if `shard`'s epoch is still `epoch`; false when a
     /// newer holder took the shard (nothing was written).
-    pub async fn write_fenced(&self, shard: u32, epoch: u64, writes: Vec<(String, Option<Vec<u8>>)>) -> Result<bool> {
-        let mut connection = self.connection().await?;
-        let mut invocation = scripts().fenced_write.prepare_invoke();
-        invocation.key(Self::epoch_key(shard));
-        let ops: String = writes.iter().map(|(_, value)| if value.is_some() { 'S' } else { 'D' }).collect();
-        invocation.arg(epoch).arg(ops);
-        for (key, value) in writes {
-            invocation.key(Self::full_key(&key));
+    pub async fn write_fenced_group(&self, group: FencedGroup) -> Result<bool> {
+        let refused = self.write_fenced(Vec::new(), vec![group]).await?;
+        Ok(refused.is_empty())
+    }
+
+    /// The `EVAL` of the fence script for one group (`EVAL` rather than `EVALSHA`: a pipeline cannot
+    /// load a script it misses, and the script is short).
+    fn fenced_command(group: FencedGroup) -> redis::Cmd {
+        let ops: String = group.writes.iter().map(|(_, value)| if value.is_some() { 'S' } else { 'D' }).collect();
+        let mut command = redis::cmd("EVAL");
+        command.arg(FENCED_WRITE).arg(group.writes.len() + 1).arg(Self::epoch_key(group.shard));
+        for (key, _) in &group.writes {
+            command.arg(Self::full_key(key));
+        }
+        command.arg(group.epoch).arg(ops);
+        for (_, value) in group.writes {
             if let Some(value) = value {
-                invocation.arg(value);
+                command.arg(value);
             }
         }
-        let written: i64 = self.call(invocation.invoke_async(&mut connection)).await?;
-        Ok(written == 1)
+        command
     }
 }
 
 /// The lease scripts, hashed once (Redis runs them by their SHA after the first call).
 struct Scripts {
+    beat: redis::Script,
+    view: redis::Script,
+    leave: redis::Script,
     acquire: redis::Script,
     renew: redis::Script,
     release: redis::Script,
-    fenced_write: redis::Script,
 }
 
 fn scripts() -> &'static Scripts {
     static SCRIPTS: std::sync::LazyLock<Scripts> = std::sync::LazyLock::new(|| Scripts {
+        beat: redis::Script::new(BEAT),
+        view: redis::Script::new(VIEW),
+        leave: redis::Script::new(LEAVE),
         acquire: redis::Script::new(ACQUIRE),
         renew: redis::Script::new(RENEW),
         release: redis::Script::new(RELEASE),
-        fenced_write: redis::Script::new(FENCED_WRITE),
     });
     &SCRIPTS
 }
@@ -272,6 +427,28 @@ impl SnapshotStore for RedisSnapshotStore {
         }
         let mut connection = self.connection().await?;
         self.call(pipeline.query_async::<()>(&mut connection)).await
+    }
+
+    async fn write_fenced(
+        &self,
+        open: Vec<(String, Option<Vec<u8>>)>,
+        fenced: Vec<FencedGroup>,
+    ) -> Result<Vec<(u32, u64)>> {
+        if !open.is_empty() {
+            self.write_batch(open).await?;
+        }
+        if fenced.is_empty() {
+            return Ok(Vec::new());
+        }
+        // One round trip for every group; each script is atomic on its own.
+        let tags: Vec<(u32, u64)> = fenced.iter().map(|group| (group.shard, group.epoch)).collect();
+        let mut pipeline = redis::pipe();
+        for group in fenced {
+            pipeline.add_command(Self::fenced_command(group));
+        }
+        let mut connection = self.connection().await?;
+        let applied: Vec<i64> = self.call(pipeline.query_async(&mut connection)).await?;
+        Ok(tags.into_iter().zip(applied).filter(|(_, applied)| *applied != 1).map(|(tag, _)| tag).collect())
     }
 
     async fn scan_prefix(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {

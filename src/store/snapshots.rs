@@ -5,6 +5,10 @@
 //!
 //! Writes are never dropped: a failed batch is kept, merged with what arrives meanwhile and retried
 //! until the store answers again; waiters learn about it only through [`SnapshotWriter::health`].
+//!
+//! In a cluster, writes of a shard's keys are *fenced*: each carries the epoch under which this
+//! instance holds the shard, and the store applies them only while that epoch is current (see
+//! [`Fencing`]). A fenced write is refused, not retried: its waiters learn it was not stored.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,7 +18,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::health::BackendHealth;
 use super::outstanding::Outstanding;
-use super::SnapshotStore;
+use super::{FencedGroup, SnapshotStore};
 
 /// Writes waiting before senders wait (backpressure).
 const QUEUE_CAPACITY: usize = 16_384;
@@ -23,13 +27,36 @@ const BATCH_MAX: usize = 4_096;
 /// Pause before retrying a failed batch.
 const RETRY_DELAY: Duration = Duration::from_millis(250);
 
-/// Resolves once the write is durable.
-pub type Persisted = oneshot::Receiver<()>;
+/// Resolves once the write is durable (`true`) or was refused by the fence (`false`).
+pub type Persisted = oneshot::Receiver<bool>;
+
+/// The shard epoch a write must carry; `None` for keys outside every shard.
+type Tag = Option<(u32, u64)>;
+
+/// Which writes are fenced, and under which epoch: cluster mode's shard ownership.
+pub trait Fencing: Send + Sync + 'static {
+    /// The fence a write of `key` passes through.
+    fn fence(&self, key: &str) -> Fence;
+    /// The store refused writes of `shard` under `epoch`: another instance holds the shard now.
+    fn refused(&self, shard: u32, epoch: u64);
+}
+
+/// How a key is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fence {
+    /// Not part of any shard (records shared by the whole cluster).
+    Open,
+    /// Part of `shard`, held here under `epoch`: stored only while that epoch is current.
+    Epoch { shard: u32, epoch: u64 },
+    /// Part of a shard this instance does not hold: refused before it is sent.
+    NotHeld,
+}
 
 struct Write {
     key: String,
     value: Option<Vec<u8>>,
-    done: oneshot::Sender<()>,
+    tag: Tag,
+    done: oneshot::Sender<bool>,
 }
 
 /// A write handed to [`SnapshotWriter::queue_in_order`].
@@ -48,13 +75,14 @@ impl Queued {
         matches!(self, Queued::WaitingForRoom { .. })
     }
 
-    /// Waits until the write is stored (or the writer has stopped).
-    pub async fn durable(self) {
+    /// Waits until the write is stored: true then; false when the fence refused it (the shard is no
+    /// longer this instance's) or the writer has stopped.
+    pub async fn durable(self) -> bool {
         let persisted = match self {
             Queued::InQueue(persisted) => persisted,
             Queued::WaitingForRoom { writer, key, value } => writer.queue(key, value).await,
         };
-        let _ = persisted.await;
+        persisted.await.unwrap_or(false)
     }
 }
 
@@ -64,16 +92,37 @@ pub struct SnapshotWriter {
     sender: mpsc::Sender<Write>,
     health: BackendHealth,
     outstanding: Outstanding,
+    fencing: Option<Arc<dyn Fencing>>,
 }
 
 impl SnapshotWriter {
     /// Starts the writer on the current tokio runtime.
     pub fn start(store: Arc<dyn SnapshotStore>) -> Self {
+        Self::start_fenced(store, None)
+    }
+
+    /// Starts a writer whose writes of shard keys pass through `fencing` (cluster mode).
+    pub fn start_fenced(store: Arc<dyn SnapshotStore>, fencing: Option<Arc<dyn Fencing>>) -> Self {
         let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
         let health = BackendHealth::default();
         let outstanding = Outstanding::default();
-        tokio::spawn(write_batches(store, receiver, health.clone(), outstanding.clone()));
-        Self { sender, health, outstanding }
+        tokio::spawn(write_batches(store, receiver, health.clone(), outstanding.clone(), fencing.clone()));
+        Self { sender, health, outstanding, fencing }
+    }
+
+    /// The epoch `key` is written under; `Err` (with a resolved receiver) when this instance does not
+    /// hold its shard.
+    fn tag(&self, key: &str) -> Result<Tag, Persisted> {
+        match self.fencing.as_ref().map_or(Fence::Open, |fencing| fencing.fence(key)) {
+            Fence::Open => Ok(None),
+            Fence::Epoch { shard, epoch } => Ok(Some((shard, epoch))),
+            Fence::NotHeld => {
+                metrics::counter!("keelson_fenced_writes_total", "side" => "local").increment(1);
+                let (done, persisted) = oneshot::channel();
+                let _ = done.send(false);
+                Err(persisted)
+            }
+        }
     }
 
     /// Writes queued and not yet durable.
@@ -90,9 +139,13 @@ impl SnapshotWriter {
     /// writes in order call this from synchronous code, where nothing can overtake; a full queue hands
     /// the write back as [`Queued::WaitingForRoom`] (dropping that queues nothing).
     pub fn queue_in_order(&self, key: String, value: Option<Vec<u8>>) -> Queued {
+        let tag = match self.tag(&key) {
+            Ok(tag) => tag,
+            Err(refused) => return Queued::InQueue(refused),
+        };
         let (done, persisted) = oneshot::channel();
         self.outstanding.add(1);
-        match self.sender.try_send(Write { key, value, done }) {
+        match self.sender.try_send(Write { key, value, tag, done }) {
             Ok(()) => Queued::InQueue(persisted),
             Err(mpsc::error::TrySendError::Full(write)) => {
                 self.outstanding.done(1);
@@ -107,8 +160,12 @@ impl SnapshotWriter {
     }
 
     async fn queue(&self, key: String, value: Option<Vec<u8>>) -> Persisted {
+        let tag = match self.tag(&key) {
+            Ok(tag) => tag,
+            Err(refused) => return refused,
+        };
         let (done, persisted) = oneshot::channel();
-        let write = Write { key, value, done };
+        let write = Write { key, value, tag, done };
         self.outstanding.add(1);
         if self.sender.send(write).await.is_err() {
             self.outstanding.done(1);
@@ -127,28 +184,36 @@ async fn write_batches(
     mut receiver: mpsc::Receiver<Write>,
     health: BackendHealth,
     outstanding: Outstanding,
+    fencing: Option<Arc<dyn Fencing>>,
 ) {
     let mut incoming = Vec::with_capacity(BATCH_MAX);
-    let mut pending: HashMap<String, Option<Vec<u8>>> = HashMap::new();
-    let mut waiting: Vec<oneshot::Sender<()>> = Vec::new();
+    let mut pending = Pending::default();
     while receiver.recv_many(&mut incoming, BATCH_MAX).await > 0 {
-        absorb(&mut incoming, &mut pending, &mut waiting);
+        pending.absorb(&mut incoming);
         loop {
-            let writes: Vec<(String, Option<Vec<u8>>)> =
-                pending.iter().map(|(key, value)| (key.clone(), value.clone())).collect();
-            let count = writes.len();
+            let (open, groups) = pending.batch();
+            let count = open.len() + groups.iter().map(|group| group.writes.len()).sum::<usize>();
             let started = std::time::Instant::now();
-            match store.write_batch(writes).await {
-                Ok(()) => {
+            let outcome = if groups.is_empty() {
+                store.write_batch(open).await.map(|()| Vec::new())
+            } else {
+                store.write_fenced(open, groups).await
+            };
+            match outcome {
+                Ok(refused) => {
                     metrics::histogram!("keelson_snapshot_batch_seconds").record(started.elapsed().as_secs_f64());
                     health.report_success();
                     metrics::counter!("keelson_snapshot_writes_total").increment(count as u64);
                     metrics::counter!("keelson_snapshot_batches_total").increment(1);
-                    pending.clear();
-                    outstanding.done(waiting.len());
-                    waiting.drain(..).for_each(|done| {
-                        let _ = done.send(());
-                    });
+                    for &(shard, epoch) in &refused {
+                        metrics::counter!("keelson_fenced_writes_total", "side" => "redis").increment(1);
+                        tracing::warn!(shard, epoch, "writes refused: another instance holds the shard now");
+                        if let Some(fencing) = &fencing {
+                            fencing.refused(shard, epoch);
+                        }
+                    }
+                    outstanding.done(pending.waiting.len());
+                    pending.finish(&refused);
                     break;
                 }
                 Err(error) => {
@@ -163,20 +228,49 @@ async fn write_batches(
                             break;
                         }
                     }
-                    absorb(&mut incoming, &mut pending, &mut waiting);
+                    pending.absorb(&mut incoming);
                 }
             }
         }
     }
 }
 
-fn absorb(
-    incoming: &mut Vec<Write>,
-    pending: &mut HashMap<String, Option<Vec<u8>>>,
-    waiting: &mut Vec<oneshot::Sender<()>>,
-) {
-    for write in incoming.drain(..) {
-        pending.insert(write.key, write.value);
-        waiting.push(write.done);
+/// The writes of the batch being stored, the last value per key, and who waits for them.
+#[derive(Default)]
+struct Pending {
+    writes: HashMap<String, (Option<Vec<u8>>, Tag)>,
+    waiting: Vec<(Tag, oneshot::Sender<bool>)>,
+}
+
+impl Pending {
+    fn absorb(&mut self, incoming: &mut Vec<Write>) {
+        for write in incoming.drain(..) {
+            self.writes.insert(write.key, (write.value, write.tag));
+            self.waiting.push((write.tag, write.done));
+        }
+    }
+
+    /// The open writes, and the fenced ones grouped by shard and epoch.
+    fn batch(&self) -> (Vec<(String, Option<Vec<u8>>)>, Vec<FencedGroup>) {
+        let mut open = Vec::new();
+        let mut groups: HashMap<(u32, u64), Vec<(String, Option<Vec<u8>>)>> = HashMap::new();
+        for (key, (value, tag)) in &self.writes {
+            let write = (key.clone(), value.clone());
+            match tag {
+                None => open.push(write),
+                Some(tag) => groups.entry(*tag).or_default().push(write),
+            }
+        }
+        let groups = groups.into_iter().map(|((shard, epoch), writes)| FencedGroup { shard, epoch, writes }).collect();
+        (open, groups)
+    }
+
+    /// Tells every waiter whether its write was stored: all were, except those of `refused` groups.
+    fn finish(&mut self, refused: &[(u32, u64)]) {
+        self.writes.clear();
+        for (tag, done) in self.waiting.drain(..) {
+            let stored = tag.is_none_or(|tag| !refused.contains(&tag));
+            let _ = done.send(stored);
+        }
     }
 }

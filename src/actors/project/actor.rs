@@ -212,7 +212,12 @@ impl Handler<ExecutionEnded> for ProjectActor {
             self.contexts.get(context).is_some_and(|ids| ids.iter().any(|id| self.live.contains_key(id)));
         if !still_running && self.paused.context_ended(context) {
             let persisted = self.save_control();
-            ctx.spawn(persisted.into_actor(self));
+            ctx.spawn(
+                async move {
+                    let _ = persisted.await;
+                }
+                .into_actor(self),
+            );
         }
         Box::pin(async move {
             for follower in followers {

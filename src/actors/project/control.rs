@@ -44,8 +44,8 @@ impl ProjectActor {
     }
 
     /// Queues the pause flags for storing (synchronously, so successive changes keep their order); the
-    /// future resolves once they are durable.
-    pub(super) fn save_control(&self) -> impl std::future::Future<Output = ()> {
+    /// future resolves once they are durable (true), or refused because the project moved (false).
+    pub(super) fn save_control(&self) -> impl std::future::Future<Output = bool> {
         let record = ControlRecord { schema_version: SCHEMA_VERSION, paused: self.paused.to_stored() };
         let bytes = serde_json::to_vec(&record).expect("pause flags always serialise");
         self.runtime.snapshots.queue_in_order(control_key(&self.name), Some(bytes)).durable()
@@ -61,7 +61,9 @@ impl Handler<Control> for ProjectActor {
         // Answers once the pause flags and the executions' changed states are durable, so an
         // acknowledged pause, resume or abort survives a crash.
         Box::pin(async move {
-            persisted.await;
+            if !persisted.await {
+                return Err(ControlError::Moved);
+            }
             let applied = outcome?;
             for execution in applied {
                 // An execution that stopped meanwhile drops its acknowledgement: nothing to wait for.

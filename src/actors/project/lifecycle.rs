@@ -6,7 +6,7 @@ use std::sync::Arc;
 use actix::prelude::*;
 
 use super::actor::ProjectActor;
-use crate::actors::protocol::{Apply, Command, ProjectDeleted, Restore, RestoreHolder};
+use crate::actors::protocol::{Apply, Command, ProjectDeleted, Restore, RestoreHolder, Retire};
 use crate::actors::sequence::SequenceActor;
 use crate::actors::snapshot::{control_key, execution_key};
 use crate::model::sequence::control::PauseFlags;
@@ -84,6 +84,27 @@ impl Handler<ProjectDeleted> for ProjectActor {
         self.contexts.clear();
         self.paused = PauseFlags::default();
         self.stages.clear();
+        ctx.stop();
+    }
+}
+
+impl Handler<Retire> for ProjectActor {
+    type Result = ();
+
+    /// The project moved to another instance: its actors stop without writing anything, and this
+    /// instance forgets it. The stored records stay for the new owner.
+    fn handle(&mut self, _message: Retire, ctx: &mut Context<Self>) {
+        for address in self.live.values() {
+            address.do_send(Retire);
+        }
+        for stage in self.stages.values() {
+            stage.do_send(Retire);
+        }
+        self.runtime.read_model.forget_project(&self.name);
+        self.live.clear();
+        self.contexts.clear();
+        self.stages.clear();
+        self.paused = PauseFlags::default();
         ctx.stop();
     }
 }

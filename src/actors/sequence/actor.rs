@@ -11,7 +11,7 @@ use actix::prelude::*;
 use futures_util::future::Shared;
 
 use super::outbox::Outbox;
-use crate::actors::protocol::{Ack, Apply, Command, SequencePeers};
+use crate::actors::protocol::{Ack, Apply, Command, Retire, SequencePeers};
 use crate::actors::runtime::{guarded, Runtime};
 use crate::model::event::CloudEvent;
 use crate::model::sequence::{Applied, Effect, Execution, Input, Step, Timeouts};
@@ -62,6 +62,8 @@ pub struct SequenceActor {
     pub(super) last_panic: String,
     /// Even ending the execution panicked: the actor takes no more input until the process restarts.
     pub(super) quarantined: bool,
+    /// Its project moved to another instance: the actor takes no more input and is dropped.
+    pub(super) retired: bool,
     /// Fault injection: every step panics.
     #[cfg(feature = "fault-injection")]
     pub(in crate::actors) broken: bool,
@@ -84,6 +86,7 @@ impl SequenceActor {
             consecutive_panics: 0,
             last_panic: String::new(),
             quarantined: false,
+            retired: false,
             #[cfg(feature = "fault-injection")]
             broken: false,
         }
@@ -190,7 +193,7 @@ impl Actor for SequenceActor {
                 self.trigger_stored = history;
                 self.perform(effects, ack, ctx);
             }
-            Start::Restarted if self.quarantined => {}
+            Start::Restarted if self.quarantined || self.retired => {}
             Start::Restarted if self.consecutive_panics > MAX_CONSECUTIVE_PANICS => self.quarantine(),
             Start::Restarted if self.consecutive_panics == MAX_CONSECUTIVE_PANICS => {
                 let message = format!(
@@ -212,6 +215,26 @@ impl Actor for SequenceActor {
     }
 }
 
+impl SequenceActor {
+    /// Stops acting for good without writing or publishing anything: its project is now another
+    /// instance's, which continues from the stored state.
+    pub(in crate::actors) fn retire(&mut self, ctx: &mut Context<Self>) {
+        self.retired = true;
+        for handle in [self.timer.take(), self.flush.take()].into_iter().flatten() {
+            ctx.cancel_future(handle);
+        }
+        ctx.stop();
+    }
+}
+
+impl Handler<Retire> for SequenceActor {
+    type Result = ();
+
+    fn handle(&mut self, _message: Retire, ctx: &mut Context<Self>) {
+        self.retire(ctx);
+    }
+}
+
 impl Supervised for SequenceActor {
     fn restarting(&mut self, _ctx: &mut Context<Self>) {
         self.timer = None;
@@ -223,7 +246,7 @@ impl Handler<Apply> for SequenceActor {
     type Result = ();
 
     fn handle(&mut self, message: Apply, ctx: &mut Context<Self>) {
-        if self.quarantined {
+        if self.quarantined || self.retired {
             // Dropping the acknowledgement tells the sender the input was not applied.
             return;
         }

@@ -141,7 +141,11 @@ impl SequenceActor {
             // Waits for as long as the store is down: nothing after this point may run before the
             // state is durable.
             if let Some(queued) = queued {
-                queued.durable().await;
+                if !queued.durable().await {
+                    // Refused by the fence: another instance holds the project now. Nothing of this
+                    // step may be acknowledged or published; the new owner restores the last stored state.
+                    return None;
+                }
             }
             // Only now may a retried event for the task this step closed miss it: until here, it
             // reaches this actor and is answered once the close is durable.
@@ -167,9 +171,13 @@ impl SequenceActor {
                 }
                 None => false,
             };
-            (stored, chained)
+            Some((stored, chained))
         };
-        let work = work.into_actor(self).map(move |(stored, chained), actor, ctx| {
+        let work = work.into_actor(self).map(move |outcome, actor, ctx| {
+            let Some((stored, chained)) = outcome else {
+                actor.retire(ctx);
+                return;
+            };
             if chained {
                 actor.chain_pending = false;
                 actor.mark_stale(ctx);
