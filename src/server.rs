@@ -49,6 +49,8 @@ pub struct ControlPlane {
     /// Turned true to stop the bus consumers.
     closing: tokio::sync::watch::Sender<bool>,
     nats: Option<async_nats::Client>,
+    /// Set in cluster mode.
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 /// How often the drain checks that nothing new appeared.
@@ -83,6 +85,10 @@ impl ControlPlane {
             }
             quiet_checks = if quiet() { quiet_checks + 1 } else { 0 };
             tokio::time::sleep(DRAIN_POLL).await;
+        }
+        if let Some(cluster) = &self.cluster {
+            // Everything accepted is durable: the shards can go to the other instances.
+            cluster.leave().await;
         }
         if let Some(nats) = &self.nats {
             let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
@@ -151,6 +157,12 @@ pub async fn build_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow:
         }
     };
 
+    let joined = match (&config.cluster, &config.redis_url) {
+        (Some(settings), Some(url)) => Some(crate::cluster::join(settings, url.as_str()).await?),
+        _ => None,
+    };
+    let fencing = joined.as_ref().map(|joined| Arc::clone(&joined.table) as Arc<dyn crate::store::snapshots::Fencing>);
+
     let secret_key = match &config.secret_key {
         Some(key) => crate::secrets::SecretKey::from_base64(&key.0)?,
         None => load_or_generate_secret_key(&config.data_dir)?,
@@ -168,6 +180,9 @@ pub async fn build_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow:
         crate::model::host_policy::HostPolicy::with_defaults(Vec::new(), config.git_allowed_hosts.clone())
             .allowed_by("git_allowed_hosts"),
     ));
+    if joined.is_some() {
+        projects.set_shared();
+    }
     let loaded = projects.load().await.context("cannot load projects")?;
     projects.store_activity_every(ACTIVITY_STORE_PERIOD);
     tracing::info!(projects = loaded, "state loaded");
@@ -176,7 +191,7 @@ pub async fn build_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow:
         Arc::clone(&projects),
         emitter,
         history,
-        SnapshotWriter::start(Arc::clone(&snapshots)),
+        SnapshotWriter::start_fenced(Arc::clone(&snapshots), fencing),
         Arc::clone(&clock),
         Timeouts { started: config.task_started_timeout, finished: config.task_finished_timeout },
         config.execution_retention,
@@ -196,6 +211,9 @@ pub async fn build_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow:
         .await
         .context("cannot load integrations")?,
     );
+    if joined.is_some() {
+        integrations.set_shared();
+    }
     integrations.start_sweeping();
     let secrets =
         Arc::new(crate::secrets::Secrets::new(Arc::clone(&snapshots), secret_key, config.secret_scopes.clone()));
@@ -204,37 +222,70 @@ pub async fn build_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow:
         (None, Some(url)) => crate::services::Transport::Nats(url.to_string()),
         (None, None) => unreachable!("either the in-process bus or nats is configured"),
     };
-    let access = Arc::new(crate::services::LocalAccess {
-        projects: Arc::clone(&projects),
-        events: Arc::clone(&events),
-        secrets: Arc::clone(&secrets),
-        providers: crate::services::SliProviders(Arc::clone(&snapshots)),
-        integrations: Arc::clone(&integrations),
-    });
+    let access: Arc<dyn crate::services::ControlPlaneAccess> = match &joined {
+        // Resources of projects served elsewhere are read through this instance's API, which sends
+        // the request to their owner.
+        Some(joined) => Arc::new(crate::services::remote::RemoteAccess::new(
+            &joined.identity.advertise_url,
+            &token,
+            Some(Arc::clone(&secrets)),
+            Some(crate::services::SliProviders(Arc::clone(&snapshots))),
+        )),
+        None => Arc::new(crate::services::LocalAccess {
+            projects: Arc::clone(&projects),
+            events: Arc::clone(&events),
+            secrets: Arc::clone(&secrets),
+            providers: crate::services::SliProviders(Arc::clone(&snapshots)),
+            integrations: Arc::clone(&integrations),
+        }),
+    };
     let registration = crate::services::Registration::Local {
         integrations: Arc::clone(&integrations),
         ttl: config.uniform_integration_ttl,
     };
     crate::services::start(&config.services, service_transport, access, registration, &config.webhook).await;
-    // Recovery republishes open tasks: the built-in services are subscribed by now.
+    // Recovery republishes open tasks: the built-in services are subscribed by now. In a cluster each
+    // shard is restored when this instance acquires it.
     let directory = Arc::new(Directory::new(runtime));
-    let recovered = directory.recover(snapshots.as_ref()).await.context("cannot restore sequences")?;
-    tracing::info!(
-        executions = recovered.executions,
-        running = recovered.running,
-        unreadable = recovered.unreadable,
-        "sequences restored"
-    );
+    if joined.is_none() {
+        let recovered = directory.recover(snapshots.as_ref()).await.context("cannot restore sequences")?;
+        tracing::info!(
+            executions = recovered.executions,
+            running = recovered.running,
+            unreadable = recovered.unreadable,
+            "sequences restored"
+        );
+    }
     let router = EventRouter::new(directory);
+    let (cluster, forwarder) = match (joined, &nats_bus) {
+        (Some(joined), Some(nats)) => {
+            let forwarder = crate::cluster::forward::Forwarder::new(
+                Arc::clone(&joined.table),
+                nats.client().clone(),
+                Arc::clone(&events),
+            );
+            crate::cluster::deliveries::serve_deliveries(
+                nats.client().clone(),
+                joined.identity.node.clone(),
+                router.clone(),
+                Arc::clone(&joined.table),
+            )
+            .await
+            .context("cannot subscribe to forwarded events on nats")?;
+            (Some(Arc::new(joined.start(router.clone(), Arc::clone(&snapshots))?)), Some(forwarder))
+        }
+        _ => (None, None),
+    };
     let (closing, closing_input) = tokio::sync::watch::channel(false);
-    consume_bus(&router, bus_input, nats_bus.as_ref(), closing_input).await?;
+    consume_bus(&router, forwarder.clone(), bus_input, nats_bus.as_ref(), closing_input).await?;
 
     let state = web::Data::new(AppState {
         projects,
         integrations,
         secrets,
         events: Arc::clone(&events),
-        control: ControlHandle::new(router),
+        control: ControlHandle::new(router, forwarder),
+        cluster: cluster.clone(),
         token: ApiToken::new(token),
         auth_limiter: Default::default(),
         metrics: http::metrics::recorder(),
@@ -248,6 +299,7 @@ pub async fn build_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow:
         token_from_data_dir,
         closing,
         nats: nats_bus.map(|bus| bus.client().clone()),
+        cluster,
     })
 }
 
@@ -255,6 +307,7 @@ pub async fn build_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow:
 /// actors already handled; looping them back could make the bus wait on itself).
 async fn consume_bus(
     router: &EventRouter,
+    forwarder: Option<crate::cluster::forward::Forwarder>,
     in_process: Option<tokio::sync::mpsc::Receiver<Arc<crate::model::event::CloudEvent>>>,
     nats: Option<&NatsBus>,
     closing: tokio::sync::watch::Receiver<bool>,
@@ -275,7 +328,7 @@ async fn consume_bus(
     }
     if let Some(bus) = nats {
         let consumer = bus.control_plane_consumer().await.context("cannot set up the jetstream consumer on nats")?;
-        tokio::spawn(crate::actors::router::consume_jetstream(consumer, router.clone(), closing));
+        tokio::spawn(crate::actors::router::consume_jetstream(consumer, router.clone(), forwarder, closing));
     }
     Ok(())
 }

@@ -59,7 +59,7 @@ async fn a_holder_that_lost_its_shard_cannot_write() {
     let Acquired::Granted { epoch: old } = store.acquire_shard(3, "n1", TTL).await.unwrap() else { panic!() };
     let writes =
         vec![("execution/p/1".to_owned(), Some(b"one".to_vec())), ("execution/p/2".to_owned(), Some(b"two".to_vec()))];
-    assert!(store.write_fenced_group(FencedGroup { shard: 3, epoch: old, writes: writes }).await.unwrap());
+    assert!(store.write_fenced_group(FencedGroup { shard: 3, epoch: old, writes }).await.unwrap());
     assert_eq!(store.get("execution/p/1").await.unwrap().as_deref(), Some(&b"one"[..]));
 
     // Another instance takes the shard (the old lease expired while its holder was paused).
@@ -68,7 +68,10 @@ async fn a_holder_that_lost_its_shard_cannot_write() {
 
     // The old holder's late batch changes nothing, neither sets nor deletes.
     let late = vec![("execution/p/1".to_owned(), Some(b"stale".to_vec())), ("execution/p/2".to_owned(), None)];
-    assert!(!store.write_fenced_group(FencedGroup { shard: 3, epoch: old, writes: late }).await.unwrap(), "refused by the fence");
+    assert!(
+        !store.write_fenced_group(FencedGroup { shard: 3, epoch: old, writes: late }).await.unwrap(),
+        "refused by the fence"
+    );
     assert_eq!(store.get("execution/p/1").await.unwrap().as_deref(), Some(&b"one"[..]));
     assert_eq!(store.get("execution/p/2").await.unwrap().as_deref(), Some(&b"two"[..]));
 
@@ -78,7 +81,14 @@ async fn a_holder_that_lost_its_shard_cannot_write() {
     assert_eq!(store.get("execution/p/1").await.unwrap().as_deref(), Some(&b"new"[..]));
     assert_eq!(store.get("execution/p/2").await.unwrap(), None);
     // A shard that was never acquired has no epoch to match.
-    assert!(!store.write_fenced_group(FencedGroup { shard: 4, epoch: 1, writes: vec![("execution/q/1".to_owned(), Some(b"x".to_vec()))] }).await.unwrap());
+    assert!(!store
+        .write_fenced_group(FencedGroup {
+            shard: 4,
+            epoch: 1,
+            writes: vec![("execution/q/1".to_owned(), Some(b"x".to_vec()))]
+        })
+        .await
+        .unwrap());
     assert_eq!(store.get("execution/q/1").await.unwrap(), None);
 
     // One pipeline with a valid and a stale group applies only the valid one, and names the stale one.

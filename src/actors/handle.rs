@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 
 use super::protocol::{Control, ControlCommand, ControlError, ProjectDeleted};
 use super::router::EventRouter;
+use crate::cluster::forward::{Destination, Forwarder, Reply};
 use crate::model::event::CloudEvent;
 use crate::model::sequence::Execution;
 
@@ -20,6 +21,8 @@ const HEALTH_POLL: Duration = Duration::from_millis(50);
 #[derive(Clone)]
 pub struct ControlHandle {
     router: EventRouter,
+    /// In a cluster: events of projects served elsewhere go to their owner.
+    forwarder: Option<Forwarder>,
 }
 
 /// How an incoming event was taken in.
@@ -55,8 +58,8 @@ pub enum ControlFailure {
 }
 
 impl ControlHandle {
-    pub fn new(router: EventRouter) -> Self {
-        Self { router }
+    pub fn new(router: EventRouter, forwarder: Option<Forwarder>) -> Self {
+        Self { router, forwarder }
     }
 
     /// The router, for the bus consumers that feed it.
@@ -81,6 +84,15 @@ impl ControlHandle {
         // made durable.
         if let Some(problem) = self.storage_problem() {
             return Err(AcceptError::NotAccepted(problem));
+        }
+        if let Some(forwarder) = &self.forwarder {
+            match forwarder.destination(&event).await {
+                Destination::Here | Destination::Nowhere => {}
+                Destination::Node(node) => return self.accept_elsewhere(forwarder, &node, event).await,
+                Destination::Moving => {
+                    return Err(AcceptError::NotAccepted("the project is moving between instances; retry".into()))
+                }
+            }
         }
         let event = Arc::new(event);
         let receipt = self.router.route_acked(Arc::clone(&event)).await;
@@ -117,6 +129,26 @@ impl ControlHandle {
         }
         self.forward(&event).await.map_err(AcceptError::NotForwarded)?;
         Ok(Acceptance::Applied)
+    }
+
+    /// Has the owner of the event's project apply it, then forwards it to the bus like a local one.
+    async fn accept_elsewhere(
+        &self,
+        forwarder: &Forwarder,
+        node: &str,
+        event: CloudEvent,
+    ) -> Result<Acceptance, AcceptError> {
+        let payload = serde_json::to_vec(&event).map_err(|error| AcceptError::NotAccepted(error.to_string()))?;
+        match forwarder.deliver(node, payload.into()).await {
+            Reply::Durable => {
+                self.forward(&Arc::new(event)).await.map_err(AcceptError::NotForwarded)?;
+                Ok(Acceptance::Applied)
+            }
+            Reply::Busy => Err(AcceptError::NotAccepted("the project's instance is busy; retry".into())),
+            Reply::NotOwner | Reply::Failed => {
+                Err(AcceptError::NotAccepted(format!("instance {node} did not take the event; retry")))
+            }
+        }
     }
 
     async fn forward(&self, event: &Arc<CloudEvent>) -> Result<(), crate::bus::Error> {

@@ -12,6 +12,7 @@ use super::directory::Directory;
 use super::lanes::{Delivery, Lanes};
 use super::protocol::{Apply, Command, SequenceTriggered};
 use super::runtime::Runtime;
+use crate::cluster::forward::{Destination, Forwarder, Reply};
 use crate::model::event::{CloudEvent, CONTROL_PLANE_SOURCE};
 use crate::model::event_type::{self, EventType};
 use crate::store::history::Stored;
@@ -190,6 +191,8 @@ impl Receipt {
 pub const MAX_BUS_EVENT_BYTES: usize = 4 * 1024 * 1024;
 /// When an event's project is backed up, NATS redelivers it after this long.
 const BUSY_REDELIVERY: std::time::Duration = std::time::Duration::from_millis(500);
+/// When an event's project is changing hands between instances, NATS redelivers it after this long.
+const MOVING_REDELIVERY: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// Feeds the control plane's durable JetStream consumer to the router. Each event is acknowledged once
 /// it is in the history and its effect is stored; until then NATS keeps it (and redelivers it after the
@@ -201,6 +204,7 @@ const BUSY_REDELIVERY: std::time::Duration = std::time::Duration::from_millis(50
 pub async fn consume_jetstream(
     consumer: async_nats::jetstream::consumer::PullConsumer,
     router: EventRouter,
+    forwarder: Option<Forwarder>,
     mut closing: tokio::sync::watch::Receiver<bool>,
 ) {
     use futures_util::StreamExt as _;
@@ -219,7 +223,7 @@ pub async fn consume_jetstream(
                 _ = closing.wait_for(|closing| *closing) => return,
             };
             match message {
-                Some(Ok(message)) => handle_message(message, &router).await,
+                Some(Ok(message)) => handle_message(message, &router, forwarder.as_ref()).await,
                 // Missed heartbeats and the like while NATS reconnects; the stream carries on.
                 Some(Err(error)) => tracing::debug!(%error, "jetstream consumer error"),
                 None => break,
@@ -229,7 +233,7 @@ pub async fn consume_jetstream(
     }
 }
 
-async fn handle_message(message: async_nats::jetstream::Message, router: &EventRouter) {
+async fn handle_message(message: async_nats::jetstream::Message, router: &EventRouter, forwarder: Option<&Forwarder>) {
     if message.payload.len() > MAX_BUS_EVENT_BYTES {
         return poison(message, "event larger than the maximum event size").await;
     }
@@ -243,19 +247,58 @@ async fn handle_message(message: async_nats::jetstream::Message, router: &EventR
         acknowledge(&message).await;
         return;
     }
+    if let Some(forwarder) = forwarder {
+        match forwarder.destination(&event).await {
+            Destination::Here | Destination::Nowhere => {}
+            Destination::Moving => return give_back(&message, MOVING_REDELIVERY).await,
+            Destination::Node(node) => {
+                // The owner answers once the event is durable there; only then is it acknowledged.
+                let forwarder = forwarder.clone();
+                tokio::spawn(async move {
+                    match forwarder.deliver(&node, message.payload.clone()).await {
+                        Reply::Durable => acknowledge(&message).await,
+                        Reply::Busy => give_back(&message, BUSY_REDELIVERY).await,
+                        Reply::NotOwner | Reply::Failed => give_back(&message, MOVING_REDELIVERY).await,
+                    }
+                });
+                return;
+            }
+        }
+    }
     let receipt = router.route_or_give_back(Arc::new(event)).await;
     if receipt.busy() {
         // Its project is backed up: NATS delivers it again shortly, while other projects carry on.
-        if let Err(error) = message.ack_with(async_nats::jetstream::AckKind::Nak(Some(BUSY_REDELIVERY))).await {
-            tracing::debug!(%error, "could not hand a message back to jetstream");
-        }
-        return;
+        return give_back(&message, BUSY_REDELIVERY).await;
     }
     tokio::spawn(async move {
-        if receipt.durable().await {
-            acknowledge(&message).await;
+        let durable = receipt.durable();
+        tokio::pin!(durable);
+        let mut progress = tokio::time::interval_at(
+            tokio::time::Instant::now() + crate::bus::nats::PROGRESS_EVERY,
+            crate::bus::nats::PROGRESS_EVERY,
+        );
+        loop {
+            tokio::select! {
+                applied = &mut durable => {
+                    if applied {
+                        acknowledge(&message).await;
+                    }
+                    return;
+                }
+                // A slow store: NATS keeps the event with this instance instead of redelivering it.
+                _ = progress.tick() => {
+                    let _ = message.ack_with(async_nats::jetstream::AckKind::Progress).await;
+                }
+            }
         }
     });
+}
+
+/// Hands a message back to JetStream for another delivery after `delay`.
+async fn give_back(message: &async_nats::jetstream::Message, delay: std::time::Duration) {
+    if let Err(error) = message.ack_with(async_nats::jetstream::AckKind::Nak(Some(delay))).await {
+        tracing::debug!(%error, "could not hand a message back to jetstream");
+    }
 }
 
 fn routed_already(message: &async_nats::jetstream::Message) -> bool {

@@ -39,8 +39,12 @@ pub const ROUTED_HEADER: &str = "Keelson-Routed";
 pub const CONSUMER: &str = "keelson-control-plane";
 /// Events handed to the control plane and not yet acknowledged, before NATS stops delivering more.
 const MAX_ACK_PENDING: i64 = 16_384;
-/// An unacknowledged event is delivered again after this long.
-const ACK_WAIT: Duration = Duration::from_secs(10);
+/// An unacknowledged event is delivered again after this long. Short, so that the events an instance
+/// pulled just before it died reach another instance quickly; a consumer waiting for a slow store
+/// keeps its events with progress acknowledgements (see [`PROGRESS_EVERY`]).
+const ACK_WAIT: Duration = Duration::from_secs(4);
+/// How often an event still being made durable is reported as in progress, resetting its ack wait.
+pub const PROGRESS_EVERY: Duration = Duration::from_secs(2);
 /// How long the stream keeps an event nobody acknowledged.
 const MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
 
@@ -91,19 +95,21 @@ impl NatsBus {
             stream = context.get_stream(STREAM).await.map_err(|e| unavailable(&e))?;
             tracing::info!(subjects = ?config.subjects, "jetstream stream subjects updated");
         }
-        stream
-            .get_or_create_consumer(
-                CONSUMER,
-                pull::Config {
-                    durable_name: Some(CONSUMER.to_owned()),
-                    ack_policy: AckPolicy::Explicit,
-                    ack_wait: ACK_WAIT,
-                    max_ack_pending: MAX_ACK_PENDING,
-                    ..Default::default()
-                },
-            )
-            .await
-            .map_err(|e| unavailable(&e))
+        let consumer_config = pull::Config {
+            durable_name: Some(CONSUMER.to_owned()),
+            ack_policy: AckPolicy::Explicit,
+            ack_wait: ACK_WAIT,
+            max_ack_pending: MAX_ACK_PENDING,
+            ..Default::default()
+        };
+        let consumer: jetstream::consumer::PullConsumer =
+            stream.get_or_create_consumer(CONSUMER, consumer_config.clone()).await.map_err(|e| unavailable(&e))?;
+        // A consumer made by an earlier release may wait longer before redelivering: brought up to date.
+        if consumer.cached_info().config.ack_wait != ACK_WAIT {
+            tracing::info!(ack_wait = ?ACK_WAIT, "jetstream consumer updated");
+            return stream.update_consumer(consumer_config).await.map_err(|e| unavailable(&e));
+        }
+        Ok(consumer)
     }
 }
 

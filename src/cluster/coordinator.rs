@@ -22,11 +22,21 @@ const ORPHAN_GRACE: Duration = Duration::from_secs(2);
 /// A change of what this instance holds, for the keeper to carry out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ShardChange {
-    Acquired { shard: u32, epoch: u64 },
+    Acquired {
+        shard: u32,
+        epoch: u64,
+    },
     /// Drain and release it: another instance should own it.
-    HandOff { shard: u32, epoch: u64 },
+    HandOff {
+        shard: u32,
+        epoch: u64,
+    },
     /// No longer this instance's (lease lost, guard expired, or writes refused): stop at once.
-    Lost { shard: u32, epoch: u64, reason: &'static str },
+    Lost {
+        shard: u32,
+        epoch: u64,
+        reason: &'static str,
+    },
 }
 
 /// Who this instance is in the cluster.

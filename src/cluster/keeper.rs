@@ -147,7 +147,9 @@ impl Keeper {
             .table
             .held()
             .into_iter()
-            .filter_map(|(shard, _)| Some((shard, self.table.hand_off(shard).or(self.table.slot(shard).local.epoch())?)))
+            .filter_map(|(shard, _)| {
+                Some((shard, self.table.hand_off(shard).or(self.table.slot(shard).local.epoch())?))
+            })
             .collect();
         let handoffs = held.into_iter().map(|(shard, epoch)| {
             let keeper = self.clone();

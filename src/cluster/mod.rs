@@ -9,9 +9,10 @@
 //! - [`table`]: this instance's view (members, shard owners, what it serves, the lease guard).
 //! - [`coordinator`]: membership and leases, on a thread and Redis connection of its own.
 //! - [`keeper`]: restores acquired shards, drains and releases handed-off ones, stops lost ones.
-//! - [`forward`]: events to their project's owner over NATS.
+//! - [`forward`] and [`deliveries`]: events to their project's owner over NATS, and taking them in.
 
 pub mod coordinator;
+pub mod deliveries;
 pub mod forward;
 pub mod keeper;
 pub mod table;
@@ -42,7 +43,8 @@ pub struct Joined {
 /// announces it.
 pub async fn join(settings: &ClusterSettings, redis_url: &str) -> anyhow::Result<Joined> {
     let leases = RedisSnapshotStore::connect(redis_url).await.context("cluster mode: cannot reach redis")?;
-    let shards = leases.cluster_shards(settings.shards).await.context("cluster mode: cannot read the cluster's settings")?;
+    let shards =
+        leases.cluster_shards(settings.shards).await.context("cluster mode: cannot read the cluster's settings")?;
     if shards != settings.shards {
         anyhow::bail!(
             "KEELSON_SHARDS is {} but this cluster was created with {shards} shards; every instance must use {shards}",
@@ -79,7 +81,15 @@ pub async fn join(settings: &ClusterSettings, redis_url: &str) -> anyhow::Result
     let table = Arc::new(ShardTable::new(identity.node.clone(), settings.shards, refused_sender));
     // Until the first renew, this member holds nothing; the guard starts when it acquires.
     tracing::info!(node = %identity.node, incarnation = %identity.incarnation, shards = settings.shards, "cluster: joined");
-    Ok(Joined { identity, table, settings: settings.clone(), leases, redis_url: redis_url.to_owned(), refused, since_ms })
+    Ok(Joined {
+        identity,
+        table,
+        settings: settings.clone(),
+        leases,
+        redis_url: redis_url.to_owned(),
+        refused,
+        since_ms,
+    })
 }
 
 /// A running member.
@@ -87,6 +97,8 @@ pub struct Cluster {
     pub identity: Identity,
     pub table: Arc<ShardTable>,
     pub settings: ClusterSettings,
+    /// Client for requests proxied to other members.
+    pub http: reqwest::Client,
     keeper: Keeper,
     stop: watch::Sender<bool>,
     stopped: tokio::sync::Mutex<Option<tokio::sync::oneshot::Receiver<()>>>,
@@ -146,10 +158,16 @@ impl Joined {
                 let _ = done.send(());
             })
             .context("cannot start the cluster thread")?;
+        let http = reqwest::Client::builder()
+            .timeout(self.settings.forward_timeout)
+            .connect_timeout(std::time::Duration::from_secs(2))
+            .build()
+            .context("cannot build the cluster's http client")?;
         Ok(Cluster {
             identity: self.identity,
             table: self.table,
             settings: self.settings,
+            http,
             keeper,
             stop,
             stopped: tokio::sync::Mutex::new(Some(stopped)),

@@ -276,7 +276,11 @@ mod tests {
         assert_eq!(table.fence("execution/other-project/e1"), Fence::NotHeld, "not this instance's shard");
         assert_eq!(table.hand_off(shard), Some(7));
         assert_eq!(table.locate("sockshop"), Location::Moving);
-        assert_eq!(table.fence("sequence-control/sockshop"), Fence::Epoch { shard, epoch: 7 }, "drains under its epoch");
+        assert_eq!(
+            table.fence("sequence-control/sockshop"),
+            Fence::Epoch { shard, epoch: 7 },
+            "drains under its epoch"
+        );
         assert_eq!(table.drop_shard(shard, Some(6)), None, "a stale report changes nothing");
         assert_eq!(table.drop_shard(shard, Some(7)), Some(7));
         assert_eq!(table.fence("execution/sockshop/e1"), Fence::NotHeld);

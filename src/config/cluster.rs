@@ -126,13 +126,13 @@ pub(super) fn apply(
             Duration::from_secs(2),
         )?,
         rebalance_max_moves: match env("KEELSON_REBALANCE_MAX_MOVES") {
-            Some(value) => value.trim().parse::<usize>().ok().filter(|moves| *moves > 0).ok_or_else(|| {
-                ConfigError::Invalid {
+            Some(value) => {
+                value.trim().parse::<usize>().ok().filter(|moves| *moves > 0).ok_or_else(|| ConfigError::Invalid {
                     setting: "KEELSON_REBALANCE_MAX_MOVES",
                     value,
                     reason: "expected a whole number above zero".into(),
-                }
-            })?,
+                })?
+            }
             None => file.rebalance_max_moves.unwrap_or(8).max(1),
         },
         handoff_timeout: duration(
@@ -158,9 +158,8 @@ fn parse_bool(setting: &'static str, value: &str) -> Result<bool, ConfigError> {
 
 /// Node ids name NATS subjects and Redis keys: letters, digits, `-` and `_`, at most 64.
 fn check_node_id(id: String) -> Result<String, ConfigError> {
-    let valid = !id.is_empty()
-        && id.len() <= 64
-        && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    let valid =
+        !id.is_empty() && id.len() <= 64 && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
     if valid {
         Ok(id)
     } else {

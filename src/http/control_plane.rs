@@ -57,7 +57,7 @@ struct Projects {
 }
 
 async fn list_projects(state: web::Data<AppState>, query: web::Query<PageQuery>) -> Result<HttpResponse, ApiError> {
-    let page = paginate(&query, state.projects.list())?;
+    let page = paginate(&query, state.projects.list_current().await?)?;
     let page = Page {
         items: page.items.iter().map(|record| state.projects.expand(record)).collect(),
         next_page_key: page.next_page_key,

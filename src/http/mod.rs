@@ -5,6 +5,7 @@ pub mod api_v1;
 pub mod auth;
 pub mod body_timeout;
 pub mod bridge;
+pub mod cluster;
 pub mod control_plane;
 pub mod datastore;
 pub mod error;
@@ -43,11 +44,16 @@ pub fn configure(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceCon
             .route("/metrics", web::get().to(metrics::render))
             .service(
                 web::scope("/api")
+                    // Registered first, so it runs after the token check: only authorised requests
+                    // are proxied to other members.
+                    .wrap(from_fn(cluster::route_to_owner))
                     .wrap(from_fn(auth::require_token))
                     .route("/v1/auth", web::post().to(auth::auth))
                     .route("/v1/auth", web::get().to(auth::auth))
                     .route("/v1/metadata", web::get().to(api_v1::metadata))
                     .route("/v1/event", web::post().to(events::post_event))
+                    .route("/v1/cluster", web::get().to(cluster::status))
+                    .route("/internal/v1/open-tasks/{event_type}", web::get().to(cluster::open_tasks))
                     .service(
                         web::scope("/controlPlane/v1")
                             .configure(control_plane::routes)

@@ -317,9 +317,12 @@ async fn triggered_events(
             subscriptions.iter().any(|subscription| subscription.accepts(&event.event_type, &project, &stage, &service))
         })
     };
-    let mut events: Vec<Arc<CloudEvent>> = state
-        .control
-        .open_tasks(&event_type)
+    let open = match (&state.cluster, query.project.as_deref().filter(|project| !project.is_empty())) {
+        // Without a project, every member's tasks (with one, the request was sent to the owner).
+        (Some(cluster), None) => super::cluster::gather_open_tasks(&state, cluster, &event_type).await,
+        _ => state.control.open_tasks(&event_type),
+    };
+    let mut events: Vec<Arc<CloudEvent>> = open
         .into_iter()
         .filter(|event| {
             accepts(&query.project, event.project())

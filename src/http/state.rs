@@ -25,4 +25,6 @@ pub struct AppState {
     pub max_request_body_bytes: usize,
     /// How long a client may take to send a request body.
     pub request_body_timeout: std::time::Duration,
+    /// Set in cluster mode: where each project is served.
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
 }

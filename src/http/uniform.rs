@@ -37,8 +37,8 @@ impl From<IntegrationError> for ApiError {
     }
 }
 
-async fn list(state: web::Data<AppState>, query: web::Query<IntegrationQuery>) -> HttpResponse {
-    HttpResponse::Ok().json(state.integrations.list(&query).await)
+async fn list(state: web::Data<AppState>, query: web::Query<IntegrationQuery>) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(state.integrations.list(&query).await?))
 }
 
 async fn register(state: web::Data<AppState>, body: web::Json<Integration>) -> Result<HttpResponse, ApiError> {
@@ -131,7 +131,7 @@ async fn logs(state: web::Data<AppState>, query: web::Query<LogQuery>) -> Result
     let page_size = parse_count("pageSize", query.page_size.as_deref())?;
     let offset = parse_count("nextPageKey", query.next_page_key.as_deref())?;
     let integration = query.integration_id.as_deref().filter(|id| !id.is_empty());
-    let all = state.integrations.logs(integration, from, before).await;
+    let all = state.integrations.logs(integration, from, before).await?;
     let total = all.len();
     let page_size = if page_size == 0 { MAX_LOG_PAGE } else { page_size.min(MAX_LOG_PAGE) };
     let end = offset.saturating_add(page_size).min(total);

@@ -4,6 +4,10 @@
 //! Registrations expire: one that neither registers again nor pings within the TTL is removed, as Keptn
 //! does with a TTL index. Operations are rare (a ping every few seconds per integration), so each one
 //! writes through to the store before it answers, one at a time.
+//!
+//! When several instances share the store (cluster mode) the store is the authority: every operation
+//! reads the registrations (and the logs it touches) from it first, so an integration that pings one
+//! instance is never expired by another from a stale copy.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -59,6 +63,8 @@ pub struct Integrations {
     /// Held across the store write of each change, so changes are stored in the order they are made.
     entries: Mutex<HashMap<String, Integration>>,
     logs: Mutex<HashMap<String, Vec<LogEntry>>>,
+    /// Other instances change the store too.
+    shared: std::sync::atomic::AtomicBool,
 }
 
 fn not_found() -> IntegrationError {
@@ -76,25 +82,34 @@ impl Integrations {
         clock: Arc<dyn Clock>,
         ttl: Duration,
     ) -> crate::store::Result<Self> {
-        let mut entries = HashMap::new();
-        for (key, bytes) in store.scan_prefix(INTEGRATION_PREFIX).await? {
-            match versioned::decode::<Integration>(&bytes) {
-                Ok(integration) => {
-                    entries.insert(integration.id.clone(), integration);
-                }
-                Err(error) => tracing::error!(key, %error, "stored integration cannot be read; ignored"),
-            }
+        let entries = read_entries(store.as_ref()).await?;
+        let logs = read_logs(store.as_ref()).await?;
+        Ok(Self {
+            store,
+            clock,
+            ttl,
+            entries: Mutex::new(entries),
+            logs: Mutex::new(logs),
+            shared: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
+
+    /// Other instances share the store (cluster mode): it is read before every operation.
+    pub fn set_shared(&self) {
+        self.shared.store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    fn is_shared(&self) -> bool {
+        self.shared.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// The registrations, read again from the store when it is shared.
+    async fn entries(&self) -> Result<tokio::sync::MutexGuard<'_, HashMap<String, Integration>>> {
+        let mut entries = self.entries.lock().await;
+        if self.is_shared() {
+            *entries = read_entries(self.store.as_ref()).await?;
         }
-        let mut logs = HashMap::new();
-        for (key, bytes) in store.scan_prefix(LOG_PREFIX).await? {
-            match versioned::decode::<StoredLogs>(&bytes) {
-                Ok(stored) => {
-                    logs.insert(key[LOG_PREFIX.len()..].to_owned(), stored.logs);
-                }
-                Err(error) => tracing::error!(key, %error, "stored integration logs cannot be read; ignored"),
-            }
-        }
-        Ok(Self { store, clock, ttl, entries: Mutex::new(entries), logs: Mutex::new(logs) })
+        Ok(entries)
     }
 
     fn expired(&self, integration: &Integration, now: DateTime<Utc>) -> bool {
@@ -110,7 +125,7 @@ impl Integrations {
     /// Removes expired registrations; returns how many.
     pub async fn sweep(&self) -> Result<usize> {
         let now = self.clock.now();
-        let mut entries = self.entries.lock().await;
+        let mut entries = self.entries().await?;
         let expired: Vec<String> =
             entries.values().filter(|integration| self.expired(integration, now)).map(|i| i.id.clone()).collect();
         for id in &expired {
@@ -122,16 +137,16 @@ impl Integrations {
     }
 
     /// Registrations matching `query`, by name.
-    pub async fn list(&self, query: &IntegrationQuery) -> Vec<Integration> {
+    pub async fn list(&self, query: &IntegrationQuery) -> Result<Vec<Integration>> {
         let now = self.clock.now();
-        let entries = self.entries.lock().await;
+        let entries = self.entries().await?;
         let mut found: Vec<Integration> = entries
             .values()
             .filter(|integration| !self.expired(integration, now) && integration.matches(query))
             .cloned()
             .collect();
         found.sort_by(|a, b| (&a.name, &a.id).cmp(&(&b.name, &b.id)));
-        found
+        Ok(found)
     }
 
     /// Registers `integration`; `Ok((id, true))` for a new one, `(id, false)` when it was known (its
@@ -139,7 +154,7 @@ impl Integrations {
     pub async fn register(&self, mut integration: Integration) -> Result<(String, bool)> {
         integration.validate_registration().map_err(IntegrationError::BadRequest)?;
         integration.metadata.lastseen = self.clock.now();
-        let mut entries = self.entries.lock().await;
+        let mut entries = self.entries().await?;
         let (updated, created) = match entries.get(&integration.id) {
             Some(existing) => {
                 let mut updated = existing.clone();
@@ -163,7 +178,7 @@ impl Integrations {
     }
 
     pub async fn unregister(&self, id: &str) -> Result<()> {
-        let mut entries = self.entries.lock().await;
+        let mut entries = self.entries().await?;
         self.store.delete(&format!("{INTEGRATION_PREFIX}{id}")).await?;
         entries.remove(id);
         Ok(())
@@ -177,7 +192,7 @@ impl Integrations {
     /// Applies `edit` to a live registration, refreshes its `lastseen` and stores it.
     async fn change<T>(&self, id: &str, edit: impl FnOnce(&mut Integration) -> Result<T>) -> Result<Integration> {
         let now = self.clock.now();
-        let mut entries = self.entries.lock().await;
+        let mut entries = self.entries().await?;
         let Some(existing) = entries.get(id).filter(|integration| !self.expired(integration, now)) else {
             return Err(not_found());
         };
@@ -191,7 +206,7 @@ impl Integrations {
 
     pub async fn subscriptions(&self, id: &str) -> Result<Vec<EventSubscription>> {
         let now = self.clock.now();
-        let entries = self.entries.lock().await;
+        let entries = self.entries().await?;
         entries
             .get(id)
             .filter(|integration| !self.expired(integration, now))
@@ -255,7 +270,7 @@ impl Integrations {
     pub async fn add_logs(&self, entries: Vec<LogEntry>) -> Result<()> {
         let now = self.clock.now();
         {
-            let registered = self.entries.lock().await;
+            let registered = self.entries().await?;
             for entry in &entries {
                 if entry.integrationid.is_empty() {
                     return Err(IntegrationError::BadRequest("log entry without integrationid".into()));
@@ -292,6 +307,20 @@ impl Integrations {
             logs.entry(entry.integrationid.clone()).or_default().push(entry);
         }
         for integration in touched {
+            if self.is_shared() {
+                // Another instance may have stored entries of this integration meanwhile.
+                let key = format!("{LOG_PREFIX}{integration}");
+                let stored = match self.store.get(&key).await? {
+                    Some(bytes) => {
+                        versioned::decode::<StoredLogs>(&bytes).map(|stored| stored.logs).unwrap_or_default()
+                    }
+                    None => Vec::new(),
+                };
+                let list = logs.entry(integration.clone()).or_default();
+                let known: std::collections::HashSet<(DateTime<Utc>, String)> =
+                    list.iter().map(|entry| (entry.time, entry.message.clone())).collect();
+                list.extend(stored.into_iter().filter(|entry| !known.contains(&(entry.time, entry.message.clone()))));
+            }
             let list = logs.entry(integration.clone()).or_default();
             list.retain(|entry| (now - entry.time).to_std().map_or(true, |age| age <= LOG_TTL));
             list.sort_by_key(|entry| entry.time);
@@ -309,9 +338,12 @@ impl Integrations {
         integration: Option<&str>,
         from: Option<DateTime<Utc>>,
         before: Option<DateTime<Utc>>,
-    ) -> Vec<LogEntry> {
+    ) -> Result<Vec<LogEntry>> {
         let now = self.clock.now();
-        let logs = self.logs.lock().await;
+        let mut logs = self.logs.lock().await;
+        if self.is_shared() {
+            *logs = read_logs(self.store.as_ref()).await?;
+        }
         let mut found: Vec<LogEntry> = logs
             .iter()
             .filter(|(id, _)| integration.is_none_or(|wanted| wanted == id.as_str()))
@@ -323,7 +355,7 @@ impl Integrations {
             .cloned()
             .collect();
         found.sort_by_key(|entry| std::cmp::Reverse(entry.time));
-        found
+        Ok(found)
     }
 
     /// Sweeps expired registrations every few seconds, for the life of the process.
@@ -339,4 +371,30 @@ impl Integrations {
             }
         });
     }
+}
+
+async fn read_entries(store: &dyn SnapshotStore) -> crate::store::Result<HashMap<String, Integration>> {
+    let mut entries = HashMap::new();
+    for (key, bytes) in store.scan_prefix(INTEGRATION_PREFIX).await? {
+        match versioned::decode::<Integration>(&bytes) {
+            Ok(integration) => {
+                entries.insert(integration.id.clone(), integration);
+            }
+            Err(error) => tracing::error!(key, %error, "stored integration cannot be read; ignored"),
+        }
+    }
+    Ok(entries)
+}
+
+async fn read_logs(store: &dyn SnapshotStore) -> crate::store::Result<HashMap<String, Vec<LogEntry>>> {
+    let mut logs = HashMap::new();
+    for (key, bytes) in store.scan_prefix(LOG_PREFIX).await? {
+        match versioned::decode::<StoredLogs>(&bytes) {
+            Ok(stored) => {
+                logs.insert(key[LOG_PREFIX.len()..].to_owned(), stored.logs);
+            }
+            Err(error) => tracing::error!(key, %error, "stored integration logs cannot be read; ignored"),
+        }
+    }
+    Ok(logs)
 }

@@ -76,18 +76,19 @@ pub struct Plan {
     pub hand_off: Vec<u32>,
 }
 
-/// The members shards are placed on: active members past their join grace, or, while there are none
-/// (a cluster starting), every active member.
+/// The members shards are placed on: active members past their join grace, and those that joined
+/// within the grace of the oldest (instances started together form the cluster at once, without
+/// first handing shards to whichever was up a moment earlier).
 pub fn eligible(members: &[Member], now_ms: u64, rules: &Rules) -> Vec<String> {
-    let settled: Vec<String> = members
-        .iter()
-        .filter(|member| member.active && now_ms.saturating_sub(member.since_ms) >= rules.join_grace_ms)
+    let active = || members.iter().filter(|member| member.active);
+    let Some(oldest) = active().map(|member| member.since_ms).min() else { return Vec::new() };
+    active()
+        .filter(|member| {
+            now_ms.saturating_sub(member.since_ms) >= rules.join_grace_ms
+                || member.since_ms.saturating_sub(oldest) < rules.join_grace_ms
+        })
         .map(|member| member.node.clone())
-        .collect();
-    if !settled.is_empty() {
-        return settled;
-    }
-    members.iter().filter(|member| member.active).map(|member| member.node.clone()).collect()
+        .collect()
 }
 
 /// Decides which shards `me` acquires and which it hands off, from one view of the cluster. The
@@ -178,11 +179,13 @@ mod tests {
 
     #[test]
     fn a_starting_cluster_spreads_at_once_and_each_takes_its_own() {
-        let members = [member("n1", 1_000), member("n2", 1_000), member("n3", 1_100)];
-        let shards = vec![Holder::Nobody { since_ms: 1_000 }; 64];
+        // Started over 1.5 s: they still form the cluster together, even once the first is settled.
+        let members = [member("n1", 1_000), member("n2", 1_800), member("n3", 2_500)];
+        assert_eq!(eligible(&members, 3_200, &RULES).len(), 3);
+        let shards = vec![Holder::Nobody { since_ms: 2_500 }; 64];
         let mut taken = Vec::new();
         for node in ["n1", "n2", "n3"] {
-            let plan = plan(node, &members, &shards, 1_200, &RULES);
+            let plan = plan(node, &members, &shards, 3_200, &RULES);
             assert!(plan.hand_off.is_empty());
             assert!(plan.acquire.len() >= 10, "{node} takes its share: {:?}", plan.acquire);
             taken.extend(plan.acquire);
@@ -195,9 +198,16 @@ mod tests {
     fn orphans_of_a_wedged_owner_are_taken_by_anyone_after_the_grace() {
         let members = [member("n1", 0), member("n2", 0)];
         let n2s: Vec<u32> = (0..64).filter(|s| desired_owner(*s, ["n1", "n2"]) == Some("n2")).collect();
-        let shards: Vec<Holder> = (0..64)
-            .map(|s| if n2s.contains(&s) { Holder::Nobody { since_ms: 10_000 } } else { Holder::Me { handing_off: false } })
-            .collect();
+        let shards: Vec<Holder> =
+            (0..64)
+                .map(|s| {
+                    if n2s.contains(&s) {
+                        Holder::Nobody { since_ms: 10_000 }
+                    } else {
+                        Holder::Me { handing_off: false }
+                    }
+                })
+                .collect();
         assert!(plan("n1", &members, &shards, 11_000, &RULES).acquire.is_empty(), "n2 gets its chance first");
         assert_eq!(plan("n1", &members, &shards, 12_000, &RULES).acquire, n2s);
     }
@@ -243,8 +253,7 @@ mod tests {
 
     #[test]
     fn a_leaving_member_takes_nothing_and_is_not_placed_on() {
-        let members =
-            [member("n1", 0), Member { node: "n2".into(), active: false, since_ms: 0 }, member("n3", 0)];
+        let members = [member("n1", 0), Member { node: "n2".into(), active: false, since_ms: 0 }, member("n3", 0)];
         assert_eq!(eligible(&members, 10_000, &RULES), vec!["n1".to_owned(), "n3".to_owned()]);
         let shards = vec![Holder::Nobody { since_ms: 0 }; 64];
         assert_eq!(plan("n2", &members, &shards, 10_000, &RULES), Plan::default());

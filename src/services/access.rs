@@ -174,6 +174,8 @@ impl ControlPlaneAccess for LocalAccess {
 
     async fn subscriptions(&self, integration: &str) -> Result<Vec<EventSubscription>, AccessError> {
         let query = IntegrationQuery { name: Some(integration.to_owned()), ..Default::default() };
-        Ok(self.integrations.list(&query).await.into_iter().flat_map(|found| found.subscriptions).collect())
+        let found =
+            self.integrations.list(&query).await.map_err(|error| AccessError::Unavailable(error.to_string()))?;
+        Ok(found.into_iter().flat_map(|found| found.subscriptions).collect())
     }
 }

@@ -48,6 +48,9 @@ impl Error {
 
 pub type Result<T> = std::result::Result<T, Error>;
 
+/// One write of a batch: the key and its new value (`None` deletes it).
+pub type KeyWrite = (String, Option<Vec<u8>>);
+
 /// A key-value store for snapshots and records. Keys are `/`-separated paths such as `project/sockshop`.
 #[async_trait]
 pub trait SnapshotStore: Send + Sync + 'static {
@@ -62,11 +65,7 @@ pub trait SnapshotStore: Send + Sync + 'static {
     /// Applies `open` like [`write_batch`](Self::write_batch), and each group of `fenced` only while its
     /// shard's epoch in the store is the group's; returns the (shard, epoch) of the refused groups.
     /// A store used by one instance only has no epochs and applies everything.
-    async fn write_fenced(
-        &self,
-        open: Vec<(String, Option<Vec<u8>>)>,
-        fenced: Vec<FencedGroup>,
-    ) -> Result<Vec<(u32, u64)>> {
+    async fn write_fenced(&self, open: Vec<KeyWrite>, fenced: Vec<FencedGroup>) -> Result<Vec<(u32, u64)>> {
         let mut writes = open;
         writes.extend(fenced.into_iter().flat_map(|group| group.writes));
         self.write_batch(writes).await.map(|()| Vec::new())
@@ -83,7 +82,7 @@ pub trait SnapshotStore: Send + Sync + 'static {
 pub struct FencedGroup {
     pub shard: u32,
     pub epoch: u64,
-    pub writes: Vec<(String, Option<Vec<u8>>)>,
+    pub writes: Vec<KeyWrite>,
 }
 
 /// The event history.

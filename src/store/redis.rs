@@ -7,7 +7,7 @@ use redis::aio::MultiplexedConnection;
 use redis::{AsyncCommands, AsyncConnectionConfig};
 use tokio::sync::RwLock;
 
-use super::{Error, FencedGroup, Result, SnapshotStore};
+use super::{Error, FencedGroup, KeyWrite, Result, SnapshotStore};
 
 const BACKEND: &str = "redis";
 /// Every key Keelson writes lives under this prefix, so one Redis can be shared with other tools.
@@ -429,11 +429,7 @@ impl SnapshotStore for RedisSnapshotStore {
         self.call(pipeline.query_async::<()>(&mut connection)).await
     }
 
-    async fn write_fenced(
-        &self,
-        open: Vec<(String, Option<Vec<u8>>)>,
-        fenced: Vec<FencedGroup>,
-    ) -> Result<Vec<(u32, u64)>> {
+    async fn write_fenced(&self, open: Vec<KeyWrite>, fenced: Vec<FencedGroup>) -> Result<Vec<(u32, u64)>> {
         if !open.is_empty() {
             self.write_batch(open).await?;
         }

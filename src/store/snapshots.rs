@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::health::BackendHealth;
 use super::outstanding::Outstanding;
-use super::{FencedGroup, SnapshotStore};
+use super::{FencedGroup, KeyWrite, SnapshotStore};
 
 /// Writes waiting before senders wait (backpressure).
 const QUEUE_CAPACITY: usize = 16_384;
@@ -123,6 +123,17 @@ impl SnapshotWriter {
                 Err(persisted)
             }
         }
+    }
+
+    /// Whether writes pass through a fence (cluster mode).
+    pub fn is_fenced(&self) -> bool {
+        self.fencing.is_some()
+    }
+
+    /// Whether this instance may still act on `key`'s shard (always, outside a cluster): checked before
+    /// publishing what a durable write allowed, since the lease may have run out meanwhile.
+    pub fn holds(&self, key: &str) -> bool {
+        self.fencing.as_ref().is_none_or(|fencing| fencing.fence(key) != Fence::NotHeld)
     }
 
     /// Writes queued and not yet durable.
@@ -251,9 +262,9 @@ impl Pending {
     }
 
     /// The open writes, and the fenced ones grouped by shard and epoch.
-    fn batch(&self) -> (Vec<(String, Option<Vec<u8>>)>, Vec<FencedGroup>) {
+    fn batch(&self) -> (Vec<KeyWrite>, Vec<FencedGroup>) {
         let mut open = Vec::new();
-        let mut groups: HashMap<(u32, u64), Vec<(String, Option<Vec<u8>>)>> = HashMap::new();
+        let mut groups: HashMap<(u32, u64), Vec<KeyWrite>> = HashMap::new();
         for (key, (value, tag)) in &self.writes {
             let write = (key.clone(), value.clone());
             match tag {

@@ -102,6 +102,8 @@ impl SequenceActor {
         let Delivery { record, ack, publish, release_slot, ended, closed_task } = delivery;
         let runtime = Arc::clone(&self.runtime);
         let key = execution_key(&self.execution.scope.project, &self.execution.id);
+        // Only a cluster checks its lease before publishing.
+        let fence_key = runtime.snapshots.is_fenced().then(|| key.clone());
         let dispatched_after = if publish.is_empty() { None } else { self.completed_at.take() };
         let peers = self.peers.clone();
         let release = self.slot_release();
@@ -154,6 +156,11 @@ impl SequenceActor {
             }
             if let Some(ack) = ack {
                 let _ = ack.send(());
+            }
+            // The lease may have run out while the write was in flight: an instance that cannot be
+            // sure it still holds the project publishes nothing (the new owner republishes the outbox).
+            if !publish.is_empty() && fence_key.is_some_and(|key| !runtime.snapshots.holds(&key)) {
+                return None;
             }
             let stored = runtime.emitter.emit_batch(&publish).await;
             if let Some(completed_at) = dispatched_after {
