@@ -124,12 +124,14 @@ impl Keeper {
         tracing::info!(shard, epoch, "cluster: shard handed off");
     }
 
+    /// The store refused writes of `shard` under `epoch`. Only if that is still the epoch held here
+    /// is the shard dropped: a late refusal of an earlier tenure must not stop the current one.
     async fn lose(&self, shard: u32, epoch: u64, reason: &'static str) {
         if self.table.drop_shard(shard, Some(epoch)).is_some() {
             metrics::counter!("keelson_shard_losses_total", "reason" => reason).increment(1);
             tracing::warn!(shard, epoch, reason, "cluster: shard lost");
+            self.retire(&[shard]).await;
         }
-        self.retire(&[shard]).await;
     }
 
     /// Stops the actors of `shards`' projects without writing or publishing anything.

@@ -284,6 +284,18 @@ mod tests {
     }
 
     #[test]
+    fn shipped_default_file_matches_the_built_in_cluster_defaults() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/default.toml");
+        let vars: HashMap<&str, &str> = complete().into_iter().collect();
+        let from_file = Config::load(Some(&path), |key| vars.get(key).map(|v| (*v).to_owned())).unwrap();
+        let from_env = load(&complete()).unwrap();
+        assert_eq!(from_file.cluster, from_env.cluster);
+        let cluster = from_file.cluster.unwrap();
+        assert_eq!((cluster.join_grace.as_secs(), cluster.rebalance_max_moves), (2, 8));
+        assert_eq!((cluster.handoff_timeout.as_secs(), cluster.forward_timeout.as_secs()), (2, 10));
+    }
+
+    #[test]
     fn explicit_settings() {
         let mut vars = complete();
         vars.extend([

@@ -15,7 +15,7 @@ use futures_util::StreamExt as _;
 use serde_json::json;
 
 use super::error::ApiError;
-use super::AppState;
+use super::state::AppState;
 use crate::cluster::table::Location;
 use crate::cluster::Cluster;
 use crate::model::event::CloudEvent;
@@ -225,6 +225,17 @@ pub async fn status(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
 pub async fn open_tasks(state: web::Data<AppState>, path: web::Path<String>) -> HttpResponse {
     let events = state.control.open_tasks(&path.into_inner());
     HttpResponse::Ok().json(events.iter().map(|event| &**event).collect::<Vec<_>>())
+}
+
+/// `POST /api/internal/v1/fault` (only in builds with the `fault-injection` feature):
+/// `{"holdSnapshotBatchMs": N}` holds the next batch of fenced writes for N ms.
+#[cfg(feature = "fault-injection")]
+pub async fn fault(state: web::Data<AppState>, body: web::Json<serde_json::Value>) -> Result<HttpResponse, ApiError> {
+    let Some(millis) = body.get("holdSnapshotBatchMs").and_then(serde_json::Value::as_u64) else {
+        return Err(ApiError::bad_request("expected {\"holdSnapshotBatchMs\": <ms>}"));
+    };
+    state.control.router().runtime().snapshots.hold_next_batch(millis);
+    Ok(HttpResponse::Ok().json(json!({})))
 }
 
 /// Open task events of `event_type` on every member, this one included; a member that does not

@@ -54,6 +54,7 @@ pub fn configure(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceCon
                     .route("/v1/event", web::post().to(events::post_event))
                     .route("/v1/cluster", web::get().to(cluster::status))
                     .route("/internal/v1/open-tasks/{event_type}", web::get().to(cluster::open_tasks))
+                    .configure(fault_routes)
                     .service(
                         web::scope("/controlPlane/v1")
                             .configure(control_plane::routes)
@@ -66,6 +67,14 @@ pub fn configure(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceCon
             )
             .default_service(web::to(error::not_found));
     }
+}
+
+/// Fault injection for the test suite's process tests; absent from normal builds.
+fn fault_routes(config: &mut web::ServiceConfig) {
+    #[cfg(feature = "fault-injection")]
+    config.route("/internal/v1/fault", web::post().to(cluster::fault));
+    #[cfg(not(feature = "fault-injection"))]
+    let _ = config;
 }
 
 /// Builds the complete actix `App` with middleware.

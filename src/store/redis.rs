@@ -150,7 +150,8 @@ if existing then
   if ok and type(record) == 'table' and record.incarnation ~= ARGV[2] then return {0, now, existing} end
 end
 local since = tonumber(ARGV[5])
-if since == 0 then since = now end
+-- A member whose record expired (paused, cut off) joins again as a new one.
+if since == 0 or not existing then since = now end
 local ttl = tonumber(ARGV[6])
 local record = cjson.encode({incarnation = ARGV[2], advertiseUrl = ARGV[3], state = ARGV[4], since = since})
 redis.call('SET', KEYS[2], record, 'PX', ttl)

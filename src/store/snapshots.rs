@@ -93,6 +93,9 @@ pub struct SnapshotWriter {
     health: BackendHealth,
     outstanding: Outstanding,
     fencing: Option<Arc<dyn Fencing>>,
+    /// Fault injection: the next batch with fenced writes waits this long (ms) before it is sent.
+    #[cfg(feature = "fault-injection")]
+    hold_next: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl SnapshotWriter {
@@ -106,8 +109,32 @@ impl SnapshotWriter {
         let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
         let health = BackendHealth::default();
         let outstanding = Outstanding::default();
-        tokio::spawn(write_batches(store, receiver, health.clone(), outstanding.clone(), fencing.clone()));
-        Self { sender, health, outstanding, fencing }
+        #[cfg(feature = "fault-injection")]
+        let hold_next = Arc::<std::sync::atomic::AtomicU64>::default();
+        let batches = Batches {
+            store,
+            health: health.clone(),
+            outstanding: outstanding.clone(),
+            fencing: fencing.clone(),
+            #[cfg(feature = "fault-injection")]
+            hold_next: Arc::clone(&hold_next),
+        };
+        tokio::spawn(batches.run(receiver));
+        Self {
+            sender,
+            health,
+            outstanding,
+            fencing,
+            #[cfg(feature = "fault-injection")]
+            hold_next,
+        }
+    }
+
+    /// Fault injection: holds the next batch of fenced writes for `millis` after the local lease
+    /// check and before it is sent, so that tests can show the store refusing a stale owner's writes.
+    #[cfg(feature = "fault-injection")]
+    pub fn hold_next_batch(&self, millis: u64) {
+        self.hold_next.store(millis, std::sync::atomic::Ordering::Release);
     }
 
     /// The epoch `key` is written under; `Err` (with a resolved receiver) when this instance does not
@@ -190,56 +217,70 @@ impl SnapshotWriter {
     }
 }
 
-async fn write_batches(
+/// The background writer's parts.
+struct Batches {
     store: Arc<dyn SnapshotStore>,
-    mut receiver: mpsc::Receiver<Write>,
     health: BackendHealth,
     outstanding: Outstanding,
     fencing: Option<Arc<dyn Fencing>>,
-) {
-    let mut incoming = Vec::with_capacity(BATCH_MAX);
-    let mut pending = Pending::default();
-    while receiver.recv_many(&mut incoming, BATCH_MAX).await > 0 {
-        pending.absorb(&mut incoming);
-        loop {
-            let (open, groups) = pending.batch();
-            let count = open.len() + groups.iter().map(|group| group.writes.len()).sum::<usize>();
-            let started = std::time::Instant::now();
-            let outcome = if groups.is_empty() {
-                store.write_batch(open).await.map(|()| Vec::new())
-            } else {
-                store.write_fenced(open, groups).await
-            };
-            match outcome {
-                Ok(refused) => {
-                    metrics::histogram!("keelson_snapshot_batch_seconds").record(started.elapsed().as_secs_f64());
-                    health.report_success();
-                    metrics::counter!("keelson_snapshot_writes_total").increment(count as u64);
-                    metrics::counter!("keelson_snapshot_batches_total").increment(1);
-                    for &(shard, epoch) in &refused {
-                        metrics::counter!("keelson_fenced_writes_total", "side" => "redis").increment(1);
-                        tracing::warn!(shard, epoch, "writes refused: another instance holds the shard now");
-                        if let Some(fencing) = &fencing {
-                            fencing.refused(shard, epoch);
-                        }
+    #[cfg(feature = "fault-injection")]
+    hold_next: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Batches {
+    async fn run(self, mut receiver: mpsc::Receiver<Write>) {
+        let Batches { store, health, outstanding, fencing, .. } = &self;
+        let mut incoming = Vec::with_capacity(BATCH_MAX);
+        let mut pending = Pending::default();
+        while receiver.recv_many(&mut incoming, BATCH_MAX).await > 0 {
+            pending.absorb(&mut incoming);
+            loop {
+                let (open, groups) = pending.batch();
+                let count = open.len() + groups.iter().map(|group| group.writes.len()).sum::<usize>();
+                #[cfg(feature = "fault-injection")]
+                {
+                    let hold = self.hold_next.swap(0, std::sync::atomic::Ordering::AcqRel);
+                    if hold > 0 && !groups.is_empty() {
+                        tokio::time::sleep(Duration::from_millis(hold)).await;
                     }
-                    outstanding.done(pending.waiting.len());
-                    pending.finish(&refused);
-                    break;
                 }
-                Err(error) => {
-                    health.report_failure(&error);
-                    metrics::counter!("keelson_snapshot_write_failures_total").increment(1);
-                    tracing::warn!(%error, writes = count, "snapshot write failed; keeping the writes and retrying");
-                    tokio::time::sleep(RETRY_DELAY).await;
-                    // Newer states of the same keys replace the failed ones: the retry writes only the latest.
-                    while let Ok(write) = receiver.try_recv() {
-                        incoming.push(write);
-                        if incoming.len() >= BATCH_MAX {
-                            break;
+                let started = std::time::Instant::now();
+                let outcome = if groups.is_empty() {
+                    store.write_batch(open).await.map(|()| Vec::new())
+                } else {
+                    store.write_fenced(open, groups).await
+                };
+                match outcome {
+                    Ok(refused) => {
+                        metrics::histogram!("keelson_snapshot_batch_seconds").record(started.elapsed().as_secs_f64());
+                        health.report_success();
+                        metrics::counter!("keelson_snapshot_writes_total").increment(count as u64);
+                        metrics::counter!("keelson_snapshot_batches_total").increment(1);
+                        for &(shard, epoch) in &refused {
+                            metrics::counter!("keelson_fenced_writes_total", "side" => "redis").increment(1);
+                            tracing::warn!(shard, epoch, "writes refused: another instance holds the shard now");
+                            if let Some(fencing) = &fencing {
+                                fencing.refused(shard, epoch);
+                            }
                         }
+                        outstanding.done(pending.waiting.len());
+                        pending.finish(&refused);
+                        break;
                     }
-                    pending.absorb(&mut incoming);
+                    Err(error) => {
+                        health.report_failure(&error);
+                        metrics::counter!("keelson_snapshot_write_failures_total").increment(1);
+                        tracing::warn!(%error, writes = count, "snapshot write failed; keeping the writes and retrying");
+                        tokio::time::sleep(RETRY_DELAY).await;
+                        // Newer states of the same keys replace the failed ones: the retry writes only the latest.
+                        while let Ok(write) = receiver.try_recv() {
+                            incoming.push(write);
+                            if incoming.len() >= BATCH_MAX {
+                                break;
+                            }
+                        }
+                        pending.absorb(&mut incoming);
+                    }
                 }
             }
         }

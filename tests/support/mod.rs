@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod chaos;
+pub mod cluster;
 pub mod git_http;
 pub mod process;
 pub mod servers;

@@ -30,6 +30,8 @@ pub struct ProjectActor {
     /// Execution ids by Keptn context, in start order (ended ones included, for control and views).
     pub(super) contexts: HashMap<String, Vec<String>>,
     pub(super) paused: PauseFlags,
+    /// Moved to another instance: restarted only because old addresses linger, it does nothing.
+    pub(super) retired: bool,
 }
 
 impl ProjectActor {
@@ -41,6 +43,7 @@ impl ProjectActor {
             live: HashMap::new(),
             contexts: HashMap::new(),
             paused: PauseFlags::default(),
+            retired: false,
         }
     }
 
@@ -177,6 +180,9 @@ impl Actor for ProjectActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        if self.retired {
+            return;
+        }
         if let Some(retention) = self.runtime.retention {
             self.check_retention_later(retention, ctx);
         }

@@ -94,6 +94,7 @@ impl Handler<Retire> for ProjectActor {
     /// The project moved to another instance: its actors stop without writing anything, and this
     /// instance forgets it. The stored records stay for the new owner.
     fn handle(&mut self, _message: Retire, ctx: &mut Context<Self>) {
+        self.retired = true;
         for address in self.live.values() {
             address.do_send(Retire);
         }
