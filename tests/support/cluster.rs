@@ -355,11 +355,17 @@ impl Drop for Member {
     }
 }
 
-/// The `keelson` binary: `KEELSON_BINARY`, else the test build's.
+/// The `keelson` binary: `KEELSON_BINARY`, else the test build's, else (load tests, built as examples)
+/// the one in the target directory above this program's.
 pub fn binary() -> PathBuf {
-    std::env::var_os("KEELSON_BINARY")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_keelson")))
+    if let Some(binary) = std::env::var_os("KEELSON_BINARY") {
+        return PathBuf::from(binary);
+    }
+    if let Some(binary) = option_env!("CARGO_BIN_EXE_keelson") {
+        return PathBuf::from(binary);
+    }
+    let exe = std::env::current_exe().expect("own path");
+    exe.parent().and_then(|dir| dir.parent()).expect("target dir").join("keelson")
 }
 
 /// The command that runs a member on `port`, its output going to `log`.
