@@ -187,6 +187,115 @@ async fn a_paused_owner_loses_its_shards_and_its_late_writes_are_refused() {
     assert_one_id_per_task(&seen);
 }
 
+const APPROVAL_SHIPYARD: &str = "apiVersion: spec.keptn.sh/0.2.2
+kind: Shipyard
+metadata:
+  name: approvals
+spec:
+  stages:
+    - name: dev
+      sequences:
+        - name: delivery
+          tasks:
+            - name: approval
+              properties: { pass: automatic, warning: automatic }
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn built_in_services_and_integrations_are_shared_by_every_instance() {
+    let servers = Servers::start();
+    let extra = [("KEELSON_SERVICES", "approval".to_owned()), ("KEELSON_UNIFORM_INTEGRATION_TTL", "3s".to_owned())];
+    let nodes: Vec<Node> = ["n1", "n2", "n3"].iter().map(|node| servers.spawn(node, &extra)).collect();
+    let apis: Vec<Api> = nodes.iter().map(|node| node.api.clone()).collect();
+    wait_until_owned_by(&apis[0], &["n1", "n2", "n3"], Duration::from_secs(15)).await;
+    // Every approval.started, by the task it answers.
+    let nats = async_nats::connect(&servers.nats.url).await.unwrap();
+    let mut started = nats.subscribe("sh.keptn.event.approval.started").await.unwrap();
+    nats.flush().await.unwrap();
+    let answers: std::sync::Arc<std::sync::Mutex<Vec<String>>> = Default::default();
+    let record = std::sync::Arc::clone(&answers);
+    tokio::spawn(async move {
+        use futures_util::StreamExt as _;
+        while let Some(message) = started.next().await {
+            let event: serde_json::Value = serde_json::from_slice(&message.payload).unwrap_or_default();
+            record.lock().unwrap().push(event["triggeredid"].as_str().unwrap_or_default().to_owned());
+        }
+    });
+
+    let projects = ["a00", "a01", "a02"];
+    for (i, project) in projects.iter().enumerate() {
+        create_project_with(&apis[i], &servers.git, project, APPROVAL_SHIPYARD).await;
+    }
+    let mut contexts = Vec::new();
+    for round in 0..2 {
+        for (i, project) in projects.iter().enumerate() {
+            // A passed result: the approval strategy for it is automatic.
+            let context = trigger_with(&apis[(i + round) % 3], project, json!({ "result": "pass" })).await;
+            contexts.push(((*project).to_owned(), context));
+        }
+    }
+    // Each approval is decided once, by one instance's approval service.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for (project, context) in &contexts {
+        loop {
+            let (status, body) =
+                apis[0].get(&format!("/api/controlPlane/v1/sequence/{project}?keptnContext={context}")).await;
+            if status == 200 && body["states"][0]["state"] == "finished" {
+                assert_eq!(body["states"][0]["stages"][0]["result"], "pass", "{body}");
+                break;
+            }
+            assert!(Instant::now() < deadline, "approval sequence {context} did not finish: {body}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let answers = answers.lock().unwrap().clone();
+    assert_eq!(answers.len(), contexts.len(), "one approval.started per approval: {answers:?}");
+    assert_eq!(answers.iter().collect::<std::collections::HashSet<_>>().len(), contexts.len());
+    for api in &apis {
+        let (status, body) = api.get("/api/controlPlane/v1/uniform/registration?name=approval-service").await;
+        assert_eq!(status, 200);
+        assert_eq!(body.as_array().unwrap().len(), 1, "one shared registration, seen on {}: {body}", api.base);
+    }
+
+    // An integration registered on n1 and pinged through n2 stays listed on n3, then expires everywhere.
+    let integration = json!({
+        "name": "external-service",
+        "metadata": { "hostname": "node-1", "integrationversion": "1.0.0", "kubernetesmetadata": { "namespace": "keptn" } },
+        "subscriptions": [{ "event": "sh.keptn.event.t1.triggered" }],
+    });
+    let (status, body) = apis[0].post("/api/controlPlane/v1/uniform/registration", &integration).await;
+    assert_eq!(status, 201, "{body}");
+    let id = body["id"].as_str().unwrap().to_owned();
+    let client = reqwest::Client::new();
+    let listed = |api: &Api| {
+        let api = api.clone();
+        async move {
+            let (status, body) = api.get("/api/controlPlane/v1/uniform/registration?name=external-service").await;
+            assert_eq!(status, 200);
+            body.as_array().unwrap().len()
+        }
+    };
+    for _ in 0..8 {
+        let ping = client
+            .put(format!("{}/api/controlPlane/v1/uniform/registration/{id}/ping", apis[1].base))
+            .header("x-token", TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(ping.status().as_u16(), 200);
+        assert_eq!(listed(&apis[2]).await, 1, "pings through n2 keep it alive for n3");
+        tokio::time::sleep(Duration::from_millis(750)).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for api in &apis {
+        while listed(api).await != 0 {
+            assert!(Instant::now() < deadline, "an integration that stopped pinging was not removed");
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_configurations_are_refused_with_one_line() {
     let servers = Servers::start();

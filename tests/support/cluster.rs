@@ -59,6 +59,11 @@ impl Drop for Servers {
         if !std::thread::panicking() {
             return;
         }
+        if std::env::var_os("KEELSON_TEST_KEEP_LOGS").is_some() {
+            let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
+            eprintln!("member logs kept in {}", dir.keep().display());
+            return;
+        }
         let Ok(entries) = std::fs::read_dir(self.dir.path()) else { return };
         for entry in entries.flatten().filter(|entry| entry.path().extension().is_some_and(|ext| ext == "log")) {
             let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
@@ -271,9 +276,14 @@ pub async fn start_executor(nats_url: &str, work: Duration) -> Executor {
 }
 
 pub async fn create_project(api: &Api, git: &GitHttpServer, name: &str) {
+    create_project_with(api, git, name, SHIPYARD).await;
+}
+
+/// Creates `name` with `shipyard`, an upstream on `git`, and service `svc`.
+pub async fn create_project_with(api: &Api, git: &GitHttpServer, name: &str, shipyard: &str) {
     let url = git.create_repo(name);
     let credentials = json!({ "remoteURL": url, "user": GIT_USER, "https": { "token": GIT_TOKEN } });
-    let body = json!({ "name": name, "shipyard": b64(SHIPYARD), "gitCredentials": credentials });
+    let body = json!({ "name": name, "shipyard": b64(shipyard), "gitCredentials": credentials });
     let (status, answer) = api.post("/api/controlPlane/v1/project", &body).await;
     assert_eq!(status, 201, "create {name}: {answer}");
     let (status, answer) =
@@ -283,19 +293,21 @@ pub async fn create_project(api: &Api, git: &GitHttpServer, name: &str) {
 
 /// Triggers `dev.delivery` of `project` through `api`, retrying while its project changes hands.
 pub async fn trigger(api: &Api, project: &str) -> String {
-    let trigger = json!({
-        "specversion": "1.0", "type": "sh.keptn.event.dev.delivery.triggered", "source": "ci",
-        "data": { "project": project, "stage": "dev", "service": "svc" },
-    });
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let (status, body) = api.post("/api/v1/event", &trigger).await;
-        if status == 200 {
-            return body["keptnContext"].as_str().unwrap().to_owned();
-        }
-        assert!(status == 503 && Instant::now() < deadline, "trigger of {project}: {status} {body}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
+    trigger_with(api, project, json!({})).await
+}
+
+/// Like [`trigger`], with `extra` merged into the trigger's data.
+pub async fn trigger_with(api: &Api, project: &str, extra: Value) -> String {
+    let mut data = json!({ "project": project, "stage": "dev", "service": "svc" });
+    if let (Some(data), Value::Object(extra)) = (data.as_object_mut(), extra) {
+        data.extend(extra);
     }
+    let trigger = json!({
+        "specversion": "1.0", "type": "sh.keptn.event.dev.delivery.triggered", "source": "ci", "data": data,
+    });
+    let (status, body) = api.post("/api/v1/event", &trigger).await;
+    assert_eq!(status, 200, "trigger of {project}: {body}");
+    body["keptnContext"].as_str().unwrap().to_owned()
 }
 
 /// Waits until every context in `contexts` ((project, context)) has finished both stages, as `api` sees it.
