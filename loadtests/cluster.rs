@@ -284,11 +284,17 @@ async fn chaos(args: &Args) {
         sent.len(),
         drain.elapsed().as_secs_f64()
     );
+    let stalled = executor.dispatch.lock().unwrap().iter().filter(|d| **d > Duration::from_secs(6)).count();
     println!(
-        "dispatch p50 {:.1} ms, p99 {:.1} ms (all of the run, faults included)",
+        "dispatch p50 {:.1} ms, p99 {:.1} ms, max {:.2} s (all of the run, faults included); {stalled} over 6 s",
         executor.dispatch_quantile(0.5).as_secs_f64() * 1e3,
-        executor.dispatch_quantile(0.99).as_secs_f64() * 1e3
+        executor.dispatch_quantile(0.99).as_secs_f64() * 1e3,
+        executor.dispatch_max().as_secs_f64()
     );
+    if stalled > 0 {
+        println!("MISSED: {stalled} task transitions took longer than 6 s");
+        std::process::exit(1);
+    }
     let missed: Vec<&Outcome> = outcomes
         .iter()
         .filter(|outcome| {
