@@ -186,3 +186,29 @@ async fn upstreams_on_loopback_or_metadata_addresses_are_refused_unless_allowed(
     assert_eq!(status, 404, "nothing was created");
     assert!(git.branches("sockshop").is_empty(), "the refused upstream was never contacted");
 }
+
+#[actix_rt::test]
+async fn taking_a_project_over_brings_its_clone_up_to_date() {
+    let git = GitHttpServer::start(USER, TOKEN);
+    let url = git.create_repo("sockshop");
+    let keelson = keelson_allowing_loopback_upstreams().await;
+    let (status, body) = create_with_upstream(&keelson, "sockshop", &url, TOKEN).await;
+    assert_eq!(status, 201, "{body}");
+    let projects = &keelson.server.control_plane.state.projects;
+    let before = projects.repos().branch_head("sockshop", "dev").unwrap();
+
+    // Another instance, owning the project meanwhile, pushed to the upstream.
+    git.commit_directly("sockshop", "dev", "carts/notes.txt", "pushed elsewhere");
+    let upstream_head = std::process::Command::new("git")
+        .args(["--git-dir", git.repo_path("sockshop").to_str().unwrap(), "rev-parse", "dev"])
+        .output()
+        .unwrap();
+    let upstream_head = String::from_utf8_lossy(&upstream_head.stdout).trim().to_owned();
+    assert_ne!(before, upstream_head);
+    assert_eq!(projects.repos().branch_head("sockshop", "dev").unwrap(), before, "nothing read it yet");
+
+    // Taking the project (back) over reads its upstream: new sequences start from the pushed commit.
+    projects.set_shared();
+    projects.adopt(&|project: &str| project == "sockshop").await.unwrap();
+    assert_eq!(projects.repos().branch_head("sockshop", "dev").unwrap(), upstream_head);
+}

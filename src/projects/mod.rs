@@ -252,7 +252,24 @@ impl ProjectManager {
     /// project whose repository cannot be restored is served without its resources, and logged.
     async fn check_repositories(&self, select: &(dyn Fn(&str) -> bool + Sync)) {
         for project in self.list().into_iter().filter(|project| select(&project.name)) {
-            let Err(error) = self.repos.load_heads(&project.name).await else { continue };
+            let loaded = if self.is_shared() {
+                // Another instance may have pushed since this clone was last used.
+                match tokio::time::timeout(RECLONE_TIMEOUT, self.repos.refresh(&project.name)).await {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(ResourceError::ProjectNotFound)) => Err(ResourceError::ProjectNotFound),
+                    outcome => {
+                        let reason = match outcome {
+                            Ok(Err(error)) => error.to_string(),
+                            _ => "the upstream did not answer in time".to_owned(),
+                        };
+                        tracing::warn!(project = %project.name, %reason, "repository not brought up to date with its upstream; its local branch heads are used until the next read");
+                        self.repos.load_heads(&project.name).await
+                    }
+                }
+            } else {
+                self.repos.load_heads(&project.name).await
+            };
+            let Err(error) = loaded else { continue };
             // One damaged project must not keep the others from being served.
             let recovered = match error {
                 ResourceError::ProjectNotFound if self.repos.upstream_url(&project.name).is_some() => {

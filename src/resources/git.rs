@@ -133,6 +133,19 @@ impl GitRepos {
         .await
     }
 
+    /// Brings `project`'s repository up to date with its upstream and reads its branch heads again
+    /// (an instance taking a project over, whose clone may be behind what another instance pushed).
+    pub async fn refresh(self: &Arc<Self>, project: &str) -> Result<(), ResourceError> {
+        self.run(project, |repos, project, upstream| {
+            let repo = repos.open(project)?;
+            if let Some(credentials) = &upstream {
+                upstream::pull(&repo, credentials)?;
+            }
+            repos.record_heads(project, &repo)
+        })
+        .await
+    }
+
     /// Rebuilds a missing repository of `project` from its upstream (at start). Without an upstream
     /// there is nothing to rebuild it from: `ProjectNotFound`.
     pub async fn reclone(self: &Arc<Self>, project: &str) -> Result<(), ResourceError> {
