@@ -8,6 +8,9 @@
 //!   restart, SIGSTOP for 5 s, SIGTERM and restart — under steady triggers; prints how long each
 //!   takeover took, then checks that every sequence finished and that no task was triggered with two
 //!   ids. Exits 1 when a target is missed.
+//! - `--mode rebalance`: three instances under steady triggers; a fourth joins, then one leaves with
+//!   SIGTERM; prints the longest task transition meanwhile (target ≤ 1.5 s) and refused writes
+//!   (target 0).
 //!
 //! ```sh
 //! cargo build --release --bin keelson --example loadtest-cluster
@@ -64,6 +67,7 @@ async fn main() {
     match args.mode.as_str() {
         "steady" => steady(&args).await,
         "chaos" => chaos(&args).await,
+        "rebalance" => rebalance(&args).await,
         other => {
             eprintln!("unknown --mode {other}: steady or chaos");
             std::process::exit(2);
@@ -313,6 +317,70 @@ async fn chaos(args: &Args) {
         );
     }
     if !missed.is_empty() {
+        std::process::exit(1);
+    }
+}
+
+async fn rebalance(args: &Args) {
+    let servers = Servers::start();
+    let mut nodes: Vec<Node> = ["n1", "n2", "n3"].iter().map(|id| servers.spawn(id, &[])).collect();
+    let apis: Vec<Api> = nodes.iter().map(|node| node.api.clone()).collect();
+    cluster::wait_until_owned_by(&apis[0], &["n1", "n2", "n3"], Duration::from_secs(30)).await;
+    let executor = cluster::start_executor(&servers.nats.url, Duration::from_millis(args.work_ms)).await;
+    let projects = create_projects(&servers, &apis, args.projects).await;
+    let live = Arc::new(Mutex::new(vec![apis[1].clone(), apis[2].clone()]));
+    let seconds = args.seconds.max(30);
+    let triggers = tokio::spawn(send_triggers(Arc::clone(&live), projects, args.rate, seconds));
+    // Steady first, then the join, then (half-way through what is left) the leave.
+    tokio::time::sleep(Duration::from_secs(seconds / 4)).await;
+    executor.dispatch.lock().unwrap().clear();
+    let joined_at = Instant::now();
+    let joined = tokio::task::block_in_place(|| servers.spawn("n4", &[]));
+    live.lock().unwrap().push(joined.api.clone());
+    let mut owned = 0;
+    while joined_at.elapsed() < Duration::from_secs(15) {
+        owned = apis[1].owners().await.iter().filter(|owner| owner.as_deref() == Some("n4")).count();
+        if owned >= 8 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let join_took = joined_at.elapsed();
+    tokio::time::sleep(Duration::from_secs(seconds / 4)).await;
+    let mut leaving = nodes.remove(0);
+    let left_at = Instant::now();
+    leaving.process.signal("TERM");
+    let code = tokio::task::block_in_place(|| leaving.process.wait_exit(Duration::from_secs(10)));
+    let remaining = [apis[1].clone(), apis[2].clone(), joined.api.clone()];
+    cluster::wait_until_owned_by(&remaining[0], &["n2", "n3", "n4"], Duration::from_secs(10)).await;
+    let leave_took = left_at.elapsed();
+    let sent = triggers.await.unwrap();
+    cluster::wait_finished(&remaining[0], &sent, Duration::from_secs(120)).await;
+    let mut fenced = 0.0;
+    for api in &remaining {
+        fenced += api.metric("keelson_fenced_writes_total").await;
+    }
+    cluster::assert_one_id_per_task(&executor);
+    let longest = executor.dispatch_max();
+    println!("join: n4 owns {owned} shards {:.2} s after it started", join_took.as_secs_f64());
+    println!(
+        "leave: n1 exited with {code:?}; its shards held elsewhere {:.2} s after SIGTERM",
+        leave_took.as_secs_f64()
+    );
+    println!(
+        "{} sequences finished; during join and leave: dispatch p50 {:.1} ms, p99 {:.1} ms, longest {:.0} ms; refused writes {fenced}",
+        sent.len(),
+        executor.dispatch_quantile(0.5).as_secs_f64() * 1e3,
+        executor.dispatch_quantile(0.99).as_secs_f64() * 1e3,
+        longest.as_secs_f64() * 1e3
+    );
+    let missed = longest > Duration::from_millis(1500)
+        || fenced > 0.0
+        || code != Some(0)
+        || owned < 8
+        || leave_took > Duration::from_secs(3);
+    if missed {
+        println!("MISSED: a target (longest transition ≤ 1.5 s, no refused write, exit 0, join share, leave ≤ 3 s)");
         std::process::exit(1);
     }
 }

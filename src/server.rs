@@ -143,12 +143,23 @@ pub async fn build_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow:
         ),
         None => Arc::new(sqlite_history.expect("sqlite opened when mongodb is not configured")),
     };
+    let joined = match (&config.cluster, &config.redis_url) {
+        (Some(settings), Some(url)) => Some(crate::cluster::join(settings, url.as_str()).await?),
+        _ => None,
+    };
     let (bus, in_process_bus, nats_bus): (Arc<dyn Bus>, Option<InProcessBus>, Option<NatsBus>) = match &config.nats_url
     {
         Some(url) => {
             let nats = NatsBus::connect(url.as_str())
                 .await
                 .with_context(|| format!("cannot connect to nats at {}", redacted(url)))?;
+            // In a cluster, what this instance publishes names it and its epoch of the event's shard.
+            let nats = match &joined {
+                Some(joined) => {
+                    nats.with_provenance(Arc::clone(&joined.table) as Arc<dyn crate::bus::nats::Provenance>)
+                }
+                None => nats,
+            };
             (Arc::new(nats.clone()), None, Some(nats))
         }
         None => {
@@ -157,10 +168,6 @@ pub async fn build_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow:
         }
     };
 
-    let joined = match (&config.cluster, &config.redis_url) {
-        (Some(settings), Some(url)) => Some(crate::cluster::join(settings, url.as_str()).await?),
-        _ => None,
-    };
     let fencing = joined.as_ref().map(|joined| Arc::clone(&joined.table) as Arc<dyn crate::store::snapshots::Fencing>);
 
     let secret_key = match &config.secret_key {

@@ -200,8 +200,28 @@ async fn a_paused_owner_loses_its_shards_and_its_late_writes_are_refused() {
     }
     let project = project.expect("some name hashes to a shard of n2");
     create_project(&apis[0], &servers.git, &project).await;
+    // Every control-plane publication, with who published it under which epoch.
+    let audit = async_nats::connect(&servers.nats.url).await.unwrap();
+    let mut published = audit.subscribe("sh.keptn.>").await.unwrap();
+    audit.flush().await.unwrap();
+    type Publication = (Instant, Option<String>, Option<u64>, serde_json::Value);
+    let publications: std::sync::Arc<std::sync::Mutex<Vec<Publication>>> = Default::default();
+    let record = std::sync::Arc::clone(&publications);
+    tokio::spawn(async move {
+        use futures_util::StreamExt as _;
+        while let Some(message) = published.next().await {
+            let header = |name: &str| {
+                message.headers.as_ref().and_then(|headers| headers.get(name)).map(|value| value.as_str().to_owned())
+            };
+            let event: serde_json::Value = serde_json::from_slice(&message.payload).unwrap_or_default();
+            let epoch = header("Keelson-Epoch").and_then(|epoch| epoch.parse().ok());
+            record.lock().unwrap().push((Instant::now(), header("Keelson-Node"), epoch, event));
+        }
+    });
     let before = trigger(&apis[2], &project).await;
     wait_finished(&apis[0], &[(project.clone(), before)], Duration::from_secs(30)).await;
+    let shard = keelson::model::placement::shard_of(&project, SHARDS as u32) as usize;
+    let old_epoch = apis[1].cluster().await["shards"][shard]["epoch"].as_u64().unwrap();
 
     // n2 holds its next batch past its lease, then freezes; the trigger arrives over JetStream.
     let (status, body) = apis[1].post("/api/internal/v1/fault", &json!({ "holdSnapshotBatchMs": 10_000 })).await;
@@ -229,6 +249,7 @@ async fn a_paused_owner_loses_its_shards_and_its_late_writes_are_refused() {
     eprintln!("zombie: n2's shards owned by the others {takeover:?} after SIGSTOP ({took:?} of polling)");
     tokio::time::sleep(Duration::from_secs(6).saturating_sub(stopped_at.elapsed())).await;
     nodes[1].process.signal("CONT");
+    let woke_at = Instant::now();
 
     // The sequence runs on the new owner; the zombie's held batch is refused by Redis when it leaves.
     wait_finished(&apis[0], &[(project.clone(), context)], Duration::from_secs(30)).await;
@@ -244,6 +265,27 @@ async fn a_paused_owner_loses_its_shards_and_its_late_writes_are_refused() {
     let after = trigger(&apis[1], &project).await;
     wait_finished(&apis[2], &[(project.clone(), after)], Duration::from_secs(30)).await;
     assert_one_id_per_task(&seen);
+    // Publications carry their publisher and epoch; after waking, n2 published nothing of the project
+    // under the epoch it had lost.
+    let publications = publications.lock().unwrap();
+    let of_project = |event: &serde_json::Value| event["data"]["project"] == project.as_str();
+    assert!(
+        publications.iter().any(|(_, node, epoch, event)| of_project(event)
+            && node.as_deref() == Some("n2")
+            && *epoch == Some(old_epoch)),
+        "n2 published the project's events under epoch {old_epoch} before it froze"
+    );
+    let stale: Vec<_> = publications
+        .iter()
+        .filter(|(at, node, epoch, event)| {
+            *at >= woke_at
+                && of_project(event)
+                && node.as_deref() == Some("n2")
+                && epoch.is_some_and(|e| e <= old_epoch)
+        })
+        .map(|(_, _, epoch, event)| (epoch, event["type"].clone()))
+        .collect();
+    assert!(stale.is_empty(), "n2 published with its lost epoch after waking: {stale:?}");
 }
 
 const APPROVAL_SHIPYARD: &str = "apiVersion: spec.keptn.sh/0.2.2

@@ -48,9 +48,21 @@ pub const PROGRESS_EVERY: Duration = Duration::from_secs(2);
 /// How long the stream keeps an event nobody acknowledged.
 const MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
 
+/// Who published an event, for audits: the instance and its epoch of the event's shard (cluster mode).
+pub const NODE_HEADER: &str = "Keelson-Node";
+pub const EPOCH_HEADER: &str = "Keelson-Epoch";
+
+/// Names the instance and shard epoch an event is published under (cluster mode), so that operators
+/// and tests can audit who published what. Keptn clients ignore the headers.
+pub trait Provenance: Send + Sync + 'static {
+    /// This instance's node id and the epoch it holds `event`'s project under, if it holds it.
+    fn of(&self, event: &CloudEvent) -> Option<(&str, u64)>;
+}
+
 #[derive(Clone)]
 pub struct NatsBus {
     client: async_nats::Client,
+    provenance: Option<std::sync::Arc<dyn Provenance>>,
 }
 
 impl NatsBus {
@@ -62,7 +74,21 @@ impl NatsBus {
             .connect(url)
             .await
             .map_err(|e| Error::Unavailable(e.into()))?;
-        Ok(Self { client })
+        Ok(Self { client, provenance: None })
+    }
+
+    /// Publishes with [`NODE_HEADER`] and [`EPOCH_HEADER`] from `provenance` (cluster mode).
+    pub fn with_provenance(mut self, provenance: std::sync::Arc<dyn Provenance>) -> Self {
+        self.provenance = Some(provenance);
+        self
+    }
+
+    fn headers(&self, event: &CloudEvent) -> Option<async_nats::HeaderMap> {
+        let (node, epoch) = self.provenance.as_ref()?.of(event)?;
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(NODE_HEADER, node);
+        headers.insert(EPOCH_HEADER, epoch.to_string().as_str());
+        Some(headers)
     }
 
     pub fn client(&self) -> &async_nats::Client {
@@ -117,12 +143,16 @@ impl NatsBus {
 impl super::Bus for NatsBus {
     async fn publish(&self, event: &CloudEvent) -> Result<(), Error> {
         let payload = serde_json::to_vec(event).map_err(|e| Error::Unavailable(e.into()))?;
-        self.client.publish(event.event_type.clone(), payload.into()).await.map_err(|e| Error::Unavailable(e.into()))
+        let published = match self.headers(event) {
+            Some(headers) => self.client.publish_with_headers(event.event_type.clone(), headers, payload.into()).await,
+            None => self.client.publish(event.event_type.clone(), payload.into()).await,
+        };
+        published.map_err(|e| Error::Unavailable(e.into()))
     }
 
     async fn publish_routed(&self, event: &std::sync::Arc<CloudEvent>) -> Result<(), Error> {
         let payload = serde_json::to_vec(&**event).map_err(|e| Error::Unavailable(e.into()))?;
-        let mut headers = async_nats::HeaderMap::new();
+        let mut headers = self.headers(event).unwrap_or_default();
         headers.insert(ROUTED_HEADER, "true");
         self.client
             .publish_with_headers(event.event_type.clone(), headers, payload.into())

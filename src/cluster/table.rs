@@ -234,6 +234,13 @@ impl ShardTable {
     }
 }
 
+impl crate::bus::nats::Provenance for ShardTable {
+    fn of(&self, event: &crate::model::event::CloudEvent) -> Option<(&str, u64)> {
+        let epoch = self.slot(self.shard_of(event.project()?)).local.epoch()?;
+        Some((&self.node, epoch))
+    }
+}
+
 impl Fencing for ShardTable {
     fn fence(&self, key: &str) -> Fence {
         let Some(project) = project_of_key(key) else { return Fence::Open };
