@@ -368,6 +368,18 @@ async fn built_in_services_and_integrations_are_shared_by_every_instance() {
     let (status, body) = apis[0].post("/api/controlPlane/v1/uniform/registration", &integration).await;
     assert_eq!(status, 201, "{body}");
     let id = body["id"].as_str().unwrap().to_owned();
+    // Its log entries, sent through two instances, are read through a third.
+    for (api, message) in [(&apis[1], "first"), (&apis[0], "second")] {
+        let entry = json!({ "logs": [{ "integrationid": id, "message": message }] });
+        let (status, body) = api.post("/api/controlPlane/v1/log", &entry).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let (status, logs) = apis[2].get(&format!("/api/controlPlane/v1/log?integrationId={id}")).await;
+    assert_eq!(status, 200, "{logs}");
+    let mut messages: Vec<&str> =
+        logs["logs"].as_array().unwrap().iter().filter_map(|e| e["message"].as_str()).collect();
+    messages.sort_unstable();
+    assert_eq!(messages, ["first", "second"], "{logs}");
     let client = reqwest::Client::new();
     let listed = |api: &Api| {
         let api = api.clone();
