@@ -8,6 +8,8 @@ pub mod git_http;
 pub mod process;
 pub mod servers;
 
+pub use cluster::{b64, send};
+
 use std::time::Duration;
 
 use keelson::config::Config;
@@ -50,11 +52,6 @@ spec:
           tasks:
             - name: approval
 ";
-
-pub fn b64(text: impl AsRef<[u8]>) -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD.encode(text)
-}
 
 pub fn unb64(text: &str) -> Vec<u8> {
     use base64::Engine as _;
@@ -185,17 +182,6 @@ pub fn merge_into(target: &mut Value, extra: Value) {
     if let (Some(target), Value::Object(extra)) = (target.as_object_mut(), extra) {
         target.extend(extra);
     }
-}
-
-/// Sends a request with a deadline; returns status and JSON body (`Null` when empty or not JSON).
-pub async fn send(request: reqwest::RequestBuilder) -> (u16, Value) {
-    let response = tokio::time::timeout(Duration::from_secs(60), request.send())
-        .await
-        .expect("request to keelson hung")
-        .expect("request to keelson failed");
-    let status = response.status().as_u16();
-    let text = response.text().await.unwrap_or_default();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
 /// Asserts a Keptn error body: `{code: status, message}` with a non-empty message.
