@@ -17,10 +17,17 @@ async fn three_instances_serve_every_project_and_survive_a_killed_owner() {
     let mut nodes: Vec<Node> = ["n1", "n2", "n3"].iter().map(|node| servers.spawn(node, &[])).collect();
     let apis: Vec<Api> = nodes.iter().map(|node| node.api.clone()).collect();
     wait_until_owned_by(&apis[0], &["n1", "n2", "n3"], Duration::from_secs(15)).await;
+    wait_until_owned_by(&apis[1], &["n1", "n2", "n3"], Duration::from_secs(15)).await;
     let status = apis[1].cluster().await;
     assert_eq!(status["nodeId"], "n2");
     assert_eq!(status["members"].as_array().unwrap().len(), 3, "{status}");
-    assert!(status["shards"].as_array().unwrap().iter().all(|shard| shard["epoch"].as_u64().is_some()));
+    let shards = status["shards"].as_array().unwrap();
+    assert_eq!(shards.len(), SHARDS);
+    for (i, shard) in shards.iter().enumerate() {
+        // An owner comes with its epoch; a shard changing hands shows neither.
+        assert_eq!(shard["shard"], i);
+        assert_eq!(shard["owner"].is_string(), shard["epoch"].as_u64().is_some_and(|epoch| epoch >= 1), "{shard}");
+    }
     let seen = start_executor(&servers.nats.url, Duration::from_millis(100)).await;
 
     // Projects created on every instance are readable at once on every other.
