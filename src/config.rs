@@ -66,6 +66,7 @@ struct FileConfig {
     webhook_max_response_bytes: Option<u64>,
     webhook_retries: Option<u32>,
     log: Option<String>,
+    log_format: Option<String>,
     cluster: Option<bool>,
     node_id: Option<String>,
     advertise_url: Option<String>,
@@ -118,6 +119,17 @@ impl Default for WebhookSettings {
     }
 }
 
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// Human-readable lines, coloured only on a terminal.
+    #[default]
+    Text,
+    /// One JSON object per line (timestamp, level, target, message and fields), for Loki, ELK or
+    /// `kubectl logs` pipelines.
+    Json,
+}
+
 /// The validated configuration a running Keelson uses.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -153,6 +165,8 @@ pub struct Config {
     pub webhook: WebhookSettings,
     /// `tracing` filter directive, e.g. `info` or `keelson=debug`.
     pub log: String,
+    /// How log lines are written (on standard error).
+    pub log_format: LogFormat,
     /// Set when this instance is one of several sharing the servers (`KEELSON_CLUSTER`).
     pub cluster: Option<ClusterSettings>,
 }
@@ -179,6 +193,7 @@ impl Default for Config {
             services: BUILTIN_SERVICES.iter().map(|service| (*service).to_owned()).collect(),
             webhook: WebhookSettings::default(),
             log: "info".to_owned(),
+            log_format: LogFormat::Text,
             cluster: None,
         }
     }
@@ -212,11 +227,7 @@ impl Config {
         let mut config = Config::default();
 
         if let Some(listen) = env("KEELSON_LISTEN").or(file.listen) {
-            config.listen = listen.parse().map_err(|_| ConfigError::Invalid {
-                setting: "KEELSON_LISTEN",
-                reason: "expected an address like 127.0.0.1:8080".into(),
-                value: listen,
-            })?;
+            config.listen = parse_listen(&listen)?;
         }
         if let Some(dir) = env("KEELSON_DATA_DIR").or(file.data_dir) {
             config.data_dir = PathBuf::from(dir);
@@ -321,7 +332,26 @@ impl Config {
             config.webhook.retries = retries.min(10);
         }
         if let Some(log) = env("KEELSON_LOG").or(file.log) {
+            // Checked here, so that a typo stops the start instead of silently logging at `info`.
+            tracing_subscriber::EnvFilter::try_new(&log).map_err(|error| ConfigError::Invalid {
+                setting: "KEELSON_LOG",
+                value: log.clone(),
+                reason: format!("{error} (expected a level such as info, or directives such as info,keelson=debug)"),
+            })?;
             config.log = log;
+        }
+        if let Some(format) = env("KEELSON_LOG_FORMAT").or(file.log_format) {
+            config.log_format = match format.trim().to_ascii_lowercase().as_str() {
+                "text" => LogFormat::Text,
+                "json" => LogFormat::Json,
+                _ => {
+                    return Err(ConfigError::Invalid {
+                        setting: "KEELSON_LOG_FORMAT",
+                        value: format,
+                        reason: "expected text or json".into(),
+                    })
+                }
+            };
         }
         let file_cluster = cluster::FileCluster {
             cluster: file.cluster,
@@ -337,6 +367,30 @@ impl Config {
         cluster::apply(&mut config, file_cluster, env)?;
         Ok(config)
     }
+}
+
+/// `KEELSON_LISTEN`: an address (`127.0.0.1:8080`, `[::1]:8080`) or a host name with a port
+/// (`localhost:8080`), resolved once at start (an IPv4 address preferred).
+fn parse_listen(listen: &str) -> Result<SocketAddr, ConfigError> {
+    let invalid = |reason: String| ConfigError::Invalid { setting: "KEELSON_LISTEN", value: listen.to_owned(), reason };
+    if let Ok(address) = listen.parse() {
+        return Ok(address);
+    }
+    let Some((host, port)) = listen.rsplit_once(':') else {
+        return Err(invalid("expected an address like 127.0.0.1:8080 or localhost:8080".into()));
+    };
+    if host.is_empty() || port.parse::<u16>().is_err() {
+        return Err(invalid("expected an address like 127.0.0.1:8080 or localhost:8080".into()));
+    }
+    use std::net::ToSocketAddrs as _;
+    let addresses: Vec<SocketAddr> =
+        listen.to_socket_addrs().map_err(|error| invalid(format!("cannot resolve {host}: {error}")))?.collect();
+    addresses
+        .iter()
+        .find(|address| address.is_ipv4())
+        .or_else(|| addresses.first())
+        .copied()
+        .ok_or_else(|| invalid(format!("{host} resolves to no address")))
 }
 
 /// Host entries are `host` or `host:port` (IPv6 in brackets).
@@ -494,6 +548,24 @@ mod tests {
         assert_eq!(from_file.services, built_in.services);
         assert_eq!(from_file.webhook, built_in.webhook);
         assert_eq!(from_file.log, built_in.log);
+        assert_eq!(from_file.log_format, built_in.log_format);
+    }
+
+    #[test]
+    fn listen_takes_host_names_and_logging_is_checked() {
+        let config = load(&[("KEELSON_LISTEN", "localhost:9123")]).unwrap();
+        assert!(config.listen.ip().is_loopback() && config.listen.port() == 9123, "{}", config.listen);
+        assert_eq!(load(&[("KEELSON_LISTEN", "[::1]:9123")]).unwrap().listen.to_string(), "[::1]:9123");
+        for bad in ["localhost", "localhost:port", ":8080", "no-such-host.invalid:8080"] {
+            let error = load(&[("KEELSON_LISTEN", bad)]).unwrap_err().to_string();
+            assert!(error.contains("KEELSON_LISTEN"), "{bad}: {error}");
+        }
+        let error = load(&[("KEELSON_LOG", "info,keelson=loud")]).unwrap_err().to_string();
+        assert!(error.contains("KEELSON_LOG") && !error.contains('\n'), "{error}");
+        assert_eq!(load(&[("KEELSON_LOG", "warn,keelson=debug")]).unwrap().log, "warn,keelson=debug");
+        assert_eq!(load(&[]).unwrap().log_format, LogFormat::Text);
+        assert_eq!(load(&[("KEELSON_LOG_FORMAT", "JSON")]).unwrap().log_format, LogFormat::Json);
+        assert!(load(&[("KEELSON_LOG_FORMAT", "yaml")]).unwrap_err().to_string().contains("KEELSON_LOG_FORMAT"));
     }
 
     #[test]

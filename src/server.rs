@@ -46,6 +46,8 @@ pub struct ControlPlane {
     pub in_process_bus: Option<InProcessBus>,
     /// Whether the token came from the data dir (as opposed to the configuration).
     pub token_from_data_dir: bool,
+    /// Whether this start generated the token (the first start without a configured one).
+    pub token_generated: bool,
     /// Turned true to stop the bus consumers.
     closing: tokio::sync::watch::Sender<bool>,
     nats: Option<async_nats::Client>,
@@ -109,9 +111,12 @@ pub async fn build(config: &Config) -> anyhow::Result<ControlPlane> {
 pub async fn build_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<ControlPlane> {
     create_private_dir(&config.data_dir)
         .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
-    let (token, token_from_data_dir) = match &config.api_token {
-        Some(token) => (token.clone(), false),
-        None => (load_or_generate_token(&config.data_dir)?, true),
+    let (token, token_from_data_dir, token_generated) = match &config.api_token {
+        Some(token) => (token.clone(), false, false),
+        None => {
+            let (token, generated) = load_or_generate_token(&config.data_dir)?;
+            (token, true, generated)
+        }
     };
 
     let open_sqlite = |file: &'static str| {
@@ -304,6 +309,7 @@ pub async fn build_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow:
         storage: Storage { snapshots, events },
         in_process_bus,
         token_from_data_dir,
+        token_generated,
         closing,
         nats: nats_bus.map(|bus| bus.client().clone()),
         cluster,
@@ -349,12 +355,13 @@ fn redacted(url: &url::Url) -> String {
     url.to_string()
 }
 
-fn load_or_generate_token(data_dir: &Path) -> anyhow::Result<String> {
+/// The token stored in the data dir, generated (and `true`) when there is none yet.
+fn load_or_generate_token(data_dir: &Path) -> anyhow::Result<(String, bool)> {
     let path = data_dir.join(TOKEN_FILE);
     if let Ok(token) = std::fs::read_to_string(&path) {
         let token = token.trim().to_owned();
         if !token.is_empty() {
-            return Ok(token);
+            return Ok((token, false));
         }
     }
     let token: String = {
@@ -363,7 +370,7 @@ fn load_or_generate_token(data_dir: &Path) -> anyhow::Result<String> {
         bytes.iter().map(|b| format!("{b:02x}")).collect()
     };
     write_private_file(&path, &token, Existing::Replace).with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(token)
+    Ok((token, true))
 }
 
 /// The secret-encryption key stored in the data dir, generated on first start.

@@ -19,7 +19,12 @@ fn expect_start_failure(vars: &[(&str, &str)]) -> String {
     let data_dir = tempfile::tempdir().unwrap();
     let listen = format!("127.0.0.1:{}", free_port());
     let mut command = Command::new(BINARY);
-    command.env_clear().env("KEELSON_DATA_DIR", data_dir.path()).env("KEELSON_LISTEN", &listen);
+    // Only errors are logged, so that the reason is the one line on stderr.
+    command
+        .env_clear()
+        .env("KEELSON_DATA_DIR", data_dir.path())
+        .env("KEELSON_LISTEN", &listen)
+        .env("KEELSON_LOG", "error");
     for (key, value) in vars {
         command.env(key, value);
     }
@@ -51,6 +56,125 @@ fn bad_configuration_exits_with_one_line() {
 }
 
 #[test]
+fn an_invalid_log_filter_stops_the_start() {
+    let line = expect_start_failure(&[("KEELSON_LOG", "info,keelson=loud")]);
+    assert!(line.contains("KEELSON_LOG"), "{line}");
+    let line = expect_start_failure(&[("KEELSON_LOG_FORMAT", "xml")]);
+    assert!(line.contains("KEELSON_LOG_FORMAT"), "{line}");
+}
+
+/// Starts the binary with stdout and stderr as given, waits until `/health` answers on `port`.
+fn start_with_streams(
+    data_dir: &std::path::Path,
+    listen: &str,
+    port: u16,
+    vars: &[(&str, &str)],
+    stdout: std::process::Stdio,
+    stderr: std::process::Stdio,
+) -> std::process::Child {
+    let mut command = Command::new(BINARY);
+    command
+        .env_clear()
+        .env("KEELSON_DATA_DIR", data_dir)
+        .env("KEELSON_LISTEN", listen)
+        .env("KEELSON_SERVICES", "none")
+        .stdout(stdout)
+        .stderr(stderr);
+    for (key, value) in vars {
+        command.env(key, value);
+    }
+    let mut child = command.spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let up = reqwest::blocking::get(format!("http://127.0.0.1:{port}/health")).is_ok_and(|r| r.status() == 200);
+        if up {
+            return child;
+        }
+        assert!(child.try_wait().unwrap().is_none(), "keelson exited");
+        assert!(Instant::now() < deadline, "keelson did not answer on port {port}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Sends SIGTERM and returns the exit code.
+fn terminate(mut child: std::process::Child) -> Option<i32> {
+    Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
+    child.wait().unwrap().code()
+}
+
+#[test]
+fn logs_go_to_stderr_in_plain_text_and_closed_streams_are_harmless() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let log = data_dir.path().join("stderr.log");
+    let port = free_port();
+    // `localhost` is accepted as the listen host; stdout is a pipe nobody reads (`keelson | head`).
+    let process = start_with_streams(
+        data_dir.path(),
+        &format!("localhost:{port}"),
+        port,
+        &[("KEELSON_LOG", "info")],
+        std::process::Stdio::piped(),
+        std::process::Stdio::from(std::fs::File::create(&log).unwrap()),
+    );
+    let mut process = process;
+    drop(process.stdout.take());
+    let client = reqwest::blocking::Client::new();
+    assert_eq!(client.get(format!("http://127.0.0.1:{port}/metrics")).send().unwrap().status(), 200);
+    let code = terminate(process);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(code, Some(0), "a closed stdout neither panics nor fails the run: {text}");
+    let token = std::fs::read_to_string(data_dir.path().join("api-token")).unwrap();
+    assert!(text.contains("Keelson is listening on http://127.0.0.1:"), "{text}");
+    assert!(text.contains("keelson is serving") && text.contains("stopped"), "logs on stderr: {text}");
+    assert_eq!(text.matches(token.trim()).count(), 1, "the generated token is shown once: {text}");
+    assert!(!text.contains('\u{1b}'), "no colour codes when stderr is not a terminal: {text}");
+
+    // A closed stderr is harmless too.
+    let port = free_port();
+    let mut process = start_with_streams(
+        data_dir.path(),
+        &format!("127.0.0.1:{port}"),
+        port,
+        &[("KEELSON_LOG", "info")],
+        std::process::Stdio::null(),
+        std::process::Stdio::piped(),
+    );
+    drop(process.stderr.take());
+    assert_eq!(client.get(format!("http://127.0.0.1:{port}/health")).send().unwrap().status(), 200);
+    assert_eq!(terminate(process), Some(0));
+}
+
+#[test]
+fn json_logs_are_one_object_per_line() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let log = data_dir.path().join("stderr.log");
+    let port = free_port();
+    let process = start_with_streams(
+        data_dir.path(),
+        &format!("127.0.0.1:{port}"),
+        port,
+        &[("KEELSON_LOG", "info"), ("KEELSON_LOG_FORMAT", "json")],
+        std::process::Stdio::null(),
+        std::process::Stdio::from(std::fs::File::create(&log).unwrap()),
+    );
+    assert_eq!(terminate(process), Some(0));
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|error| panic!("not JSON ({error}): {line}")))
+        .collect();
+    assert!(lines.len() >= 3, "{text}");
+    for line in &lines {
+        for key in ["timestamp", "level", "target", "message"] {
+            assert!(line[key].is_string(), "{key} missing: {line}");
+        }
+    }
+    let serving = lines.iter().find(|line| line["message"] == "keelson is serving").expect("the serving line");
+    assert!(serving["address"].as_str().is_some_and(|a| a.ends_with(&port.to_string())), "fields kept: {serving}");
+    assert!(lines.iter().any(|line| line["message"].as_str().is_some_and(|m| m.starts_with("Keelson is listening"))));
+}
+
+#[test]
 fn unreachable_servers_stop_the_start() {
     let port = free_port();
     let line = expect_start_failure(&[("KEELSON_REDIS_URL", &format!("redis://127.0.0.1:{port}"))]);
@@ -73,7 +197,7 @@ async fn embedded_run_generates_a_private_token_once() {
         let mode = std::fs::metadata(&token_path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600, "token file must be private");
     }
-    assert!(first.stdout_lines.iter().any(|line| line.contains(&token)), "token printed at start");
+    assert!(first.startup_lines.iter().any(|line| line.contains(&token)), "token shown when generated");
     let client = reqwest::Client::new();
     let health = client.get(format!("{}/health", first.base)).send().await.unwrap();
     assert_eq!(health.status(), 200);
@@ -83,6 +207,7 @@ async fn embedded_run_generates_a_private_token_once() {
 
     let second = spawn_keelson(data_dir.path(), &[]);
     assert_eq!(std::fs::read_to_string(&token_path).unwrap(), token, "the token is generated once");
+    assert!(!second.startup_lines.iter().any(|line| line.contains(&token)), "and shown once");
     drop(second);
 }
 
@@ -104,7 +229,7 @@ async fn runs_on_redis_nats_and_mongodb() {
     let data_dir = tempfile::tempdir().unwrap();
     let process = spawn_keelson(data_dir.path(), &vars);
     assert!(
-        !process.stdout_lines.iter().any(|line| line.contains("backend-token")),
+        !process.stderr.lock().unwrap().iter().any(|line| line.contains("backend-token")),
         "a configured token is not printed"
     );
     let client = reqwest::Client::new();

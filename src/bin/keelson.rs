@@ -6,8 +6,10 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::path::PathBuf;
 
+use std::io::{IsTerminal as _, Write as _};
+
 use clap::Parser;
-use keelson::config::Config;
+use keelson::config::{Config, LogFormat};
 
 #[derive(Parser)]
 #[command(name = "keelson", version, about = "A Keptn-compatible control plane")]
@@ -39,7 +41,7 @@ fn main() {
         Ok(config) => config,
         Err(error) => fail(&error.to_string()),
     };
-    init_tracing(&config.log);
+    init_tracing(&config);
     let runtime = actix_web::rt::System::new();
     let outcome = match args.command {
         None => runtime.block_on(run(config)),
@@ -52,14 +54,46 @@ fn main() {
 
 /// Prints one line and exits non-zero.
 fn fail(message: &str) -> ! {
-    eprintln!("keelson: {}", message.replace('\n', " "));
+    say(&format!("keelson: {}", message.replace('\n', " ")));
     std::process::exit(1);
 }
 
-fn init_tracing(filter: &str) {
-    let filter =
-        tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
+/// Writes a line for the operator on standard error; a closed stream is ignored, never a panic.
+fn say(line: &str) {
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+/// Everything goes to standard error (standard output stays free); colour only on a terminal and
+/// without `NO_COLOR`; `KEELSON_LOG_FORMAT=json` writes one JSON object per line.
+fn init_tracing(config: &Config) {
+    // The filter was checked when the configuration was read.
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // A closed stderr drops log lines instead of panicking on the report of the failed write.
+    let builder =
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).log_internal_errors(false);
+    match config.log_format {
+        LogFormat::Text => {
+            let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+            builder.with_target(false).with_ansi(colour).init();
+        }
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).init(),
+    }
+}
+
+/// A line for the operator that is not a log event (the address, a generated token): plain text, or
+/// in the JSON format one JSON object like the log lines.
+fn announce(config: &Config, message: &str) {
+    match config.log_format {
+        LogFormat::Text => say(message),
+        LogFormat::Json => say(&serde_json::json!({
+            "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            "level": "INFO",
+            "target": "keelson",
+            "message": message,
+        })
+        .to_string()),
+    }
 }
 
 async fn run(config: Config) -> anyhow::Result<()> {
@@ -67,12 +101,13 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let listener =
         std::net::TcpListener::bind(config.listen).with_context(|| format!("cannot listen on {}", config.listen))?;
     let server = keelson::server::start(&config, listener).await?;
-    if server.control_plane.token_from_data_dir {
-        // Printed on stdout, never logged: the operator needs it for `keptn auth`.
-        println!("API token (x-token): {}", server.control_plane.state.token.as_str());
+    if server.control_plane.token_generated {
+        // Shown once, when it is generated (it stays in <data_dir>/api-token), and never logged: the
+        // operator needs it for `keptn auth`.
+        announce(&config, &format!("API token (x-token): {}", server.control_plane.state.token.as_str()));
     }
     tracing::info!(address = %server.addr, data_dir = %config.data_dir.display(), "keelson is serving");
-    println!("Keelson is listening on http://{}", server.addr);
+    announce(&config, &format!("Keelson is listening on http://{}", server.addr));
     let mut stopped = server.stopped;
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("cannot listen for SIGTERM")?;
@@ -102,7 +137,7 @@ const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(4);
 async fn run_services(config: Config, names: Vec<String>, endpoint: String) -> anyhow::Result<()> {
     keelson::services::run_standalone(&config, &names, &endpoint).await?;
     tracing::info!(services = %names.join(", "), %endpoint, "services are running");
-    println!("Running {} against {endpoint}", names.join(", "));
+    announce(&config, &format!("Running {} against {endpoint}", names.join(", ")));
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
         result = tokio::signal::ctrl_c() => result?,

@@ -11,7 +11,11 @@ pub const BINARY: &str = env!("CARGO_BIN_EXE_keelson");
 pub struct Process {
     pub child: Child,
     pub base: String,
-    pub stdout_lines: Vec<String>,
+    /// What it wrote on standard error up to "Keelson is listening".
+    pub startup_lines: Vec<String>,
+    /// Everything it has written on standard error so far (read by a thread, so that the process
+    /// never blocks on a full pipe).
+    pub stderr: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Drop for Process {
@@ -40,27 +44,30 @@ pub fn spawn_keelson(data_dir: &std::path::Path, vars: &[(&str, String)]) -> Pro
         .env("KEELSON_LOG", "warn")
         // The tests play the execution plane themselves.
         .env("KEELSON_SERVICES", "none")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
     for (key, value) in vars {
         command.env(key, value);
     }
     let mut child = command.spawn().unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut stdout_lines = Vec::new();
-    for line in BufReader::new(stdout).lines() {
-        let line = line.unwrap();
-        let listening = line.starts_with("Keelson is listening");
-        stdout_lines.push(line);
-        if listening {
-            break;
+    let stderr = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (listening, started) = std::sync::mpsc::channel();
+    let lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let record = std::sync::Arc::clone(&stderr);
+    std::thread::spawn(move || {
+        for line in lines {
+            let Ok(line) = line else { break };
+            let is_listening = line.contains("Keelson is listening");
+            record.lock().unwrap().push(line);
+            if is_listening {
+                let _ = listening.send(());
+            }
         }
-    }
-    assert!(
-        stdout_lines.iter().any(|l| l.starts_with("Keelson is listening")),
-        "keelson did not start: {stdout_lines:?}"
-    );
-    Process { child, base: format!("http://127.0.0.1:{port}"), stdout_lines }
+    });
+    let up = started.recv_timeout(std::time::Duration::from_secs(60)).is_ok();
+    let startup_lines = stderr.lock().unwrap().clone();
+    assert!(up, "keelson did not start: {startup_lines:?}");
+    Process { child, base: format!("http://127.0.0.1:{port}"), startup_lines, stderr }
 }
 
 /// A spawned Keelson's API, called with its token.
