@@ -298,6 +298,7 @@ pub async fn build_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow:
         events: Arc::clone(&events),
         control: ControlHandle::new(router, forwarder),
         cluster: cluster.clone(),
+        nats: nats_bus.clone(),
         token: ApiToken::new(token),
         auth_limiter: Default::default(),
         metrics: http::metrics::recorder(),

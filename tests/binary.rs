@@ -286,6 +286,16 @@ async fn runs_on_redis_nats_and_mongodb() {
         .await
         .unwrap();
     assert_eq!(project["projectName"], "sockshop");
+    // On NATS, /metrics reports the control plane's consumer lag and every store as up.
+    let scrape = client.get(format!("{}/metrics", process.base)).send().await.unwrap().text().await.unwrap();
+    for line in [
+        "keelson_jetstream_consumer_pending 0",
+        "keelson_jetstream_consumer_ack_pending 0",
+        "keelson_store_up{store=\"history\"} 1",
+        "keelson_bus_up 1",
+    ] {
+        assert!(scrape.lines().any(|l| l == line), "missing `{line}` in:\n{scrape}");
+    }
 }
 
 /// `SIGTERM` during a burst of events: the process stops taking input, makes what it accepted durable

@@ -59,6 +59,14 @@ pub trait Provenance: Send + Sync + 'static {
     fn of(&self, event: &CloudEvent) -> Option<(&str, u64)>;
 }
 
+/// See [`NatsBus::consumer_lag`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConsumerLag {
+    pub pending: u64,
+    pub ack_pending: u64,
+    pub redelivered: u64,
+}
+
 #[derive(Clone)]
 pub struct NatsBus {
     client: async_nats::Client,
@@ -98,6 +106,20 @@ impl NatsBus {
     /// Whether the client is connected now (publishing while disconnected only buffers).
     pub fn is_connected(&self) -> bool {
         self.client.connection_state() == async_nats::connection::State::Connected
+    }
+
+    /// How far the control plane's consumer is behind: undelivered, unacknowledged and redelivered
+    /// events.
+    pub async fn consumer_lag(&self) -> Result<ConsumerLag, Error> {
+        let context = jetstream::new(self.client.clone());
+        let unavailable = |e: &dyn std::fmt::Display| Error::Unavailable(format!("jetstream: {e}").into());
+        let stream = context.get_stream(STREAM).await.map_err(|e| unavailable(&e))?;
+        let info = stream.consumer_info(CONSUMER).await.map_err(|e| unavailable(&e))?;
+        Ok(ConsumerLag {
+            pending: info.num_pending,
+            ack_pending: u64::try_from(info.num_ack_pending).unwrap_or_default(),
+            redelivered: u64::try_from(info.num_redelivered).unwrap_or_default(),
+        })
     }
 
     /// The control plane's durable consumer, creating the stream and the consumer if missing.

@@ -1,4 +1,7 @@
 //! Prometheus metrics: the recorder, `/metrics`, and per-route HTTP request counters and latencies.
+//! What is exported is listed in [`catalogue`].
+
+pub mod catalogue;
 
 use std::sync::OnceLock;
 use std::time::Instant;
@@ -7,30 +10,42 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use actix_web::{web, HttpResponse};
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use super::state::AppState;
 
 pub const HTTP_REQUESTS: &str = "keelson_http_requests_total";
 pub const HTTP_DURATION: &str = "keelson_http_request_duration_seconds";
 
-/// Duration buckets from 10 µs to an hour: dispatch latencies and API calls sit in the microsecond to
-/// millisecond range, task durations in seconds to minutes.
-const DURATION_BUCKETS: &[f64] = &[
-    0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
-    2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0,
-];
+/// Buckets of a histogram missing from the catalogue (none should be): ten microseconds to an hour.
+const FALLBACK_BUCKETS: &[f64] = &[0.00001, 0.0001, 0.001, 0.01, 0.1, 1.0, 10.0, 60.0, 600.0, 3600.0];
 
-/// The process-wide Prometheus recorder; installed once, shared by every server in the process.
+/// The process-wide Prometheus recorder; installed once, shared by every server in the process. Every
+/// family gets its help text and buckets, and its known series start at zero.
 pub fn recorder() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
-            let recorder =
-                PrometheusBuilder::new().set_buckets(DURATION_BUCKETS).expect("buckets are not empty").build_recorder();
+            let mut builder = PrometheusBuilder::new().set_buckets(FALLBACK_BUCKETS).expect("buckets are not empty");
+            for family in catalogue::FAMILIES {
+                if let catalogue::Kind::Histogram(buckets) = family.kind {
+                    builder = builder
+                        .set_buckets_for_metric(Matcher::Full(family.name.to_owned()), buckets)
+                        .expect("buckets are not empty");
+                }
+            }
+            let recorder = builder.build_recorder();
             let handle = recorder.handle();
             // Another recorder may already be installed (an embedding application); then ours only renders.
-            let _ = metrics::set_global_recorder(recorder);
+            if metrics::set_global_recorder(recorder).is_ok() {
+                catalogue::register();
+                metrics::gauge!("keelson_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+                let started = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|since| since.as_secs_f64())
+                    .unwrap_or_default();
+                metrics::gauge!("process_start_time_seconds").set(started);
+            }
             handle
         })
         .clone()
@@ -78,7 +93,82 @@ fn method_label(method: &actix_web::http::Method) -> &'static str {
 /// `GET /metrics`.
 pub async fn render(state: web::Data<AppState>) -> HttpResponse {
     record_sequence_states(&state);
+    record_queues_and_stores(&state);
+    record_process();
+    if let Some(nats) = &state.nats {
+        record_consumer_lag(nats).await;
+    }
     HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(state.metrics.render())
+}
+
+/// Queue depths and store health, read at scrape time.
+fn record_queues_and_stores(state: &AppState) {
+    let router = state.control.router();
+    let runtime = router.runtime();
+    metrics::gauge!("keelson_lane_depth").set(router.queued() as f64);
+    for (writer, depth, up) in [
+        ("snapshots", runtime.snapshots.outstanding().count(), runtime.snapshots.health().problem().is_none()),
+        ("history", runtime.history.outstanding().count(), runtime.history.health().problem().is_none()),
+    ] {
+        metrics::gauge!("keelson_writer_queue_depth", "writer" => writer).set(depth as f64);
+        metrics::gauge!("keelson_store_up", "store" => writer).set(if up { 1.0 } else { 0.0 });
+    }
+    metrics::gauge!("keelson_bus_up").set(if runtime.emitter.bus_problem().is_none() { 1.0 } else { 0.0 });
+    // Every stage of every project served here, so a queue that drained reads 0 rather than its last value.
+    let mut queued: std::collections::BTreeMap<(String, String), usize> = std::collections::BTreeMap::new();
+    for project in state.projects.list() {
+        if state.cluster.as_ref().is_some_and(|cluster| !cluster.table.serves(&project.name)) {
+            continue;
+        }
+        for stage in &project.stages {
+            queued.insert((project.name.clone(), stage.name.clone()), 0);
+        }
+        for execution in state.control.executions(&project.name) {
+            if execution.phase == crate::model::sequence::Phase::Queued {
+                *queued.entry((project.name.clone(), execution.scope.stage.clone())).or_default() += 1;
+            }
+        }
+    }
+    for ((project, stage), count) in queued {
+        metrics::gauge!("keelson_sequences_queued", "project" => project, "stage" => stage).set(count as f64);
+    }
+}
+
+/// Memory, CPU time and open descriptors of this process, from `/proc` (Linux).
+fn record_process() {
+    // Linux reports CPU time in clock ticks of 1/100 s and memory in pages of 4 KiB on every platform
+    // Keelson ships for.
+    const TICKS_PER_SECOND: f64 = 100.0;
+    const PAGE_BYTES: f64 = 4096.0;
+    if let Ok(statm) = std::fs::read_to_string("/proc/self/statm") {
+        if let Some(resident) = statm.split_whitespace().nth(1).and_then(|pages| pages.parse::<f64>().ok()) {
+            metrics::gauge!("process_resident_memory_bytes").set(resident * PAGE_BYTES);
+        }
+    }
+    if let Ok(stat) = std::fs::read_to_string("/proc/self/stat") {
+        // Fields after the command name (which may hold spaces, inside parentheses).
+        let fields: Vec<&str> =
+            stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
+        let ticks = |index: usize| fields.get(index).and_then(|field| field.parse::<f64>().ok()).unwrap_or_default();
+        // utime and stime are fields 14 and 15 of the line, 12 and 13 after the command name.
+        let seconds = (ticks(11) + ticks(12)) / TICKS_PER_SECOND;
+        metrics::counter!("process_cpu_seconds_total").absolute(seconds as u64);
+    }
+    if let Ok(descriptors) = std::fs::read_dir("/proc/self/fd") {
+        metrics::gauge!("process_open_fds").set(descriptors.count() as f64);
+    }
+}
+
+/// The control plane's JetStream consumer: what waits, what is unacknowledged, what came again.
+async fn record_consumer_lag(nats: &crate::bus::nats::NatsBus) {
+    match nats.consumer_lag().await {
+        Ok(lag) => {
+            metrics::gauge!("keelson_jetstream_consumer_pending").set(lag.pending as f64);
+            metrics::gauge!("keelson_jetstream_consumer_ack_pending").set(lag.ack_pending as f64);
+            metrics::gauge!("keelson_jetstream_consumer_redelivered").set(lag.redelivered as f64);
+        }
+        Err(error) => tracing::debug!(%error, "jetstream consumer info not read"),
+    }
 }
 
 /// Sets `keelson_sequences{state}` from the executions' snapshots (counted at scrape time, so the

@@ -27,4 +27,6 @@ pub struct AppState {
     pub request_body_timeout: std::time::Duration,
     /// Set in cluster mode: where each project is served.
     pub cluster: Option<Arc<crate::cluster::Cluster>>,
+    /// Set on NATS: the bus whose consumer lag `/metrics` reports.
+    pub nats: Option<crate::bus::nats::NatsBus>,
 }

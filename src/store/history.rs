@@ -86,8 +86,11 @@ async fn write_batches(
     while receiver.recv_many(&mut entries, BATCH_MAX).await > 0 {
         batch.extend(entries.iter().map(|entry| Arc::clone(&entry.event)));
         loop {
+            let started = std::time::Instant::now();
             match store.insert_many(&batch).await {
                 Ok(()) => {
+                    metrics::histogram!("keelson_history_batch_seconds").record(started.elapsed().as_secs_f64());
+                    metrics::counter!("keelson_history_events_stored_total").increment(batch.len() as u64);
                     health.report_success();
                     break;
                 }
