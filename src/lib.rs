@@ -13,12 +13,13 @@
 //! - [`secrets`]: secrets for webhooks, encrypted at rest.
 //! - [`services`]: the built-in execution-plane services (approval, lighthouse, remediation, webhook).
 //! - [`http`]: the REST API in Keptn's gateway layout, auth, metrics.
-//! - [`server`]: start-up wiring and the HTTP server.
+//! - [`server`]: start-up wiring and the HTTP server; [`check`]: `keelson check-config`.
 //! - [`cli`]: the `keptn` command line.
 //! - [`sdk`]: write a Keptn execution-plane service (NATS or HTTP polling) in a few lines.
 
 pub mod actors;
 pub mod bus;
+pub mod check;
 pub mod cli;
 pub mod clock;
 pub mod cluster;

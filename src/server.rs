@@ -348,7 +348,7 @@ async fn consume_bus(
 }
 
 /// A URL with any password replaced, for messages.
-fn redacted(url: &url::Url) -> String {
+pub(crate) fn redacted(url: &url::Url) -> String {
     let mut url = url.clone();
     if url.password().is_some() {
         let _ = url.set_password(Some("***"));

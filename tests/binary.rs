@@ -407,3 +407,54 @@ async fn sigterm_during_a_burst_loses_no_accepted_event() {
         );
     }
 }
+
+/// Runs `keelson check-config` with `vars`; its exit code and standard output.
+fn check_config(vars: &[(&str, String)]) -> (Option<i32>, String) {
+    let data_dir = tempfile::tempdir().unwrap();
+    let mut command = Command::new(BINARY);
+    command.env_clear().env("KEELSON_DATA_DIR", data_dir.path()).env("KEELSON_LOG", "error").arg("check-config");
+    for (key, value) in vars {
+        command.env(key, value);
+    }
+    let output = command.output().unwrap();
+    (output.status.code(), String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+#[tokio::test]
+async fn check_config_reports_each_server_without_serving() {
+    let (code, report) = check_config(&[]);
+    assert_eq!(code, Some(0), "{report}");
+    assert!(report.lines().count() >= 2 && report.lines().all(|line| line.starts_with("ok    ")), "{report}");
+
+    let (redis, nats, mongo) = (servers::redis(), servers::nats(), servers::secantus());
+    let servers_vars = vec![
+        ("KEELSON_REDIS_URL", redis.url.clone()),
+        ("KEELSON_NATS_URL", nats.url.clone()),
+        ("KEELSON_MONGODB_URL", mongo.url.clone()),
+    ];
+    let (code, report) = check_config(&servers_vars);
+    assert_eq!(code, Some(0), "{report}");
+    for server in ["redis", "nats", "mongodb"] {
+        assert!(report.lines().any(|line| line.starts_with("ok") && line.contains(server)), "{server}: {report}");
+    }
+
+    let port = free_port();
+    let (code, report) = check_config(&[("KEELSON_REDIS_URL", format!("redis://127.0.0.1:{port}"))]);
+    assert_eq!(code, Some(1), "{report}");
+    assert!(report.lines().any(|line| line.starts_with("fail  redis")), "{report}");
+
+    // A cluster created with another shard count is named before anything starts.
+    let store = keelson::store::redis::RedisSnapshotStore::connect(&redis.url).await.unwrap();
+    assert_eq!(store.cluster_shards(64).await.unwrap(), 64);
+    let mut cluster = servers_vars.clone();
+    cluster.extend([
+        ("KEELSON_CLUSTER", "true".to_owned()),
+        ("KEELSON_API_TOKEN", "t".to_owned()),
+        ("KEELSON_SECRET_KEY", "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=".to_owned()),
+        ("KEELSON_SHARDS", "32".to_owned()),
+    ]);
+    let (code, report) = check_config(&cluster);
+    assert_eq!(code, Some(1), "{report}");
+    assert!(report.lines().any(|line| line.starts_with("fail") && line.contains("64 shards")), "{report}");
+    assert_eq!(store.cluster_shards(32).await.unwrap(), 64, "the check changed nothing");
+}

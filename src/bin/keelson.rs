@@ -23,6 +23,9 @@ struct Args {
 
 #[derive(clap::Subcommand)]
 enum Command {
+    /// Validates the configuration and checks that its servers answer, then exits (0: all fine)
+    /// without serving anything.
+    CheckConfig,
     /// Runs built-in services (approval, lighthouse, remediation, webhook) as their own process on the
     /// control plane's NATS server, instead of inside the control plane.
     Service {
@@ -46,6 +49,7 @@ fn main() {
     let outcome = match args.command {
         None => runtime.block_on(run(config)),
         Some(Command::Service { names, endpoint }) => runtime.block_on(run_services(config, names, endpoint)),
+        Some(Command::CheckConfig) => runtime.block_on(check_config(config)),
     };
     if let Err(error) = outcome {
         fail(&format!("{error:#}"));
@@ -128,6 +132,23 @@ async fn run(config: Config) -> anyhow::Result<()> {
         );
     }
     tracing::info!("stopped");
+    Ok(())
+}
+
+/// Prints one line per check on standard output; fails if any check failed.
+async fn check_config(config: Config) -> anyhow::Result<()> {
+    let findings = keelson::check::check(&config).await;
+    let mut out = std::io::stdout().lock();
+    for finding in &findings {
+        let _ = match &finding.problem {
+            None => writeln!(out, "ok    {}", finding.what),
+            Some(problem) => writeln!(out, "fail  {}: {}", finding.what, problem.replace('\n', " ")),
+        };
+    }
+    let failed = findings.iter().filter(|finding| finding.problem.is_some()).count();
+    if failed > 0 {
+        anyhow::bail!("{failed} of {} checks failed", findings.len());
+    }
     Ok(())
 }
 
