@@ -67,6 +67,7 @@ struct FileConfig {
     webhook_retries: Option<u32>,
     log: Option<String>,
     log_format: Option<String>,
+    otlp_endpoint: Option<String>,
     cluster: Option<bool>,
     node_id: Option<String>,
     advertise_url: Option<String>,
@@ -167,6 +168,8 @@ pub struct Config {
     pub log: String,
     /// How log lines are written (on standard error).
     pub log_format: LogFormat,
+    /// OTLP/HTTP collector traces are exported to (`http://host:4318`); `None`: no traces.
+    pub otlp_endpoint: Option<url::Url>,
     /// Set when this instance is one of several sharing the servers (`KEELSON_CLUSTER`).
     pub cluster: Option<ClusterSettings>,
 }
@@ -194,6 +197,7 @@ impl Default for Config {
             webhook: WebhookSettings::default(),
             log: "info".to_owned(),
             log_format: LogFormat::Text,
+            otlp_endpoint: None,
             cluster: None,
         }
     }
@@ -353,6 +357,11 @@ impl Config {
                 }
             };
         }
+        config.otlp_endpoint = parse_url(
+            "KEELSON_OTLP_ENDPOINT",
+            env("KEELSON_OTLP_ENDPOINT").or(file.otlp_endpoint),
+            &["http", "https"],
+        )?;
         let file_cluster = cluster::FileCluster {
             cluster: file.cluster,
             node_id: file.node_id,

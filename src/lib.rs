@@ -15,6 +15,7 @@
 //! - [`http`]: the REST API in Keptn's gateway layout, auth, metrics.
 //! - [`server`]: start-up wiring and the HTTP server; [`check`]: `keelson check-config`.
 //! - [`cli`]: the `keptn` command line.
+//! - [`telemetry`]: OTLP traces of requests, events and sequence steps.
 //! - [`sdk`]: write a Keptn execution-plane service (NATS or HTTP polling) in a few lines.
 
 pub mod actors;
@@ -35,3 +36,4 @@ pub mod secrets;
 pub mod server;
 pub mod services;
 pub mod store;
+pub mod telemetry;

@@ -101,6 +101,19 @@ impl EventRouter {
     }
 
     async fn route_inner(&self, event: Arc<CloudEvent>, acked: bool, when_full: WhenFull) -> Receipt {
+        use tracing::Instrument as _;
+        let span = tracing::info_span!(
+            target: crate::telemetry::TARGET,
+            "event",
+            keptn.context = %event.shkeptncontext,
+            event.id = %event.id,
+            event.type = %event.event_type,
+        );
+        crate::telemetry::join_context(&span, &event.shkeptncontext);
+        self.route_traced(event, acked, when_full).instrument(span).await
+    }
+
+    async fn route_traced(&self, event: Arc<CloudEvent>, acked: bool, when_full: WhenFull) -> Receipt {
         let mut receipt = Receipt::default();
         let kind = event_type::parse(&event.event_type);
         let is_trigger = matches!(kind, EventType::Sequence { kind: event_type::TRIGGERED, .. });

@@ -44,13 +44,17 @@ fn main() {
         Ok(config) => config,
         Err(error) => fail(&error.to_string()),
     };
-    init_tracing(&config);
+    let traces = init_tracing(&config);
     let runtime = actix_web::rt::System::new();
     let outcome = match args.command {
         None => runtime.block_on(run(config)),
         Some(Command::Service { names, endpoint }) => runtime.block_on(run_services(config, names, endpoint)),
         Some(Command::CheckConfig) => runtime.block_on(check_config(config)),
     };
+    if let Some(provider) = traces {
+        // Spans still in the batch leave now.
+        let _ = provider.shutdown();
+    }
     if let Err(error) = outcome {
         fail(&format!("{error:#}"));
     }
@@ -68,21 +72,62 @@ fn say(line: &str) {
 }
 
 /// Everything goes to standard error (standard output stays free); colour only on a terminal and
-/// without `NO_COLOR`; `KEELSON_LOG_FORMAT=json` writes one JSON object per line.
-fn init_tracing(config: &Config) {
-    // The filter was checked when the configuration was read.
+/// without `NO_COLOR`; `KEELSON_LOG_FORMAT=json` writes one JSON object per line. With
+/// `KEELSON_OTLP_ENDPOINT`, trace spans are exported too; the returned provider flushes them at exit.
+fn init_tracing(config: &Config) -> Option<opentelemetry_sdk::trace::SdkTracerProvider> {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    use tracing_subscriber::Layer as _;
+    // The filter was checked when the configuration was read. Trace spans never reach the logs.
     let filter = tracing_subscriber::EnvFilter::try_new(&config.log)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
+        .add_directive(format!("{}=off", keelson::telemetry::TARGET).parse().expect("a valid directive"));
     // A closed stderr drops log lines instead of panicking on the report of the failed write.
-    let builder =
-        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).log_internal_errors(false);
-    match config.log_format {
+    let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).log_internal_errors(false);
+    let logs = match config.log_format {
         LogFormat::Text => {
             let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-            builder.with_target(false).with_ansi(colour).init();
+            logs.with_target(false).with_ansi(colour).with_filter(filter).boxed()
         }
-        LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).init(),
-    }
+        LogFormat::Json => logs.json().flatten_event(true).with_current_span(false).with_filter(filter).boxed(),
+    };
+    let mut layers: Vec<BoxedLayer> = vec![logs];
+    let provider = match config.otlp_endpoint.as_ref().map(traces) {
+        Some(Ok((layer, provider))) => {
+            layers.push(layer);
+            Some(provider)
+        }
+        Some(Err(error)) => fail(&format!("cannot set up OTLP traces: {error}")),
+        None => None,
+    };
+    tracing_subscriber::registry().with(layers).init();
+    provider
+}
+
+type BoxedLayer = Box<dyn tracing_subscriber::Layer<tracing_subscriber::Registry> + Send + Sync>;
+
+/// The layer exporting trace spans to the OTLP/HTTP collector at `endpoint`, in batches.
+fn traces(endpoint: &url::Url) -> anyhow::Result<(BoxedLayer, opentelemetry_sdk::trace::SdkTracerProvider)> {
+    use opentelemetry::trace::TracerProvider as _;
+    use opentelemetry_otlp::WithExportConfig as _;
+    use tracing_subscriber::Layer as _;
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .with_protocol(opentelemetry_otlp::Protocol::HttpJson)
+        .with_endpoint(format!("{}/v1/traces", endpoint.as_str().trim_end_matches('/')))
+        .build()?;
+    let resource = opentelemetry_sdk::Resource::builder()
+        .with_service_name("keelson")
+        .with_attribute(opentelemetry::KeyValue::new("service.version", env!("CARGO_PKG_VERSION")))
+        .build();
+    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+        .with_batch_exporter(exporter)
+        .with_resource(resource)
+        .build();
+    let only_trace_spans =
+        tracing_subscriber::filter::Targets::new().with_target(keelson::telemetry::TARGET, tracing::Level::INFO);
+    let layer = tracing_opentelemetry::layer().with_tracer(provider.tracer("keelson")).with_filter(only_trace_spans);
+    Ok((layer.boxed(), provider))
 }
 
 /// A line for the operator that is not a log event (the address, a generated token): plain text, or

@@ -56,9 +56,17 @@ pub async fn track_requests(
     request: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    use tracing::Instrument as _;
     let started_at = Instant::now();
     let method = method_label(request.method());
-    let response = next.call(request).await;
+    let span = tracing::info_span!(
+        target: crate::telemetry::TARGET,
+        "http.request",
+        http.method = method,
+        http.route = tracing::field::Empty,
+        http.status = tracing::field::Empty,
+    );
+    let response = next.call(request).instrument(span.clone()).await;
     let (route, status) = match &response {
         Ok(response) => {
             (response.request().match_pattern().unwrap_or_else(|| "unmatched".to_owned()), response.status().as_u16())
@@ -66,6 +74,7 @@ pub async fn track_requests(
         Err(error) => ("unmatched".to_owned(), error.as_response_error().status_code().as_u16()),
     };
     let elapsed = started_at.elapsed().as_secs_f64();
+    span.record("http.route", route.as_str()).record("http.status", status);
     metrics::counter!(HTTP_REQUESTS, "method" => method, "route" => route.clone(), "status" => status.to_string())
         .increment(1);
     metrics::histogram!(HTTP_DURATION, "method" => method, "route" => route).record(elapsed);

@@ -129,6 +129,15 @@ impl SequenceActor {
         ctx: &mut Context<Self>,
         apply: impl FnOnce(&mut Execution, chrono::DateTime<chrono::Utc>, Timeouts) -> Step,
     ) {
+        let span = tracing::info_span!(
+            target: crate::telemetry::TARGET,
+            "sequence.step",
+            keptn.context = %self.execution.scope.keptn_context,
+            execution = %self.execution.id,
+            stage = %self.execution.scope.stage,
+        );
+        crate::telemetry::join_context(&span, &self.execution.scope.keptn_context);
+        let _step = span.enter();
         let now = self.runtime.clock.now();
         let timeouts = self.runtime.timeouts;
         let tasks_done = self.execution.previous_tasks.len();
