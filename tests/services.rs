@@ -791,12 +791,21 @@ async fn services_run_as_their_own_process_on_nats() {
         .env("KEELSON_API_URL", &keelson.base)
         .env("KEELSON_API_TOKEN", &keelson.token)
         .env("KEELSON_LOG", "warn")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let first_line = BufReader::new(stdout).lines().next().unwrap().unwrap();
+    // Everything it says goes to stderr: read on a thread (so the pipe never fills) until it runs.
+    let stderr = child.stderr.take().unwrap();
+    let (running, started) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.starts_with("Running ") {
+                let _ = running.send(line);
+            }
+        }
+    });
+    let first_line = started.recv_timeout(std::time::Duration::from_secs(30)).expect("the services start");
     assert!(first_line.starts_with("Running approval, lighthouse"), "{first_line}");
     struct Kill(std::process::Child);
     impl Drop for Kill {
