@@ -108,9 +108,7 @@ impl Coordinator {
     }
 
     async fn lose(&self, shard: u32, epoch: u64, reason: &'static str) {
-        if self.table.drop_shard(shard, Some(epoch)).is_some() {
-            metrics::counter!("keelson_shard_losses_total", "reason" => reason).increment(1);
-            tracing::warn!(shard, epoch, reason, "cluster: shard lost");
+        if self.table.lose(shard, epoch, reason) {
             let _ = self.changes.send(ShardChange::Lost { shard, epoch, reason }).await;
         }
     }
@@ -166,7 +164,7 @@ impl Coordinator {
 
         let mut holders = Vec::with_capacity(view.leases.len());
         for (shard, lease) in (0u32..).zip(&view.leases) {
-            let local = self.table.slot(shard).local;
+            let local = self.table.local(shard);
             let parsed = lease.as_deref().and_then(parse_lease);
             let holder_here = match parsed {
                 Some((node, lease_holder, epoch)) if lease_holder != holder => {

@@ -89,7 +89,7 @@ impl Keeper {
                 Ok(None) => {}
                 Err(error) => tracing::warn!(%error, "cluster: cannot read the records of acquired shards; retrying"),
             }
-            if shards.iter().all(|(shard, epoch)| table.slot(*shard).local != super::table::Local::Restoring(*epoch)) {
+            if shards.iter().all(|(shard, epoch)| table.local(*shard) != super::table::Local::Restoring(*epoch)) {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
@@ -127,9 +127,7 @@ impl Keeper {
     /// The store refused writes of `shard` under `epoch`. Only if that is still the epoch held here
     /// is the shard dropped: a late refusal of an earlier tenure must not stop the current one.
     async fn lose(&self, shard: u32, epoch: u64, reason: &'static str) {
-        if self.table.drop_shard(shard, Some(epoch)).is_some() {
-            metrics::counter!("keelson_shard_losses_total", "reason" => reason).increment(1);
-            tracing::warn!(shard, epoch, reason, "cluster: shard lost");
+        if self.table.lose(shard, epoch, reason) {
             self.retire(&[shard]).await;
         }
     }
@@ -149,9 +147,7 @@ impl Keeper {
             .table
             .held()
             .into_iter()
-            .filter_map(|(shard, _)| {
-                Some((shard, self.table.hand_off(shard).or(self.table.slot(shard).local.epoch())?))
-            })
+            .filter_map(|(shard, _)| Some((shard, self.table.hand_off(shard).or(self.table.local(shard).epoch())?)))
             .collect();
         let handoffs = held.into_iter().map(|(shard, epoch)| {
             let keeper = self.clone();

@@ -104,6 +104,11 @@ impl ShardTable {
         self.slots[shard as usize].read().expect("slot lock").clone()
     }
 
+    /// What this instance does with `shard` (no copy of the owner: asked per event and per write).
+    pub fn local(&self, shard: u32) -> Local {
+        self.slots[shard as usize].read().expect("slot lock").local
+    }
+
     fn update<T>(&self, shard: u32, change: impl FnOnce(&mut Slot) -> T) -> T {
         change(&mut self.slots[shard as usize].write().expect("slot lock"))
     }
@@ -158,11 +163,22 @@ impl ShardTable {
         })
     }
 
+    /// Drops `shard` if it is still held under `epoch` (a report about an earlier tenure changes
+    /// nothing), counting and logging the loss; returns whether it was dropped.
+    pub fn lose(&self, shard: u32, epoch: u64, reason: &'static str) -> bool {
+        let lost = self.drop_shard(shard, Some(epoch)).is_some();
+        if lost {
+            metrics::counter!("keelson_shard_losses_total", "reason" => reason).increment(1);
+            tracing::warn!(shard, epoch, reason, "cluster: shard lost");
+        }
+        lost
+    }
+
     /// Shards held here with their epochs.
     pub fn held(&self) -> Vec<(u32, Local)> {
         (0..self.shards)
             .filter_map(|shard| {
-                let local = self.slot(shard).local;
+                let local = self.local(shard);
                 (local != Local::NotHeld).then_some((shard, local))
             })
             .collect()
@@ -213,13 +229,13 @@ impl ShardTable {
 
     /// Where `project` is served.
     pub fn locate(&self, project: &str) -> Location {
-        let slot = self.slot(self.shard_of(project));
-        match slot.local {
+        let shard = self.shard_of(project);
+        match self.local(shard) {
             Local::Ready(_) if self.guard_valid() => return Location::Here,
             Local::NotHeld => {}
             _ => return Location::Moving,
         }
-        match slot.owner {
+        match self.slot(shard).owner {
             Some((node, _)) if node != self.node => match self.member_url(&node) {
                 Some(url) => Location::Node { node, url },
                 None => Location::Moving,
@@ -236,7 +252,7 @@ impl ShardTable {
 
 impl crate::bus::nats::Provenance for ShardTable {
     fn of(&self, event: &crate::model::event::CloudEvent) -> Option<(&str, u64)> {
-        let epoch = self.slot(self.shard_of(event.project()?)).local.epoch()?;
+        let epoch = self.local(self.shard_of(event.project()?)).epoch()?;
         Some((&self.node, epoch))
     }
 }
@@ -245,7 +261,7 @@ impl Fencing for ShardTable {
     fn fence(&self, key: &str) -> Fence {
         let Some(project) = project_of_key(key) else { return Fence::Open };
         let shard = self.shard_of(project);
-        match self.slot(shard).local.epoch() {
+        match self.local(shard).epoch() {
             Some(epoch) if self.guard_valid() => Fence::Epoch { shard, epoch },
             _ => Fence::NotHeld,
         }
