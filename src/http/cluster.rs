@@ -84,25 +84,32 @@ pub async fn route_to_owner(
     let Some(bound) = owner_bound(request.method(), request.path(), request.query_string()) else {
         return Ok(next.call(request).await?.map_into_boxed_body());
     };
-    let body = read_body(&mut request, state.max_request_body_bytes).await?;
-    let project = match bound {
-        Bound::Project(project) => project,
-        Bound::NameInBody => match serde_json::from_slice::<serde_json::Value>(&body)
-            .ok()
-            .and_then(|body| body.get("name").and_then(serde_json::Value::as_str).map(str::to_owned))
-        {
-            Some(name) if !name.is_empty() => name,
-            // Invalid bodies are answered by the handler, wherever it runs.
-            _ => {
-                request.set_payload(actix_web::dev::Payload::from(body));
-                return Ok(next.call(request).await?.map_into_boxed_body());
+    // The body is read only where it is needed: for the name of a project being created or updated,
+    // and to send the request on; the owner's own handlers read it as usual.
+    let (project, body) = match bound {
+        Bound::Project(project) => (project, None),
+        Bound::NameInBody => {
+            let body = read_body(&mut request, state.max_request_body_bytes).await?;
+            let name = serde_json::from_slice::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|body| body.get("name").and_then(serde_json::Value::as_str).map(str::to_owned))
+                .filter(|name| !name.is_empty());
+            match name {
+                Some(name) => (name, Some(body)),
+                // Invalid bodies are answered by the handler, wherever it runs.
+                None => {
+                    request.set_payload(actix_web::dev::Payload::from(body));
+                    return Ok(next.call(request).await?.map_into_boxed_body());
+                }
             }
-        },
+        }
     };
     let forwarded = request.headers().contains_key(FORWARDED_HEADER);
     match cluster.table.locate(&project) {
         Location::Here => {
-            request.set_payload(actix_web::dev::Payload::from(body));
+            if let Some(body) = body {
+                request.set_payload(actix_web::dev::Payload::from(body));
+            }
             Ok(next.call(request).await?.map_into_boxed_body())
         }
         Location::Node { node, .. } if forwarded => {
@@ -111,6 +118,10 @@ pub async fn route_to_owner(
         }
         Location::Moving if forwarded => Ok(request.into_response(moving(&project))),
         _ => {
+            let body = match body {
+                Some(body) => body,
+                None => read_body(&mut request, state.max_request_body_bytes).await?,
+            };
             let response = proxy(&cluster, &request, &project, body).await;
             Ok(request.into_response(response))
         }
