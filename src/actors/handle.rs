@@ -190,6 +190,16 @@ impl ControlHandle {
         self.router.runtime().read_model.count_by(Execution::state_name)
     }
 
+    /// How many executions wait for their service's slot, by project and stage (one pass over all).
+    pub fn queued_by_stage(&self) -> BTreeMap<(String, String), usize> {
+        let queued = |execution: &Execution| {
+            (execution.phase == crate::model::sequence::Phase::Queued)
+                .then(|| (execution.scope.project.clone(), execution.scope.stage.clone()))
+        };
+        let counts = self.router.runtime().read_model.count_by(queued);
+        counts.into_iter().filter_map(|(stage, count)| Some((stage?, count))).collect()
+    }
+
     /// How many executions there are, ended ones included.
     pub fn execution_count(&self) -> usize {
         self.router.runtime().read_model.execution_count()

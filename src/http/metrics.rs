@@ -132,10 +132,10 @@ fn record_queues_and_stores(state: &AppState) {
         for stage in &project.stages {
             queued.insert((project.name.clone(), stage.name.clone()), 0);
         }
-        for execution in state.control.executions(&project.name) {
-            if execution.phase == crate::model::sequence::Phase::Queued {
-                *queued.entry((project.name.clone(), execution.scope.stage.clone())).or_default() += 1;
-            }
+    }
+    for (stage, count) in state.control.queued_by_stage() {
+        if let Some(entry) = queued.get_mut(&stage) {
+            *entry = count;
         }
     }
     for ((project, stage), count) in queued {
