@@ -90,6 +90,12 @@ impl Queued {
 #[derive(Clone)]
 pub struct SnapshotWriter {
     sender: mpsc::Sender<Write>,
+    shared: Shared,
+}
+
+/// What the handles and the background writer both see.
+#[derive(Clone, Default)]
+struct Shared {
     health: BackendHealth,
     outstanding: Outstanding,
     fencing: Option<Arc<dyn Fencing>>,
@@ -107,40 +113,22 @@ impl SnapshotWriter {
     /// Starts a writer whose writes of shard keys pass through `fencing` (cluster mode).
     pub fn start_fenced(store: Arc<dyn SnapshotStore>, fencing: Option<Arc<dyn Fencing>>) -> Self {
         let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
-        let health = BackendHealth::default();
-        let outstanding = Outstanding::default();
-        #[cfg(feature = "fault-injection")]
-        let hold_next = Arc::<std::sync::atomic::AtomicU64>::default();
-        let batches = Batches {
-            store,
-            health: health.clone(),
-            outstanding: outstanding.clone(),
-            fencing: fencing.clone(),
-            #[cfg(feature = "fault-injection")]
-            hold_next: Arc::clone(&hold_next),
-        };
-        tokio::spawn(batches.run(receiver));
-        Self {
-            sender,
-            health,
-            outstanding,
-            fencing,
-            #[cfg(feature = "fault-injection")]
-            hold_next,
-        }
+        let shared = Shared { fencing, ..Shared::default() };
+        tokio::spawn(Batches { store, shared: shared.clone() }.run(receiver));
+        Self { sender, shared }
     }
 
     /// Fault injection: holds the next batch of fenced writes for `millis` after the local lease
     /// check and before it is sent, so that tests can show the store refusing a stale owner's writes.
     #[cfg(feature = "fault-injection")]
     pub fn hold_next_batch(&self, millis: u64) {
-        self.hold_next.store(millis, std::sync::atomic::Ordering::Release);
+        self.shared.hold_next.store(millis, std::sync::atomic::Ordering::Release);
     }
 
     /// The epoch `key` is written under; `Err` (with a resolved receiver) when this instance does not
     /// hold its shard.
     fn tag(&self, key: &str) -> Result<Tag, Persisted> {
-        match self.fencing.as_ref().map_or(Fence::Open, |fencing| fencing.fence(key)) {
+        match self.shared.fencing.as_ref().map_or(Fence::Open, |fencing| fencing.fence(key)) {
             Fence::Open => Ok(None),
             Fence::Epoch { shard, epoch } => Ok(Some((shard, epoch))),
             Fence::NotHeld => {
@@ -154,18 +142,18 @@ impl SnapshotWriter {
 
     /// Whether writes pass through a fence (cluster mode).
     pub fn is_fenced(&self) -> bool {
-        self.fencing.is_some()
+        self.shared.fencing.is_some()
     }
 
     /// Whether this instance may still act on `key`'s shard (always, outside a cluster): checked before
     /// publishing what a durable write allowed, since the lease may have run out meanwhile.
     pub fn holds(&self, key: &str) -> bool {
-        self.fencing.as_ref().is_none_or(|fencing| fencing.fence(key) != Fence::NotHeld)
+        self.shared.fencing.as_ref().is_none_or(|fencing| fencing.fence(key) != Fence::NotHeld)
     }
 
     /// Writes queued and not yet durable.
     pub fn outstanding(&self) -> &Outstanding {
-        &self.outstanding
+        &self.shared.outstanding
     }
 
     /// Queues the deletion of `key`; the receiver resolves when it is gone.
@@ -182,15 +170,15 @@ impl SnapshotWriter {
             Err(refused) => return Queued::InQueue(refused),
         };
         let (done, persisted) = oneshot::channel();
-        self.outstanding.add(1);
+        self.shared.outstanding.add(1);
         match self.sender.try_send(Write { key, value, tag, done }) {
             Ok(()) => Queued::InQueue(persisted),
             Err(mpsc::error::TrySendError::Full(write)) => {
-                self.outstanding.done(1);
+                self.shared.outstanding.done(1);
                 Queued::WaitingForRoom { writer: self.clone(), key: write.key, value: write.value }
             }
             Err(mpsc::error::TrySendError::Closed(_)) => {
-                self.outstanding.done(1);
+                self.shared.outstanding.done(1);
                 tracing::error!("snapshot writer has stopped");
                 Queued::InQueue(persisted)
             }
@@ -204,32 +192,29 @@ impl SnapshotWriter {
         };
         let (done, persisted) = oneshot::channel();
         let write = Write { key, value, tag, done };
-        self.outstanding.add(1);
+        self.shared.outstanding.add(1);
         if self.sender.send(write).await.is_err() {
-            self.outstanding.done(1);
+            self.shared.outstanding.done(1);
             tracing::error!("snapshot writer has stopped");
         }
         persisted
     }
 
     pub fn health(&self) -> &BackendHealth {
-        &self.health
+        &self.shared.health
     }
 }
 
-/// The background writer's parts.
+/// The background writer.
 struct Batches {
     store: Arc<dyn SnapshotStore>,
-    health: BackendHealth,
-    outstanding: Outstanding,
-    fencing: Option<Arc<dyn Fencing>>,
-    #[cfg(feature = "fault-injection")]
-    hold_next: Arc<std::sync::atomic::AtomicU64>,
+    shared: Shared,
 }
 
 impl Batches {
     async fn run(self, mut receiver: mpsc::Receiver<Write>) {
-        let Batches { store, health, outstanding, fencing, .. } = &self;
+        let Batches { store, shared } = &self;
+        let Shared { health, outstanding, fencing, .. } = shared;
         let mut incoming = Vec::with_capacity(BATCH_MAX);
         let mut pending = Pending::default();
         while receiver.recv_many(&mut incoming, BATCH_MAX).await > 0 {
@@ -239,7 +224,7 @@ impl Batches {
                 let count = open.len() + groups.iter().map(|group| group.writes.len()).sum::<usize>();
                 #[cfg(feature = "fault-injection")]
                 {
-                    let hold = self.hold_next.swap(0, std::sync::atomic::Ordering::AcqRel);
+                    let hold = shared.hold_next.swap(0, std::sync::atomic::Ordering::AcqRel);
                     if hold > 0 && !groups.is_empty() {
                         tokio::time::sleep(Duration::from_millis(hold)).await;
                     }
