@@ -38,6 +38,15 @@ const ACTIVITY_PREFIX: &str = "service-activity/";
 /// How long the start waits for a missing repository to be cloned again from its upstream.
 const RECLONE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
+/// Runs `work` against a project's upstream, giving up after [`RECLONE_TIMEOUT`].
+async fn within_upstream_timeout(
+    work: impl std::future::Future<Output = Result<(), ResourceError>>,
+) -> Result<(), ResourceError> {
+    tokio::time::timeout(RECLONE_TIMEOUT, work).await.unwrap_or_else(|_| {
+        Err(ResourceError::Io(std::io::Error::new(std::io::ErrorKind::TimedOut, "the upstream did not answer in time")))
+    })
+}
+
 /// `POST /project` body.
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -254,17 +263,12 @@ impl ProjectManager {
         for project in self.list().into_iter().filter(|project| select(&project.name)) {
             let loaded = if self.is_shared() {
                 // Another instance may have pushed since this clone was last used.
-                match tokio::time::timeout(RECLONE_TIMEOUT, self.repos.refresh(&project.name)).await {
-                    Ok(Ok(())) => Ok(()),
-                    Ok(Err(ResourceError::ProjectNotFound)) => Err(ResourceError::ProjectNotFound),
-                    outcome => {
-                        let reason = match outcome {
-                            Ok(Err(error)) => error.to_string(),
-                            _ => "the upstream did not answer in time".to_owned(),
-                        };
-                        tracing::warn!(project = %project.name, %reason, "repository not brought up to date with its upstream; its local branch heads are used until the next read");
+                match within_upstream_timeout(self.repos.refresh(&project.name)).await {
+                    Err(error) if !matches!(error, ResourceError::ProjectNotFound) => {
+                        tracing::warn!(project = %project.name, %error, "repository not brought up to date with its upstream; its local branch heads are used until the next read");
                         self.repos.load_heads(&project.name).await
                     }
+                    refreshed => refreshed,
                 }
             } else {
                 self.repos.load_heads(&project.name).await
@@ -274,14 +278,7 @@ impl ProjectManager {
             let recovered = match error {
                 ResourceError::ProjectNotFound if self.repos.upstream_url(&project.name).is_some() => {
                     // An upstream that does not answer must not hold up the start of every project.
-                    tokio::time::timeout(RECLONE_TIMEOUT, self.repos.reclone(&project.name)).await.unwrap_or_else(
-                        |_| {
-                            Err(ResourceError::Io(std::io::Error::new(
-                                std::io::ErrorKind::TimedOut,
-                                "the upstream did not answer in time",
-                            )))
-                        },
-                    )
+                    within_upstream_timeout(self.repos.reclone(&project.name)).await
                 }
                 error => Err(error),
             };
