@@ -40,7 +40,7 @@ pub struct Slot {
 }
 
 /// A member as the last look at Redis found it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MemberView {
     pub node_id: String,

@@ -8,7 +8,7 @@ pub const KEPTN_COMPATIBLE_VERSION: &str = "1.4.5";
 /// The shipyard version Keptn 1.4.5 reports.
 pub const SHIPYARD_VERSION: &str = "0.2.0";
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct Metadata {
     automaticprovisioning: bool,
     bridgeversion: &'static str,
@@ -20,6 +20,9 @@ struct Metadata {
 }
 
 /// `GET /api/v1/metadata`.
+#[utoipa::path(get, path = "/api/v1/metadata", tag = "api", operation_id = "metadata",
+    summary = "Versions of the API, the Bridge and the shipyard format",
+    responses((status = 200, description = "Metadata", body = Metadata)))]
 pub async fn metadata() -> HttpResponse {
     HttpResponse::Ok().json(Metadata {
         automaticprovisioning: false,

@@ -65,6 +65,13 @@ pub async fn require_token(
 }
 
 /// `POST|GET /api/v1/auth`: 200 with an empty body for a valid token.
+#[utoipa::path(post, path = "/api/v1/auth", tag = "api", operation_id = "auth",
+    summary = "Checks the API token",
+    responses(
+        (status = 200, description = "The token is valid (empty body)"),
+        (status = 401, description = "The token is missing or wrong", body = super::error::ErrorBody),
+        (status = 429, description = "Too many failed attempts from this address", content_type = "text/plain", body = String),
+    ))]
 pub async fn auth(request: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let client = request.peer_addr().map(|addr| addr.ip());
     match check(&state.token, &request) {
@@ -83,4 +90,16 @@ pub async fn auth(request: HttpRequest, state: web::Data<AppState>) -> Result<Ht
             Err(unauthorized(failed))
         }
     }
+}
+
+/// `GET /api/v1/auth`: the same check, for clients that send no body.
+#[utoipa::path(get, path = "/api/v1/auth", tag = "api", operation_id = "authGet",
+    summary = "Checks the API token",
+    responses(
+        (status = 200, description = "The token is valid (empty body)"),
+        (status = 401, description = "The token is missing or wrong", body = super::error::ErrorBody),
+        (status = 429, description = "Too many failed attempts from this address", content_type = "text/plain", body = String),
+    ))]
+pub async fn auth_get(request: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    auth(request, state).await
 }

@@ -212,6 +212,12 @@ async fn proxy(cluster: &Cluster, request: &ServiceRequest, project: &str, body:
 }
 
 /// `GET /api/v1/cluster`: this instance's view of members and shard owners.
+#[utoipa::path(get, path = "/api/v1/cluster", tag = "operations", operation_id = "getCluster",
+    summary = "Members and shard owners, as this instance sees them",
+    responses(
+        (status = 200, description = "The cluster", body = super::schemas::ClusterStatus),
+        (status = 404, description = "Not running as a cluster", body = super::error::ErrorBody),
+    ))]
 pub async fn status(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let Some(cluster) = &state.cluster else {
         return Err(ApiError::not_found("this Keelson does not run as a cluster (KEELSON_CLUSTER)"));

@@ -18,9 +18,10 @@ pub fn routes(config: &mut web::ServiceConfig) {
     config.route("/event", web::get().to(events)).route("/event/type/{event_type}", web::get().to(events_of_type));
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase")]
-struct EventsQuery {
+#[into_params(parameter_in = Query)]
+pub(super) struct EventsQuery {
     project: Option<String>,
     stage: Option<String>,
     service: Option<String>,
@@ -35,13 +36,15 @@ struct EventsQuery {
     before_time: Option<String>,
     /// Present (with any value) means "root events only", as Keptn reads it.
     root: Option<String>,
+    /// 1 to 100, default 20.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
     page_size: Option<String>,
     next_page_key: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct EventsPage {
+pub(super) struct EventsPage {
     events: Vec<CloudEvent>,
     #[serde(skip_serializing_if = "Option::is_none")]
     next_page_key: Option<String>,
@@ -94,7 +97,17 @@ fn store_error(error: crate::store::Error) -> ApiError {
 }
 
 /// `GET /event`: filtered, paged (family B: the key is omitted on the last page).
-async fn events(state: web::Data<AppState>, query: web::Query<EventsQuery>) -> Result<HttpResponse, ApiError> {
+#[utoipa::path(get, path = "/api/mongodb-datastore/event", tag = "datastore", operation_id = "getEvents",
+    summary = "Stored events, newest first", params(EventsQuery),
+    responses(
+        (status = 200, description = "A page of events; `nextPageKey` absent on the last page", body = EventsPage),
+        (status = 400, description = "An invalid time or page key", body = super::error::ErrorBody),
+        (status = 422, description = "pageSize out of range", body = super::error::ErrorBody),
+    ))]
+pub(super) async fn events(
+    state: web::Data<AppState>,
+    query: web::Query<EventsQuery>,
+) -> Result<HttpResponse, ApiError> {
     let query = query.into_inner();
     let page_size = size_in_range("pageSize", query.page_size.as_deref())?;
     let offset = match query.next_page_key.as_deref().filter(|key| !key.is_empty()) {
@@ -126,22 +139,37 @@ async fn events(state: web::Data<AppState>, query: web::Query<EventsQuery>) -> R
     Ok(HttpResponse::Ok().json(EventsPage { events, next_page_key, page_size, total_count }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase")]
-struct TypeQuery {
+#[into_params(parameter_in = Query)]
+pub(super) struct TypeQuery {
+    /// Clauses `<path>:<value>` joined by ` AND `, a comma-separated value meaning any of them; must
+    /// name `data.project` or `shkeptncontext`.
     filter: Option<String>,
+    /// Leave out events whose `triggeredid` was invalidated.
+    #[param(value_type = Option<bool>)]
     exclude_invalidated: Option<String>,
     from_time: Option<String>,
+    /// 1 to 100, default 20.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
     limit: Option<String>,
 }
 
-#[derive(Serialize)]
-struct EventList {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct EventList {
     events: Vec<CloudEvent>,
 }
 
 /// `GET /event/type/{eventType}`: events of one type matching a `filter`, newest first, no paging.
-async fn events_of_type(
+#[utoipa::path(get, path = "/api/mongodb-datastore/event/type/{eventType}", tag = "datastore", operation_id = "getEventsByType",
+    summary = "Stored events of one type matching a filter, newest first",
+    params(("eventType" = String, Path, description = "The event type"), TypeQuery),
+    responses(
+        (status = 200, description = "The events", body = EventList),
+        (status = 400, description = "A filter without project or context, or an invalid clause", body = super::error::ErrorBody),
+        (status = 422, description = "limit out of range, or excludeInvalidated not a boolean", body = super::error::ErrorBody),
+    ))]
+pub(super) async fn events_of_type(
     state: web::Data<AppState>,
     event_type: web::Path<String>,
     query: web::Query<TypeQuery>,

@@ -2,7 +2,8 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
 
 use super::error::ApiError;
 use super::state::AppState;
@@ -10,6 +11,17 @@ use crate::actors::handle::Acceptance;
 use crate::model::event::CloudEvent;
 use crate::model::incoming::{self, Refusal, MAX_EVENT_BYTES};
 
+#[utoipa::path(post, path = "/api/v1/event", tag = "api", operation_id = "postEvent",
+    summary = "Sends an event into the control plane",
+    description = "Takes a Keptn CloudEvent (`type` and `data.project` required; `id`, `time`, `shkeptncontext` \
+        filled in when missing) and answers with its context once it is durable.",
+    request_body(content = CloudEvent, description = "A Keptn CloudEvent"),
+    responses(
+        (status = 200, description = "Stored and applied", body = EventAccepted),
+        (status = 202, description = "Accepted, stored once a slow store answers; do not send it again", body = EventAccepted),
+        (status = 400, description = "Not JSON, too large or not a valid event", body = super::error::ErrorBody),
+        (status = 422, description = "The event breaks Keptn's schema", body = super::error::ErrorBody),
+    ))]
 pub async fn post_event(state: web::Data<AppState>, payload: web::Payload) -> Result<HttpResponse, ApiError> {
     let body = super::error::read_body(payload, state.max_request_body_bytes).await?;
     if body.len() > MAX_EVENT_BYTES {
@@ -33,12 +45,23 @@ pub async fn post_event(state: web::Data<AppState>, payload: web::Payload) -> Re
 pub(super) async fn take_in(state: &AppState, event: CloudEvent) -> Result<HttpResponse, ApiError> {
     let keptn_context = event.shkeptncontext.clone();
     match state.control.accept(event).await {
-        Ok(Acceptance::Applied) => Ok(HttpResponse::Ok().json(json!({ "keptnContext": keptn_context }))),
-        Ok(Acceptance::Pending { problem }) => Ok(HttpResponse::Accepted().json(json!({
-            "keptnContext": keptn_context,
-            "message": format!("event accepted but not yet stored ({problem}); it is applied once the store answers"),
-        }))),
+        Ok(Acceptance::Applied) => Ok(HttpResponse::Ok().json(EventAccepted { keptn_context, message: None })),
+        Ok(Acceptance::Pending { problem }) => Ok(HttpResponse::Accepted().json(EventAccepted {
+            keptn_context,
+            message: Some(format!(
+                "event accepted but not yet stored ({problem}); it is applied once the store answers"
+            )),
+        })),
         // Every refusal is a condition that passes: not accepted, not applied, or not forwarded.
         Err(error) => Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, error.to_string())),
     }
+}
+
+/// The answer to an accepted event.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct EventAccepted {
+    keptn_context: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<String>,
 }

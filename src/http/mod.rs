@@ -10,9 +10,12 @@ pub mod control_plane;
 pub mod datastore;
 pub mod error;
 pub mod events;
+pub mod health;
 pub mod metrics;
+pub mod openapi;
 pub mod params;
 pub mod resources;
+pub mod schemas;
 pub mod secrets;
 pub mod sequences;
 pub mod state;
@@ -20,7 +23,7 @@ pub mod token;
 pub mod uniform;
 
 use actix_web::middleware::{from_fn, NormalizePath, TrailingSlash};
-use actix_web::{web, HttpResponse};
+use actix_web::web;
 
 pub use state::AppState;
 
@@ -39,9 +42,11 @@ pub fn configure(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceCon
             )
             .app_data(web::PayloadConfig::default().limit(body_limit))
             .app_data(web::QueryConfig::default().error_handler(error::query_error))
-            .route("/health", web::get().to(health))
+            .route("/health", web::get().to(health::health))
             .configure(bridge::routes)
             .route("/metrics", web::get().to(metrics::render))
+            // Public, so registered before the token-checked `/api` scope.
+            .configure(openapi::routes)
             .service(
                 web::scope("/api")
                     // Registered first, so it runs after the token check: only authorised requests
@@ -49,7 +54,7 @@ pub fn configure(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceCon
                     .wrap(from_fn(cluster::route_to_owner))
                     .wrap(from_fn(auth::require_token))
                     .route("/v1/auth", web::post().to(auth::auth))
-                    .route("/v1/auth", web::get().to(auth::auth))
+                    .route("/v1/auth", web::get().to(auth::auth_get))
                     .route("/v1/metadata", web::get().to(api_v1::metadata))
                     .route("/v1/event", web::post().to(events::post_event))
                     .route("/v1/cluster", web::get().to(cluster::status))
@@ -96,9 +101,4 @@ pub fn app(
         .wrap(from_fn(metrics::track_requests))
         // Keptn's gateway merges duplicate slashes (go-utils sends `/project/p//resource`).
         .wrap(NormalizePath::new(TrailingSlash::MergeOnly))
-}
-
-/// `GET /health`: the server answers only after start-up finished, so answering means ready.
-async fn health() -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({ "status": "OK" }))
 }

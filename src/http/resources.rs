@@ -55,9 +55,10 @@ fn resource_uri(request: &HttpRequest) -> Result<(String, String), ApiError> {
     Ok((raw, decoded))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct Metadata {
+#[schema(as = ResourceMetadata)]
+pub(super) struct Metadata {
     #[serde(rename = "upstreamURL", skip_serializing_if = "Option::is_none")]
     upstream_url: Option<String>,
     version: String,
@@ -67,17 +68,17 @@ fn metadata(state: &AppState, project: &str, commit: String) -> Metadata {
     Metadata { upstream_url: state.projects.repos().upstream_url(project), version: commit }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct ListedResource {
+pub(super) struct ListedResource {
     #[serde(rename = "resourceURI")]
     resource_uri: String,
     metadata: Metadata,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct ResourceList {
+pub(super) struct ResourceList {
     resources: Vec<ListedResource>,
     next_page_key: String,
     #[serde(skip_serializing_if = "is_zero")]
@@ -88,7 +89,14 @@ fn is_zero(count: &usize) -> bool {
     *count == 0
 }
 
-async fn list(
+#[utoipa::path(get, path = "/api/resource-service/v1/project/{project}/resource", tag = "resource", operation_id = "getResources",
+    summary = "Lists the resources", params(("project" = String, Path, description = "The project"), PageQuery),
+    responses(
+        (status = 200, description = "A page of resource paths", body = ResourceList),
+        (status = 400, description = "Invalid page parameter", body = super::error::ErrorBody),
+        (status = 404, description = "No such project, stage or service", body = super::error::ErrorBody),
+    ))]
+pub(super) async fn list(
     state: web::Data<AppState>,
     request: HttpRequest,
     query: web::Query<PageQuery>,
@@ -115,23 +123,31 @@ async fn list(
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase")]
-struct ReadQuery {
+#[into_params(parameter_in = Query)]
+pub(super) struct ReadQuery {
+    /// The content at this commit instead of the branch head.
     #[serde(rename = "gitCommitID", default)]
     git_commit_id: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct ResourceBody {
+pub(super) struct ResourceBody {
     #[serde(rename = "resourceURI")]
     resource_uri: String,
     resource_content: String,
     metadata: Metadata,
 }
 
-async fn read(
+#[utoipa::path(get, path = "/api/resource-service/v1/project/{project}/resource/{resourceURI}", tag = "resource", operation_id = "getResource",
+    summary = "Reads a resource (base64 content)", params(("project" = String, Path, description = "The project"), ("resourceURI" = String, Path, description = "The resource's path, URL-encoded (`%2F` for `/`)"), ReadQuery),
+    responses(
+        (status = 200, description = "The resource", body = ResourceBody),
+        (status = 404, description = "No such project, stage, service, resource or commit", body = super::error::ErrorBody),
+    ))]
+pub(super) async fn read(
     state: web::Data<AppState>,
     request: HttpRequest,
     query: web::Query<ReadQuery>,
@@ -150,31 +166,31 @@ async fn read(
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct NewResource {
+pub(super) struct NewResource {
     #[serde(rename = "resourceURI", default)]
     resource_uri: String,
     #[serde(default)]
     resource_content: String,
 }
 
-#[derive(Deserialize)]
-struct NewResources {
+#[derive(Deserialize, utoipa::ToSchema)]
+pub(super) struct NewResources {
     #[serde(default)]
     resources: Vec<NewResource>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct NewContent {
+pub(super) struct NewContent {
     #[serde(default)]
     resource_content: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct WriteResult {
+pub(super) struct WriteResult {
     #[serde(rename = "commitID")]
     commit_id: String,
     metadata: Metadata,
@@ -206,7 +222,14 @@ fn decode_all(body: NewResources) -> Result<Vec<(String, Vec<u8>)>, ApiError> {
         .collect()
 }
 
-async fn create(
+#[utoipa::path(post, path = "/api/resource-service/v1/project/{project}/resource", tag = "resource", operation_id = "createResources",
+    summary = "Adds resources in one commit", params(("project" = String, Path, description = "The project")), request_body = NewResources,
+    responses(
+        (status = 201, description = "Committed", body = WriteResult),
+        (status = 400, description = "No resources, a bad path or content that is not base64", body = super::error::ErrorBody),
+        (status = 404, description = "No such project, stage or service", body = super::error::ErrorBody),
+    ))]
+pub(super) async fn create(
     state: web::Data<AppState>,
     request: HttpRequest,
     body: web::Json<NewResources>,
@@ -215,7 +238,14 @@ async fn create(
     Ok(HttpResponse::Created().json(write(&state, &request, files).await?))
 }
 
-async fn update(
+#[utoipa::path(put, path = "/api/resource-service/v1/project/{project}/resource", tag = "resource", operation_id = "updateResources",
+    summary = "Writes resources in one commit", params(("project" = String, Path, description = "The project")), request_body = NewResources,
+    responses(
+        (status = 200, description = "Committed", body = WriteResult),
+        (status = 400, description = "No resources, a bad path or content that is not base64", body = super::error::ErrorBody),
+        (status = 404, description = "No such project, stage or service", body = super::error::ErrorBody),
+    ))]
+pub(super) async fn update(
     state: web::Data<AppState>,
     request: HttpRequest,
     body: web::Json<NewResources>,
@@ -224,7 +254,14 @@ async fn update(
     Ok(HttpResponse::Ok().json(write(&state, &request, files).await?))
 }
 
-async fn update_one(
+#[utoipa::path(put, path = "/api/resource-service/v1/project/{project}/resource/{resourceURI}", tag = "resource", operation_id = "updateResource",
+    summary = "Writes one resource", params(("project" = String, Path, description = "The project"), ("resourceURI" = String, Path, description = "The resource's path, URL-encoded (`%2F` for `/`)")), request_body = NewContent,
+    responses(
+        (status = 200, description = "Committed", body = WriteResult),
+        (status = 400, description = "A bad path or content that is not base64", body = super::error::ErrorBody),
+        (status = 404, description = "No such project, stage or service", body = super::error::ErrorBody),
+    ))]
+pub(super) async fn update_one(
     state: web::Data<AppState>,
     request: HttpRequest,
     body: web::Json<NewContent>,
@@ -234,7 +271,13 @@ async fn update_one(
     Ok(HttpResponse::Ok().json(write(&state, &request, vec![(uri, content)]).await?))
 }
 
-async fn delete(state: web::Data<AppState>, request: HttpRequest) -> Result<HttpResponse, ApiError> {
+#[utoipa::path(delete, path = "/api/resource-service/v1/project/{project}/resource/{resourceURI}", tag = "resource", operation_id = "deleteResource",
+    summary = "Deletes one resource", params(("project" = String, Path, description = "The project"), ("resourceURI" = String, Path, description = "The resource's path, URL-encoded (`%2F` for `/`)")),
+    responses(
+        (status = 200, description = "Committed", body = WriteResult),
+        (status = 404, description = "No such project, stage, service or resource", body = super::error::ErrorBody),
+    ))]
+pub(super) async fn delete(state: web::Data<AppState>, request: HttpRequest) -> Result<HttpResponse, ApiError> {
     let (project, scope) = scope_of(&state, &request)?;
     let (_, uri) = resource_uri(&request)?;
     let commit = state.projects.repos().delete(&project, scope, uri).await.map_err(ProjectError::from_resource)?;

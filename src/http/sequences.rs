@@ -31,15 +31,26 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .route("/project/{project}/stage/{stage}/service/{service}/evaluation", web::post().to(trigger_evaluation));
 }
 
-#[derive(Deserialize)]
-struct ControlBody {
+#[derive(Deserialize, utoipa::ToSchema)]
+pub(super) struct ControlBody {
+    /// `pause`, `resume` or `abort`.
     #[serde(default)]
     state: String,
+    /// Only this stage (pause and resume); empty for every stage.
     #[serde(default)]
     stage: String,
 }
 
-async fn control(
+#[utoipa::path(post, path = "/api/controlPlane/v1/sequence/{project}/{keptnContext}/control", tag = "sequence", operation_id = "controlSequence",
+    summary = "Pauses, resumes or aborts a sequence",
+    params(("project" = String, Path, description = "The project"), ("keptnContext" = String, Path, description = "The sequence's Keptn context")),
+    request_body = ControlBody,
+    responses(
+        (status = 200, description = "Done (empty object)", body = super::schemas::Empty),
+        (status = 400, description = "Unknown state", body = super::error::ErrorBody),
+        (status = 404, description = "No such project or context", body = super::error::ErrorBody),
+    ))]
+pub(super) async fn control(
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
     body: web::Json<ControlBody>,
@@ -54,7 +65,7 @@ async fn control(
     };
     let stage = Some(body.stage.clone()).filter(|stage| !stage.is_empty());
     match state.control.control(&project, keptn_context, stage, command).await {
-        Ok(()) => Ok(HttpResponse::Ok().json(json!({}))),
+        Ok(()) => Ok(HttpResponse::Ok().json(super::schemas::Empty {})),
         Err(ControlFailure::UnknownProject(project)) => Err(ProjectError::project_not_found(&project).into()),
         Err(ControlFailure::Refused(error @ ControlError::UnknownContext(_))) => {
             Err(ApiError::not_found(error.to_string()))
@@ -73,7 +84,7 @@ fn accepts(filter: &Option<String>, value: Option<&str>) -> bool {
 /// Keptn's "family C" paging: integer offset, no default limit.
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
-struct IntegerPage {
+pub(super) struct IntegerPage {
     page_size: Option<String>,
     next_page_key: Option<String>,
 }
@@ -98,7 +109,7 @@ impl IntegerPage {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct ExecutionQuery {
+pub(super) struct ExecutionQuery {
     #[serde(default)]
     project: String,
     stage: Option<String>,
@@ -110,7 +121,22 @@ struct ExecutionQuery {
     page: IntegerPage,
 }
 
-async fn sequence_executions(
+#[utoipa::path(get, path = "/api/controlPlane/v1/sequence-execution", tag = "sequence", operation_id = "getSequenceExecutions",
+    summary = "Sequence executions (one per sequence run and stage), newest first",
+    params(
+        ("project" = String, Query, description = "The project"),
+        ("stage" = Option<String>, Query), ("service" = Option<String>, Query), ("name" = Option<String>, Query, description = "Sequence name"),
+        ("status" = Option<String>, Query, description = "`triggered`, `started`, `paused`, `waitingForApproval`, `finished`, `timedOut`…"),
+        ("keptnContext" = Option<String>, Query),
+        ("pageSize" = Option<u32>, Query, description = "How many to return (all when absent)"),
+        ("nextPageKey" = Option<u32>, Query, description = "Offset from the previous page"),
+    ),
+    responses(
+        (status = 200, description = "A page of executions", body = super::schemas::SequenceExecutions),
+        (status = 400, description = "No project, or an invalid page parameter", body = super::error::ErrorBody),
+        (status = 404, description = "No such project", body = super::error::ErrorBody),
+    ))]
+pub(super) async fn sequence_executions(
     state: web::Data<AppState>,
     query: web::Query<ExecutionQuery>,
 ) -> Result<HttpResponse, ApiError> {
@@ -147,7 +173,7 @@ async fn sequence_executions(
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct StateQuery {
+pub(super) struct StateQuery {
     name: Option<String>,
     state: Option<String>,
     from_time: Option<String>,
@@ -158,7 +184,22 @@ struct StateQuery {
 }
 
 /// `GET /sequence/{project}`: one state document per Keptn context, newest first.
-async fn sequence_states(
+#[utoipa::path(get, path = "/api/controlPlane/v1/sequence/{project}", tag = "sequence", operation_id = "getSequenceStates",
+    summary = "The state of each sequence (Keptn context) of a project, newest first",
+    params(
+        ("project" = String, Path, description = "The project"),
+        ("name" = Option<String>, Query, description = "Sequence name"), ("state" = Option<String>, Query),
+        ("fromTime" = Option<String>, Query, description = "Only sequences triggered after this time"),
+        ("beforeTime" = Option<String>, Query, description = "Only sequences triggered before this time"),
+        ("keptnContext" = Option<String>, Query, description = "Comma-separated contexts"),
+        ("pageSize" = Option<u32>, Query), ("nextPageKey" = Option<u32>, Query),
+    ),
+    responses(
+        (status = 200, description = "A page of sequence states", body = super::schemas::SequenceStates),
+        (status = 400, description = "Invalid page parameter", body = super::error::ErrorBody),
+        (status = 404, description = "No such project", body = super::error::ErrorBody),
+    ))]
+pub(super) async fn sequence_states(
     state: web::Data<AppState>,
     path: web::Path<String>,
     query: web::Query<StateQuery>,
@@ -279,7 +320,7 @@ fn sequence_state(executions: &[Arc<Execution>]) -> Value {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct TriggeredQuery {
+pub(super) struct TriggeredQuery {
     project: Option<String>,
     stage: Option<String>,
     service: Option<String>,
@@ -294,7 +335,21 @@ struct TriggeredQuery {
 
 /// `GET /event/triggered/{type}`: task `.triggered` events still waiting for executors — what a remote
 /// execution plane polls, and how open approvals are listed.
-async fn triggered_events(
+#[utoipa::path(get, path = "/api/controlPlane/v1/event/triggered/{eventType}", tag = "sequence", operation_id = "getTriggeredEvents",
+    summary = "Open task `.triggered` events of a type, oldest first",
+    params(
+        ("eventType" = String, Path, description = "e.g. `sh.keptn.event.approval.triggered`"),
+        ("project" = Option<String>, Query), ("stage" = Option<String>, Query), ("service" = Option<String>, Query),
+        ("eventID" = Option<String>, Query),
+        ("integrationId" = Option<String>, Query, description = "Only events the subscriptions of this integration accept (Keelson's addition)"),
+        PageQuery,
+    ),
+    responses(
+        (status = 200, description = "A page of events", body = TriggeredEvents),
+        (status = 400, description = "Invalid page parameter", body = super::error::ErrorBody),
+        (status = 404, description = "No such project or integration", body = super::error::ErrorBody),
+    ))]
+pub(super) async fn triggered_events(
     state: web::Data<AppState>,
     path: web::Path<String>,
     query: web::Query<TriggeredQuery>,
@@ -334,18 +389,31 @@ async fn triggered_events(
         .collect();
     events.sort_by(|a, b| a.time.cmp(&b.time).then_with(|| a.id.cmp(&b.id)));
     let page = query.page.paginate(events).map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let mut body = json!({
-        "events": page.items.iter().map(|event| &**event).collect::<Vec<_>>(),
-        "nextPageKey": page.next_page_key,
-    });
-    if page.total_count > 0 {
-        body["totalCount"] = json!(page.total_count);
-    }
-    Ok(HttpResponse::Ok().json(body))
+    Ok(HttpResponse::Ok().json(TriggeredEvents {
+        events: page.items,
+        next_page_key: page.next_page_key,
+        total_count: page.total_count,
+    }))
 }
 
-#[derive(Deserialize, Default)]
-struct EvaluationBody {
+/// A family-A page of open events.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct TriggeredEvents {
+    #[schema(value_type = Vec<CloudEvent>)]
+    events: Vec<Arc<CloudEvent>>,
+    next_page_key: String,
+    #[serde(skip_serializing_if = "is_zero")]
+    total_count: usize,
+}
+
+fn is_zero(count: &usize) -> bool {
+    *count == 0
+}
+
+/// The evaluation window: `start` with `end` or `timeframe`, or a `timeframe` ending now.
+#[derive(Deserialize, Default, utoipa::ToSchema)]
+pub(super) struct EvaluationBody {
     #[serde(default)]
     start: String,
     #[serde(default)]
@@ -388,7 +456,17 @@ fn evaluation_window(body: &EvaluationBody, now: DateTime<Utc>) -> Result<(DateT
     evaluation_window::bounds(start, end, timeframe, now).map_err(wording)
 }
 
-async fn trigger_evaluation(
+#[utoipa::path(post, path = "/api/controlPlane/v1/project/{project}/stage/{stage}/service/{service}/evaluation", tag = "sequence", operation_id = "triggerEvaluation",
+    summary = "Starts an evaluation sequence for a service",
+    params(("project" = String, Path), ("stage" = String, Path), ("service" = String, Path)),
+    request_body(content = Option<EvaluationBody>),
+    responses(
+        (status = 200, description = "Triggered", body = super::events::EventAccepted),
+        (status = 202, description = "Accepted, stored once a slow store answers", body = super::events::EventAccepted),
+        (status = 400, description = "Unknown service or invalid window", body = super::error::ErrorBody),
+        (status = 404, description = "No such project", body = super::error::ErrorBody),
+    ))]
+pub(super) async fn trigger_evaluation(
     state: web::Data<AppState>,
     path: web::Path<(String, String, String)>,
     body: Option<web::Json<EvaluationBody>>,

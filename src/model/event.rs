@@ -22,7 +22,7 @@ pub const SERVICE_DELETE_STARTED: &str = "sh.keptn.event.service.delete.started"
 pub const SERVICE_DELETE_FINISHED: &str = "sh.keptn.event.service.delete.finished";
 
 /// A Keptn CloudEvent in structured JSON form.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CloudEvent {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub contenttype: Option<String>,
@@ -44,6 +44,7 @@ pub struct CloudEvent {
     pub specversion: Option<String>,
     /// Written with nine fraction digits so that stored times compare correctly as strings.
     #[serde(default, skip_serializing_if = "Option::is_none", with = "fixed_nanos")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub time: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub triggeredid: Option<String>,

@@ -7,10 +7,14 @@ use serde::Deserialize;
 pub const DEFAULT_PAGE_SIZE: usize = 20;
 
 /// Query parameters of a family-A list endpoint.
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
+    /// How many items to return (default 20).
+    #[param(value_type = Option<u32>, minimum = 1)]
     pub page_size: Option<String>,
+    /// Where the next page starts, from the previous page's `nextPageKey`.
     pub next_page_key: Option<String>,
 }
 

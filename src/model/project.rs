@@ -12,7 +12,7 @@ use super::event_type::{self, EventType};
 use super::shipyard::Shipyard;
 
 /// Git upstream credentials as a client sends them (`GitAuthCredentials`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct GitCredentials {
     #[serde(rename = "remoteURL", default)]
@@ -25,7 +25,7 @@ pub struct GitCredentials {
     pub ssh: Option<SshCredentials>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct HttpsCredentials {
     #[serde(default)]
@@ -39,7 +39,7 @@ pub struct HttpsCredentials {
     pub proxy: Option<ProxyCredentials>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ProxyCredentials {
     #[serde(default)]
@@ -52,7 +52,7 @@ pub struct ProxyCredentials {
     pub password: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct SshCredentials {
     /// Base64 of the private key.
@@ -63,7 +63,7 @@ pub struct SshCredentials {
 }
 
 /// The part of [`GitCredentials`] that may be shown (`GitAuthCredentialsSecure`): no token, key or password.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct GitCredentialsSecure {
     #[serde(rename = "remoteURL")]
@@ -74,7 +74,7 @@ pub struct GitCredentialsSecure {
     pub https: Option<HttpsSecure>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HttpsSecure {
     #[serde(rename = "insecureSkipTLS")]
@@ -83,7 +83,7 @@ pub struct HttpsSecure {
     pub proxy: Option<ProxySecure>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ProxySecure {
     pub url: String,
     pub scheme: String,
@@ -219,7 +219,7 @@ impl ServiceActivity {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EventContextInfo {
     pub event_id: String,
@@ -338,7 +338,7 @@ impl ServiceRecord {
 }
 
 /// `ExpandedProject` as Keptn's API returns it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ExpandedProject {
     pub creation_date: String,
@@ -351,7 +351,7 @@ pub struct ExpandedProject {
     pub is_upstream_auto_provisioned: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ExpandedStage {
     pub stage_name: String,
@@ -359,7 +359,7 @@ pub struct ExpandedStage {
     pub services: Vec<ExpandedService>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ExpandedService {
     pub service_name: String,

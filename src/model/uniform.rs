@@ -8,7 +8,7 @@ use sha1::{Digest, Sha1};
 /// The webhook service's subscriptions must each name exactly one project (Keptn's rule).
 pub const WEBHOOK_SERVICE: &str = "webhook-service";
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Integration {
     #[serde(default)]
     pub id: String,
@@ -20,7 +20,8 @@ pub struct Integration {
     pub subscriptions: Vec<EventSubscription>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = IntegrationMetadata)]
 pub struct Metadata {
     #[serde(default)]
     pub hostname: String,
@@ -33,10 +34,11 @@ pub struct Metadata {
     #[serde(default)]
     pub kubernetesmetadata: KubernetesMetadata,
     #[serde(default = "epoch", with = "crate::model::event::keptn_time_serde")]
+    #[schema(value_type = String, format = DateTime)]
     pub lastseen: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct KubernetesMetadata {
     #[serde(default)]
     pub namespace: String,
@@ -46,7 +48,7 @@ pub struct KubernetesMetadata {
     pub deploymentname: String,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EventSubscription {
     #[serde(default)]
     pub id: String,
@@ -57,7 +59,7 @@ pub struct EventSubscription {
     pub filter: SubscriptionFilter,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SubscriptionFilter {
     #[serde(default)]
     pub projects: Vec<String>,
@@ -161,7 +163,8 @@ pub fn subject_matches(pattern: &str, subject: &str) -> bool {
 }
 
 /// The filters of `GET /uniform/registration`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct IntegrationQuery {
     pub id: Option<String>,
     pub name: Option<String>,
@@ -171,13 +174,14 @@ pub struct IntegrationQuery {
 }
 
 /// One log line an integration reported (`POST /log`).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LogEntry {
     #[serde(default)]
     pub integrationid: String,
     #[serde(default)]
     pub message: String,
     #[serde(default = "epoch", with = "crate::model::event::keptn_time_serde")]
+    #[schema(value_type = String, format = DateTime)]
     pub time: DateTime<Utc>,
     #[serde(default)]
     pub shkeptncontext: String,

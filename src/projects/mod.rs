@@ -48,7 +48,7 @@ async fn within_upstream_timeout(
 }
 
 /// `POST /project` body.
-#[derive(Debug, Clone, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct CreateProject {
     #[serde(default)]
@@ -60,7 +60,7 @@ pub struct CreateProject {
 }
 
 /// `PUT /project` body.
-#[derive(Debug, Clone, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct UpdateProject {
     #[serde(default)]

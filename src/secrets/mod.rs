@@ -46,7 +46,7 @@ impl From<crate::store::Error> for SecretError {
 type Result<T> = std::result::Result<T, SecretError>;
 
 /// A secret as a client sends it.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 pub struct NewSecret {
     #[serde(default)]
     pub name: String,
@@ -57,7 +57,7 @@ pub struct NewSecret {
 }
 
 /// What may be shown of a secret: never its values.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct SecretSummary {
     pub name: String,
     pub scope: String,
