@@ -27,6 +27,7 @@ pub mod cluster;
 pub mod config;
 pub mod emitter;
 pub mod http;
+pub mod import;
 pub mod integrations;
 pub mod model;
 pub mod projects;

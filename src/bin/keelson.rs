@@ -26,6 +26,28 @@ enum Command {
     /// Validates the configuration and checks that its servers answer, then exits (0: all fine)
     /// without serving anything.
     CheckConfig,
+    /// Moves a Keptn 1.x installation's data into a running Keelson: projects (taken over from their
+    /// git upstreams), the event history (from Keptn's MongoDB) and secrets (from a `kubectl get
+    /// secrets -o json` dump). Safe to repeat. The API token is `KEELSON_API_TOKEN`.
+    Import {
+        /// Keptn's MongoDB, e.g. `mongodb://user:password@host:27017/keptn` (database `keptn` when
+        /// the URL names none).
+        #[arg(long, value_name = "URL")]
+        from_mongodb: String,
+        /// Output of `kubectl get secrets -n keptn -o json`: upstream credentials
+        /// (`git-credentials-<project>`) and the secret-service's secrets.
+        #[arg(long, value_name = "FILE")]
+        secrets: Option<PathBuf>,
+        /// The running Keelson.
+        #[arg(long, env = "KEELSON_API_URL", default_value = "http://127.0.0.1:8080")]
+        endpoint: String,
+        /// Only this project (repeatable); all projects when absent.
+        #[arg(long = "project", value_name = "NAME")]
+        projects: Vec<String>,
+        /// Leave the event history out.
+        #[arg(long)]
+        skip_events: bool,
+    },
     /// Runs built-in services (approval, lighthouse, remediation, webhook) as their own process on the
     /// control plane's NATS server, instead of inside the control plane.
     Service {
@@ -50,6 +72,25 @@ fn main() {
         None => runtime.block_on(run(config)),
         Some(Command::Service { names, endpoint }) => runtime.block_on(run_services(config, names, endpoint)),
         Some(Command::CheckConfig) => runtime.block_on(check_config(config)),
+        Some(Command::Import { from_mongodb, secrets, endpoint, projects, skip_events }) => {
+            let token = config.api_token.clone();
+            runtime.block_on(async move {
+                let token = token.ok_or_else(|| anyhow::anyhow!("set KEELSON_API_TOKEN to the Keelson's API token"))?;
+                let options = keelson::import::Options {
+                    mongodb_url: from_mongodb,
+                    secrets_file: secrets,
+                    endpoint,
+                    token,
+                    projects,
+                    skip_events,
+                };
+                let report = keelson::import::run(&options).await?;
+                if report.failures > 0 {
+                    anyhow::bail!("{} item(s) failed; fix them and run the import again", report.failures);
+                }
+                Ok(())
+            })
+        }
     };
     if let Some(provider) = traces {
         // Spans still in the batch leave now.

@@ -60,6 +60,9 @@ fn owner_bound(method: &Method, path: &str, query: &str) -> Option<Bound> {
     if path == "/controlPlane/v1/project" && (method == Method::POST || method == Method::PUT) {
         return Some(Bound::NameInBody);
     }
+    if path == "/v1/import/project" && method == Method::POST {
+        return Some(Bound::NameInBody);
+    }
     if let Some(rest) = path.strip_prefix("/controlPlane/v1/sequence/") {
         return segment(rest);
     }
@@ -309,6 +312,8 @@ mod tests {
         );
         assert_eq!(bound(Method::POST, "/api/controlPlane/v1/project", ""), Some(Bound::NameInBody));
         assert_eq!(bound(Method::PUT, "/api/controlPlane/v1/project", ""), Some(Bound::NameInBody));
+        assert_eq!(bound(Method::POST, "/api/v1/import/project", ""), Some(Bound::NameInBody));
+        assert_eq!(bound(Method::POST, "/api/v1/import/events", ""), None);
         assert_eq!(bound(Method::POST, "/api/controlPlane/v1/sequence/sockshop/ctx/control", ""), project("sockshop"));
         assert_eq!(
             bound(Method::GET, "/api/controlPlane/v1/sequence-execution", "project=sockshop&stage=dev"),

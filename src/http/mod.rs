@@ -11,6 +11,7 @@ pub mod datastore;
 pub mod error;
 pub mod events;
 pub mod health;
+pub mod import;
 pub mod metrics;
 pub mod openapi;
 pub mod params;
@@ -58,6 +59,7 @@ pub fn configure(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceCon
                     .route("/v1/metadata", web::get().to(api_v1::metadata))
                     .route("/v1/event", web::post().to(events::post_event))
                     .route("/v1/cluster", web::get().to(cluster::status))
+                    .configure(import::routes)
                     .route("/internal/v1/open-tasks/{event_type}", web::get().to(cluster::open_tasks))
                     .configure(fault_routes)
                     .service(

@@ -71,6 +71,22 @@ pub struct UpdateProject {
     pub git_credentials: Option<GitCredentials>,
 }
 
+/// `POST /api/v1/import/project` body: a project taken over from the upstream that holds it.
+#[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ImportProject {
+    #[serde(default)]
+    pub name: String,
+    /// The upstream holding the project: `shipyard.yaml` on `master`, one branch per stage.
+    pub git_credentials: GitCredentials,
+    /// The project's services (they exist in every stage).
+    #[serde(default)]
+    pub services: Vec<String>,
+    /// Unix nanoseconds, as Keptn writes it; now when absent.
+    #[serde(default)]
+    pub creation_date: Option<String>,
+}
+
 pub struct ProjectManager {
     snapshots: Arc<dyn SnapshotStore>,
     repos: Arc<GitRepos>,
@@ -619,6 +635,85 @@ impl ProjectManager {
             let _ = self.repos.delete_project(&request.name).await;
             return Err(error);
         }
+        Ok(record)
+    }
+
+    /// Takes over a project whose upstream already holds it (moving from Keptn): clones the upstream,
+    /// reads its shipyard from `master`, checks that every stage has its branch, and stores the record
+    /// with the given services. Emits no lifecycle events: the project is not new, only new here.
+    pub async fn import(&self, request: ImportProject) -> Result<(), ProjectError> {
+        names::validate_project_name(&request.name).map_err(|e| ProjectError::BadRequest(e.to_string()))?;
+        for service in &request.services {
+            names::validate_service_name(service).map_err(|e| ProjectError::BadRequest(e.to_string()))?;
+        }
+        let credentials = request.git_credentials.clone();
+        if credentials.remote_url.is_empty() {
+            return Err(ProjectError::BadRequest("gitCredentials.remoteURL is required to import a project".into()));
+        }
+        self.check_credentials(&credentials)?;
+        self.check_destination(&credentials).await?;
+        let lock = self.lock(&request.name);
+        let _guard = lock.lock().await;
+        if self.projects.contains_key(&request.name) {
+            return Err(ProjectError::Conflict(format!("project {} already exists", request.name)));
+        }
+        self.repos.adopt_project(&request.name, credentials.clone()).await.map_err(|error| match error {
+            ResourceError::AlreadyExists => ProjectError::Conflict(format!("project {} already exists", request.name)),
+            other => ProjectError::from_resource(other),
+        })?;
+        let result = self.import_locked(&request, &credentials).await;
+        let record = match result {
+            Ok(record) => record,
+            Err(error) => {
+                // Undo everything so that a retry starts from nothing.
+                let _ = self.snapshots.delete(&format!("{CREDENTIALS_PREFIX}{}", request.name)).await;
+                let _ = self.snapshots.delete(&format!("{RECORD_PREFIX}{}", request.name)).await;
+                let _ = self.repos.delete_project(&request.name).await;
+                return Err(error);
+            }
+        };
+        tracing::info!(project = %record.name, stages = record.stages.len(), services = request.services.len(), "project imported");
+        self.cache(record);
+        Ok(())
+    }
+
+    async fn import_locked(
+        &self,
+        request: &ImportProject,
+        credentials: &GitCredentials,
+    ) -> Result<ProjectRecord, ProjectError> {
+        let not_a_project = |why: String| {
+            ProjectError::Unprocessable(format!(
+                "{} does not hold a Keptn project: {why}",
+                without_password(&credentials.remote_url)
+            ))
+        };
+        let (bytes, _) = self
+            .repos
+            .read(&request.name, Scope::Project, SHIPYARD_FILE.to_owned(), None)
+            .await
+            .map_err(|error| not_a_project(format!("no {SHIPYARD_FILE} on master ({error})")))?;
+        let text = String::from_utf8(bytes).map_err(|_| not_a_project(format!("{SHIPYARD_FILE} is not UTF-8")))?;
+        let shipyard =
+            shipyard::parse(&text).map_err(|e| not_a_project(format!("{SHIPYARD_FILE} is not valid: {e}")))?;
+        if let Some(stage) = shipyard.stage_names().find(|stage| self.repos.branch_head(&request.name, stage).is_none())
+        {
+            return Err(not_a_project(format!("no branch for stage {stage}")));
+        }
+        let creation_date = request
+            .creation_date
+            .clone()
+            .filter(|date| !date.is_empty())
+            .unwrap_or_else(|| unix_nanos_string(self.clock.now()));
+        let mut record = ProjectRecord::new(&request.name, creation_date.clone(), text, &shipyard);
+        record.git_remote = Some(credentials.secure());
+        for service in &request.services {
+            if !record.has_service(service) {
+                record.add_service(service, &creation_date);
+            }
+        }
+        self.store_credentials(&request.name, credentials).await?;
+        self.store_record(&record).await?;
         Ok(record)
     }
 

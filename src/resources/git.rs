@@ -151,23 +151,43 @@ impl GitRepos {
     pub async fn reclone(self: &Arc<Self>, project: &str) -> Result<(), ResourceError> {
         self.run(project, |repos, project, upstream| {
             let Some(credentials) = upstream else { return Err(ResourceError::ProjectNotFound) };
-            let final_path = repos.path(project);
-            if final_path.exists() {
-                return Err(ResourceError::AlreadyExists);
-            }
-            std::fs::create_dir_all(&repos.root)?;
-            let staging = repos.root.join(format!(".{project}.git.{}", uuid::Uuid::new_v4()));
-            let cloned = Repository::init_opts(
-                &staging,
-                git2::RepositoryInitOptions::new().bare(true).initial_head(DEFAULT_BRANCH),
-            )
-            .map_err(ResourceError::from)
-            .and_then(|repo| upstream::pull(&repo, &credentials).map_err(ResourceError::from));
-            if let Err(error) = cloned.and_then(|()| Ok(std::fs::rename(&staging, &final_path)?)) {
-                let _ = std::fs::remove_dir_all(&staging);
-                return Err(error);
-            }
-            repos.record_heads(project, &Repository::open_bare(&final_path)?)
+            repos.clone_upstream(project, &credentials)
+        })
+        .await
+    }
+
+    /// Clones every branch of `credentials`' upstream as the repository of `project`, which must not
+    /// exist; nothing is left behind on error.
+    fn clone_upstream(&self, project: &str, credentials: &GitCredentials) -> Result<(), ResourceError> {
+        let final_path = self.path(project);
+        if final_path.exists() {
+            return Err(ResourceError::AlreadyExists);
+        }
+        std::fs::create_dir_all(&self.root)?;
+        let staging = self.root.join(format!(".{project}.git.{}", uuid::Uuid::new_v4()));
+        let cloned =
+            Repository::init_opts(&staging, git2::RepositoryInitOptions::new().bare(true).initial_head(DEFAULT_BRANCH))
+                .map_err(ResourceError::from)
+                .and_then(|repo| upstream::pull(&repo, credentials).map_err(ResourceError::from));
+        if let Err(error) = cloned.and_then(|()| Ok(std::fs::rename(&staging, &final_path)?)) {
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(error);
+        }
+        self.record_heads(project, &Repository::open_bare(&final_path)?)
+    }
+
+    /// Takes a project over from an upstream that already holds it (a Keptn project being moved to
+    /// Keelson): clones every branch and makes the upstream the project's. Nothing is left behind on
+    /// error; an existing repository of that name is `AlreadyExists`.
+    pub async fn adopt_project(
+        self: &Arc<Self>,
+        project: &str,
+        credentials: GitCredentials,
+    ) -> Result<(), ResourceError> {
+        self.run(project, move |repos, project, _| {
+            repos.clone_upstream(project, &credentials)?;
+            repos.replace_upstream(project, Some(credentials));
+            Ok(())
         })
         .await
     }

@@ -16,7 +16,8 @@ use utoipa::openapi::{Required, Response, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    api_v1, auth, cluster, control_plane, datastore, error, events, health, resources, secrets, sequences, uniform,
+    api_v1, auth, cluster, control_plane, datastore, error, events, health, import, resources, secrets, sequences,
+    uniform,
 };
 
 /// The header that carries the API token.
@@ -38,6 +39,8 @@ pub const TOKEN_HEADER: &str = "x-token";
         api_v1::metadata,
         events::post_event,
         cluster::status,
+        import::import_project,
+        import::import_events,
         control_plane::list_projects,
         control_plane::create_project,
         control_plane::update_project,
@@ -90,6 +93,7 @@ pub const TOKEN_HEADER: &str = "x-token";
         (name = "datastore", description = "The event history (`/api/mongodb-datastore`)"),
         (name = "secret", description = "Secrets (`/api/secrets/v1`)"),
         (name = "operations", description = "Health and cluster state"),
+        (name = "import", description = "Moving a Keptn installation over (`keelson import`)"),
     )
 )]
 struct ApiDoc;
