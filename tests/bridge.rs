@@ -4,7 +4,6 @@
 
 mod support;
 
-use std::path::Path;
 use std::time::Duration;
 
 use keelson::sdk::Service;
@@ -13,14 +12,6 @@ use support::{send, TestKeelson};
 
 #[actix_rt::test]
 async fn bridge_end_to_end_in_chromium() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let tests = root.join("tests/bridge");
-    assert!(
-        tests.join("node_modules/playwright-core").exists(),
-        "playwright-core is missing: run `npm ci` in tests/bridge (scripts/test does)"
-    );
-    assert!(Path::new("/usr/bin/chromium").exists(), "Debian's chromium is missing (scripts/test installs it)");
-
     let keelson = TestKeelson::start_with(|config| {
         config.services = keelson::config::BUILTIN_SERVICES.iter().map(|s| (*s).to_owned()).collect();
     })
@@ -42,25 +33,7 @@ async fn bridge_end_to_end_in_chromium() {
         ] } }))
     }));
 
-    let out = root.join("test-output/bridge");
-    let _ = std::fs::remove_dir_all(&out);
-    let output = tokio::time::timeout(
-        Duration::from_secs(240),
-        tokio::process::Command::new("node")
-            .arg("e2e.mjs")
-            .current_dir(&tests)
-            .env("BASE", &keelson.base)
-            .env("TOKEN", &keelson.token)
-            .env("OUT", &out)
-            .output(),
-    )
-    .await
-    .expect("the browser test hung")
-    .expect("node runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
-    assert!(stdout.contains("all steps passed"), "{stdout}");
+    let (_, out) = support::browser::run_script(&keelson, "e2e.mjs", "bridge", Duration::from_secs(240)).await;
     for screen in [
         "01-login",
         "03-environment",

@@ -354,32 +354,10 @@ async fn schemathesis_catches_an_answer_that_breaks_the_document() {
 
 #[actix_rt::test]
 async fn swagger_ui_works_in_chromium() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let tests = root.join("tests/bridge");
-    assert!(
-        tests.join("node_modules/playwright-core").exists(),
-        "playwright-core is missing: run `npm ci` in tests/bridge (scripts/test does)"
-    );
     let keelson = TestKeelson::start().await;
     assert_eq!(keelson.create_project("sockshop", SHIPYARD).await.0, 201);
-    let out = root.join("test-output/swagger-ui");
-    let _ = std::fs::remove_dir_all(&out);
-    let output = tokio::time::timeout(
-        Duration::from_secs(120),
-        tokio::process::Command::new("node")
-            .arg("swagger-ui.mjs")
-            .current_dir(&tests)
-            .env("BASE", &keelson.base)
-            .env("TOKEN", &keelson.token)
-            .env("OUT", &out)
-            .output(),
-    )
-    .await
-    .expect("the browser test hung")
-    .expect("node runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    let (stdout, out) =
+        support::browser::run_script(&keelson, "swagger-ui.mjs", "swagger-ui", Duration::from_secs(120)).await;
     let counts: BTreeMap<&str, usize> = stdout
         .lines()
         .filter_map(|line| line.strip_prefix("count "))

@@ -2,6 +2,7 @@
 //! smart-HTTP server for upstream tests.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod chaos;
 pub mod cluster;
 pub mod git_http;
