@@ -24,7 +24,8 @@ PRAGMA synchronous = NORMAL;
 PRAGMA busy_timeout = 5000;
 PRAGMA temp_store = MEMORY;
 PRAGMA cache_size = -65536;
-PRAGMA wal_autocheckpoint = 4096;
+PRAGMA wal_autocheckpoint = 16384;
+PRAGMA mmap_size = 268435456;
 PRAGMA journal_size_limit = 67108864;
 CREATE TABLE IF NOT EXISTS snapshots (key TEXT PRIMARY KEY, value BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS events (
@@ -136,18 +137,20 @@ impl SqliteStore {
         F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     {
         let connection = Arc::clone(&self.connection);
-        tokio::task::spawn_blocking(move || {
-            let connection = connection.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            let result = work(&connection);
-            if result.is_err() {
-                recover(&connection);
-            }
-            result
-        })
-        .await
-        .map_err(|e| Error::unavailable(BACKEND, e))?
-        .map_err(|e| Error::unavailable(BACKEND, e))
+        tokio::task::spawn_blocking(move || write_with(&connection, work))
+            .await
+            .map_err(|e| Error::unavailable(BACKEND, e))?
     }
+}
+
+/// Runs `work` on the writing connection (on the calling, blocking thread); a failure rolls back.
+fn write_with<T>(connection: &Mutex<Connection>, work: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
+    let connection = connection.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let result = work(&connection);
+    if result.is_err() {
+        recover(&connection);
+    }
+    result.map_err(|e| Error::unavailable(BACKEND, e))
 }
 
 /// Ends a transaction a failed statement left open, and checkpoints the WAL where it can.
@@ -254,15 +257,22 @@ impl EventStore for SqliteStore {
     }
 
     async fn insert_many(&self, events: &[std::sync::Arc<CloudEvent>]) -> Result<()> {
-        let rows = events.iter().map(|event| EventRow::from_event(event)).collect::<Result<Vec<_>>>()?;
-        self.with_connection(move |c| {
-            let transaction = c.unchecked_transaction()?;
-            for row in rows {
-                row.insert(&transaction)?;
-            }
-            transaction.commit()
+        let events = events.to_vec();
+        let connection = Arc::clone(&self.connection);
+        tokio::task::spawn_blocking(move || {
+            // Encoded here, not on the caller's thread (often the actors'), and before taking the
+            // writer's lock.
+            let rows = events.iter().map(|event| EventRow::from_event(event)).collect::<Result<Vec<_>>>()?;
+            write_with(&connection, |c| {
+                let transaction = c.unchecked_transaction()?;
+                for row in rows {
+                    row.insert(&transaction)?;
+                }
+                transaction.commit()
+            })
         })
         .await
+        .map_err(|e| Error::unavailable(BACKEND, e))?
     }
 
     async fn find(&self, query: &EventQuery) -> Result<Vec<CloudEvent>> {
