@@ -8,13 +8,19 @@
 //! `.started` and `.finished` published back). Reports task transitions per second and the dispatch
 //! latency (executor publishes a task's `.finished` → receives the next task's `.triggered`).
 //!
+//! With `--redis`, Keelson keeps its snapshots in a `redis-server` started for the run. Every task
+//! transition needs two durable inputs (`.started`, `.finished`), so half the durable round-trip rate
+//! is the ceiling for an at-least-once control plane on this bus; the ratio to it is printed.
+//!
 //! ```sh
-//! cargo run --release --example loadtest-nats -- --sequences 2000 --services 200 --executors 4
+//! cargo run --release --example loadtest-nats -- --sequences 2000 --services 200 --executors 4 --redis
 //! ```
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+#[allow(dead_code)] // the MongoDB baselines are the sequences test's
+mod backends;
 mod common;
 
 use std::collections::HashMap;
@@ -42,19 +48,24 @@ struct Options {
     sequences: usize,
     services: usize,
     executors: usize,
+    redis: bool,
 }
 
 fn options() -> Options {
-    let mut options = Options { sequences: 2_000, services: 200, executors: 4 };
+    let mut options = Options { sequences: 2_000, services: 200, executors: 4, redis: false };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
+        if flag == "--redis" {
+            options.redis = true;
+            continue;
+        }
         let value = args.next().and_then(|v| v.parse::<usize>().ok());
         match (flag.as_str(), value) {
             ("--sequences", Some(v)) if (1..=200_000).contains(&v) => options.sequences = v,
             ("--services", Some(v)) if (1..=10_000).contains(&v) => options.services = v,
             ("--executors", Some(v)) if (1..=64).contains(&v) => options.executors = v,
             _ => {
-                eprintln!("usage: loadtest-nats [--sequences N] [--services N] [--executors N]");
+                eprintln!("usage: loadtest-nats [--sequences N] [--services N] [--executors N] [--redis]");
                 std::process::exit(2);
             }
         }
@@ -223,8 +234,15 @@ async fn main() {
     let concurrent = raw_round_trips(&nats.url, options.services).await;
     let durable = raw_durable_round_trips(&nats.url, options.services).await;
 
+    let backends = options.redis.then(backends::Backends::start);
     let url = nats.url.clone();
-    let (server, _data_dir, base) = common::start_keelson(|config| config.nats_url = Some(url.parse().unwrap())).await;
+    let (server, _data_dir, base) = common::start_keelson(|config| {
+        config.nats_url = Some(url.parse().unwrap());
+        if let Some(backends) = &backends {
+            config.redis_url = Some(backends.redis_url.parse().unwrap());
+        }
+    })
+    .await;
     let client = reqwest::Client::new();
     let created = client
         .post(format!("{base}/api/controlPlane/v1/project"))
@@ -310,9 +328,10 @@ async fn main() {
     let tasks = options.sequences * 3;
     let transitions = tasks as f64 / elapsed.as_secs_f64();
     println!(
-        "keelson {} · {} cores · nats-server with JetStream, embedded stores, {} executor connections",
+        "keelson {} · {} cores · nats-server with JetStream, {}, {} executor connections",
         env!("CARGO_PKG_VERSION"),
         std::thread::available_parallelism().map(usize::from).unwrap_or(1),
+        if options.redis { "redis snapshots, embedded (sqlite) history" } else { "embedded stores" },
         options.executors
     );
     println!(
@@ -330,6 +349,11 @@ async fn main() {
         transitions / sequential * 100.0,
         transitions / concurrent * 100.0,
         transitions / durable * 100.0
+    );
+    println!(
+        "durable ceiling (two durable inputs per transition): {:.0}/s; task transitions reach {:.2} of it",
+        durable / 2.0,
+        transitions / (durable / 2.0)
     );
     println!(
         "dispatch latency (executor .finished → next .triggered): p50 {:.3} ms, p99 {:.3} ms",
