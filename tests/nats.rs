@@ -431,3 +431,42 @@ async fn a_stream_from_an_earlier_release_gets_the_current_subjects() {
     let expected: Vec<String> = keelson::bus::nats::STREAM_SUBJECTS.iter().map(|s| (*s).to_owned()).collect();
     assert_eq!(subjects, expected);
 }
+
+/// The control plane's own events are marked as stored and applied, so its consumer acknowledges them
+/// without reading them; other clients' events are not marked.
+#[actix_rt::test]
+async fn own_events_are_marked_routed_and_consumed_unread() {
+    let nats = servers::nats();
+    let url = nats.url.parse().unwrap();
+    let keelson = support::TestKeelson::start_with(|config| config.nats_url = Some(url)).await;
+    assert_eq!(keelson.create_project("shop", SHIPYARD).await.0, 201);
+    assert_eq!(keelson.create_service("shop", "carts").await.0, 200);
+    let client = async_nats::connect(&nats.url).await.unwrap();
+    let mut triggered = client.subscribe("sh.keptn.event.deployment.triggered").await.unwrap();
+    client.flush().await.unwrap();
+    let control = keelson.server.control_plane.state.control.clone();
+    let (recorded, _) = control.routing_counts();
+    let context = keelson.trigger_delivery("shop", "carts").await;
+    use futures_util::StreamExt as _;
+    let message =
+        tokio::time::timeout(Duration::from_secs(5), triggered.next()).await.expect("a task is triggered").unwrap();
+    let headers = message.headers.expect("the control plane's event carries headers");
+    assert_eq!(headers.get("Keelson-Routed").map(|value| value.as_str()), Some("true"));
+    let event: Value = serde_json::from_slice(&message.payload).unwrap();
+    assert_eq!(event["shkeptncontext"], json!(context));
+    // An executor's answer is not marked, and is routed; the control plane's own events are not routed.
+    let answer = json!({
+        "type": "sh.keptn.event.deployment.started", "source": "test-executor", "specversion": "1.0",
+        "id": "exec-started-1", "shkeptncontext": context, "triggeredid": event["id"],
+        "data": { "project": "shop", "stage": "dev", "service": "carts" },
+    });
+    publish_stored(&client, "sh.keptn.event.deployment.started", serde_json::to_vec(&answer).unwrap()).await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while control.routing_counts().0 - recorded < 2 {
+        assert!(Instant::now() < deadline, "the executor's event was not routed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The trigger (taken in over HTTP) and the executor's answer: nothing the control plane emitted.
+    assert_eq!(control.routing_counts().0 - recorded, 2);
+}

@@ -250,13 +250,19 @@ async fn handle_message(message: async_nats::jetstream::Message, router: &EventR
     if message.payload.len() > MAX_BUS_EVENT_BYTES {
         return poison(message, "event larger than the maximum event size").await;
     }
+    if routed_already(&message) {
+        // The control plane's own events, and events it took in over HTTP: stored and applied already,
+        // so not even read.
+        acknowledge(&message).await;
+        return;
+    }
     let event = match serde_json::from_slice::<CloudEvent>(&message.payload) {
         Ok(event) if !event.id.is_empty() && !event.event_type.is_empty() => event,
         Ok(_) => return poison(message, "event without id or type").await,
         Err(error) => return poison(message, &error.to_string()).await,
     };
-    if event.source == CONTROL_PLANE_SOURCE || routed_already(&message) {
-        // The control plane's own events, and events it took in over HTTP: stored and applied already.
+    if event.source == CONTROL_PLANE_SOURCE {
+        // Published by an earlier release, without the header.
         acknowledge(&message).await;
         return;
     }

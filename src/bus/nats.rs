@@ -11,7 +11,7 @@ use async_nats::jetstream::{self, consumer::pull, consumer::AckPolicy, stream::R
 use async_trait::async_trait;
 
 use super::Error;
-use crate::model::event::CloudEvent;
+use crate::model::event::{CloudEvent, CONTROL_PLANE_SOURCE};
 
 /// How long to wait for the server when connecting at start.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -165,7 +165,12 @@ impl NatsBus {
 impl super::Bus for NatsBus {
     async fn publish(&self, event: &CloudEvent) -> Result<(), Error> {
         let payload = serde_json::to_vec(event).map_err(|e| Error::Unavailable(e.into()))?;
-        let published = match self.headers(event) {
+        let mut headers = self.headers(event);
+        if event.source == CONTROL_PLANE_SOURCE {
+            // Stored and applied when emitted: the consumer acknowledges it without reading it.
+            headers.get_or_insert_with(async_nats::HeaderMap::new).insert(ROUTED_HEADER, "true");
+        }
+        let published = match headers {
             Some(headers) => self.client.publish_with_headers(event.event_type.clone(), headers, payload.into()).await,
             None => self.client.publish(event.event_type.clone(), payload.into()).await,
         };
