@@ -5,6 +5,7 @@
 //! query (a datastore filter on a field without an index decodes every event of a project) never holds
 //! up the writes sequences wait for (WAL mode lets readers and the writer run side by side).
 
+use std::collections::HashSet;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -68,7 +69,13 @@ pub struct SqliteStore {
     /// The single writing connection; held only inside `spawn_blocking`, never across an await.
     connection: Arc<Mutex<Connection>>,
     readers: Arc<Readers>,
+    /// Contexts whose root event is stored (by this process); saves a lookup in `roots` per event.
+    rooted: Arc<Mutex<HashSet<String>>>,
 }
+
+/// Contexts remembered as rooted before the memory is cleared (it only saves lookups).
+const ROOTED_MAX: usize = 100_000;
+
 
 /// Read-only connections, each used by one query at a time.
 struct Readers {
@@ -112,7 +119,7 @@ impl SqliteStore {
         .await
         .map_err(|e| Error::unavailable(BACKEND, e))??;
         let readers = Readers { connections: readers.into_iter().map(Mutex::new).collect(), next: AtomicUsize::new(0) };
-        Ok(Self { connection: Arc::new(Mutex::new(connection)), readers: Arc::new(readers) })
+        Ok(Self { connection: Arc::new(Mutex::new(connection)), readers: Arc::new(readers), rooted: Arc::default() })
     }
 
     /// Runs `work` with a read-only connection on the blocking pool.
@@ -253,23 +260,35 @@ impl SnapshotStore for SqliteStore {
 impl EventStore for SqliteStore {
     async fn insert(&self, event: &CloudEvent) -> Result<bool> {
         let row = EventRow::from_event(event)?;
-        self.with_connection(move |c| row.insert(c)).await
+        self.with_connection(move |c| row.insert(c, true)).await
     }
 
     async fn insert_many(&self, events: &[std::sync::Arc<CloudEvent>]) -> Result<()> {
         let events = events.to_vec();
         let connection = Arc::clone(&self.connection);
+        let rooted = Arc::clone(&self.rooted);
         tokio::task::spawn_blocking(move || {
             // Encoded here, not on the caller's thread (often the actors'), and before taking the
             // writer's lock.
             let rows = events.iter().map(|event| EventRow::from_event(event)).collect::<Result<Vec<_>>>()?;
+            let known: Vec<bool> = {
+                let rooted = rooted.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                rows.iter().map(|row| rooted.contains(&row.keptn_context)).collect()
+            };
             write_with(&connection, |c| {
                 let transaction = c.unchecked_transaction()?;
-                for row in rows {
-                    row.insert(&transaction)?;
+                for (row, known) in rows.iter().zip(&known) {
+                    row.insert(&transaction, !known)?;
                 }
                 transaction.commit()
-            })
+            })?;
+            // Remembered only once committed: a rolled-back batch stored no root.
+            let mut rooted = rooted.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            if rooted.len() + rows.len() > ROOTED_MAX {
+                rooted.clear();
+            }
+            rooted.extend(rows.into_iter().map(|row| row.keptn_context).filter(|context| !context.is_empty()));
+            Ok(())
         })
         .await
         .map_err(|e| Error::unavailable(BACKEND, e))?
@@ -438,8 +457,9 @@ impl EventRow {
         })
     }
 
-    /// Inserts unless the id is stored already; returns whether it was new.
-    fn insert(&self, connection: &Connection) -> rusqlite::Result<bool> {
+    /// Inserts unless the id is stored already; returns whether it was new. With `root`, the event
+    /// becomes its context's root event unless the context has one.
+    fn insert(&self, connection: &Connection, root: bool) -> rusqlite::Result<bool> {
         let mut statement = connection.prepare_cached(
             "INSERT OR IGNORE INTO events
              (id, project, type, shkeptncontext, triggeredid, stage, service, source, time, body)
@@ -460,7 +480,7 @@ impl EventRow {
         if inserted == 0 {
             return Ok(false);
         }
-        if !self.keptn_context.is_empty() {
+        if root && !self.keptn_context.is_empty() {
             connection
                 .prepare_cached("INSERT OR IGNORE INTO roots (shkeptncontext, id) VALUES (?1, ?2)")?
                 .execute(params![self.keptn_context, self.id])?;
