@@ -76,7 +76,6 @@ pub struct SqliteStore {
 /// Contexts remembered as rooted before the memory is cleared (it only saves lookups).
 const ROOTED_MAX: usize = 100_000;
 
-
 /// Read-only connections, each used by one query at a time.
 struct Readers {
     connections: Vec<Mutex<Connection>>,
