@@ -309,7 +309,12 @@ impl ProjectRecord {
 
 impl StageRecord {
     pub fn service(&self, name: &str) -> Option<&ServiceRecord> {
-        self.services.iter().find(|service| service.name == name)
+        // Kept sorted by name (a stage may hold thousands of services and this runs per task event);
+        // the scan covers a record stored unsorted.
+        match self.services.binary_search_by(|service| service.name.as_str().cmp(name)) {
+            Ok(index) => Some(&self.services[index]),
+            Err(_) => self.services.iter().find(|service| service.name == name),
+        }
     }
 
     pub fn expand(&self, activity: &dyn Fn(&str, &str) -> Option<Arc<ServiceActivity>>) -> ExpandedStage {
@@ -379,6 +384,23 @@ mod tests {
         let text = "apiVersion: spec.keptn.sh/0.2.0\nspec:\n  stages:\n  - name: dev\n  - name: prod\n    sequences:\n    - name: delivery\n      triggeredOn:\n      - event: dev.delivery.finished\n      tasks:\n      - name: deployment\n".to_owned();
         let parsed = shipyard::parse(&text).unwrap();
         (text, parsed)
+    }
+
+    #[test]
+    fn services_are_found_in_sorted_and_unsorted_stages() {
+        let (text, parsed) = two_stage();
+        let mut record = ProjectRecord::new("p", "1".into(), text, &parsed);
+        for index in (0..50).rev() {
+            record.add_service(&format!("svc-{index:02}"), "2");
+        }
+        let stage = &record.stages[0];
+        assert!((0..50).all(|index| stage.service(&format!("svc-{index:02}")).is_some()));
+        assert!(stage.service("svc-50").is_none());
+        // A record stored unsorted is still searched correctly.
+        let mut unsorted = stage.clone();
+        unsorted.services.reverse();
+        assert_eq!(unsorted.service("svc-07").map(|s| s.name.as_str()), Some("svc-07"));
+        assert!(unsorted.service("nope").is_none());
     }
 
     #[test]
