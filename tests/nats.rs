@@ -372,16 +372,23 @@ async fn a_backed_up_project_does_not_stall_the_others() {
     }
 }
 
-/// On NATS too, an event posted over HTTP is recorded once and routed once: it is published for other
-/// subscribers, and the control plane's JetStream consumer, which receives it as well, leaves it alone.
-#[actix_rt::test]
-async fn an_event_posted_over_http_is_stored_once_and_routed_once_on_nats() {
+/// An in-process Keelson on a fresh nats-server with the project `shop` and its service `carts`, and a
+/// NATS client of that server.
+async fn shop_on_nats() -> (servers::ChildServer, support::TestKeelson, async_nats::Client) {
     let nats = servers::nats();
     let url = nats.url.parse().unwrap();
     let keelson = support::TestKeelson::start_with(|config| config.nats_url = Some(url)).await;
     assert_eq!(keelson.create_project("shop", SHIPYARD).await.0, 201);
     assert_eq!(keelson.create_service("shop", "carts").await.0, 200);
     let client = async_nats::connect(&nats.url).await.unwrap();
+    (nats, keelson, client)
+}
+
+/// On NATS too, an event posted over HTTP is recorded once and routed once: it is published for other
+/// subscribers, and the control plane's JetStream consumer, which receives it as well, leaves it alone.
+#[actix_rt::test]
+async fn an_event_posted_over_http_is_stored_once_and_routed_once_on_nats() {
+    let (_nats, keelson, client) = shop_on_nats().await;
     let context = keelson.trigger_delivery("shop", "carts").await;
     let triggered = keelson.wait_for_open("shop", "deployment", &context).await;
     let mut subscriber = client.subscribe("sh.keptn.event.deployment.started").await.unwrap();
@@ -436,12 +443,7 @@ async fn a_stream_from_an_earlier_release_gets_the_current_subjects() {
 /// without reading them; other clients' events are not marked.
 #[actix_rt::test]
 async fn own_events_are_marked_routed_and_consumed_unread() {
-    let nats = servers::nats();
-    let url = nats.url.parse().unwrap();
-    let keelson = support::TestKeelson::start_with(|config| config.nats_url = Some(url)).await;
-    assert_eq!(keelson.create_project("shop", SHIPYARD).await.0, 201);
-    assert_eq!(keelson.create_service("shop", "carts").await.0, 200);
-    let client = async_nats::connect(&nats.url).await.unwrap();
+    let (_nats, keelson, client) = shop_on_nats().await;
     let mut triggered = client.subscribe("sh.keptn.event.deployment.triggered").await.unwrap();
     client.flush().await.unwrap();
     let control = keelson.server.control_plane.state.control.clone();
