@@ -24,10 +24,6 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .route("/project/{project}/stage/{stage}/service/{service}", web::get().to(get_service));
 }
 
-fn is_zero(count: &usize) -> bool {
-    *count == 0
-}
-
 fn paginate<T>(query: &PageQuery, items: Vec<T>) -> Result<Page<T>, ApiError> {
     query.paginate(items).map_err(|e| ApiError::bad_request(e.to_string()))
 }
@@ -43,7 +39,7 @@ fn project(state: &AppState, name: &str) -> Result<std::sync::Arc<ProjectRecord>
 pub(super) struct ExpandedProjects {
     projects: Vec<ExpandedProject>,
     next_page_key: String,
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(skip_serializing_if = "crate::model::paging::is_zero")]
     total_count: usize,
 }
 
@@ -175,7 +171,7 @@ pub(super) async fn delete_service(
 pub(super) struct ExpandedStages {
     stages: Vec<ExpandedStage>,
     next_page_key: String,
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(skip_serializing_if = "crate::model::paging::is_zero")]
     total_count: usize,
 }
 
@@ -230,7 +226,7 @@ pub(super) async fn get_stage(
 pub(super) struct ExpandedServices {
     services: Vec<ExpandedService>,
     next_page_key: String,
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(skip_serializing_if = "crate::model::paging::is_zero")]
     total_count: usize,
 }
 

@@ -49,12 +49,8 @@ pub(super) struct EventsPage {
     #[serde(skip_serializing_if = "Option::is_none")]
     next_page_key: Option<String>,
     page_size: usize,
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(skip_serializing_if = "crate::model::paging::is_zero")]
     total_count: u64,
-}
-
-fn is_zero(count: &u64) -> bool {
-    *count == 0
 }
 
 /// A time bound in the stored form (RFC 3339 with nine fraction digits), so that comparing the stored

@@ -81,12 +81,8 @@ pub(super) struct ListedResource {
 pub(super) struct ResourceList {
     resources: Vec<ListedResource>,
     next_page_key: String,
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(skip_serializing_if = "crate::model::paging::is_zero")]
     total_count: usize,
-}
-
-fn is_zero(count: &usize) -> bool {
-    *count == 0
 }
 
 #[utoipa::path(get, path = "/api/resource-service/v1/project/{project}/resource", tag = "resource", operation_id = "getResources",

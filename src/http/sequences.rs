@@ -403,12 +403,8 @@ pub(super) struct TriggeredEvents {
     #[schema(value_type = Vec<CloudEvent>)]
     events: Vec<Arc<CloudEvent>>,
     next_page_key: String,
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(skip_serializing_if = "crate::model::paging::is_zero")]
     total_count: usize,
-}
-
-fn is_zero(count: &usize) -> bool {
-    *count == 0
 }
 
 /// The evaluation window: `start` with `end` or `timeframe`, or a `timeframe` ending now.

@@ -27,6 +27,11 @@ pub struct Page<T> {
     pub total_count: usize,
 }
 
+/// For `#[serde(skip_serializing_if)]`: Keptn omits a `totalCount` of zero.
+pub fn is_zero<T: Default + PartialEq>(count: &T) -> bool {
+    *count == T::default()
+}
+
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 #[error("invalid pageSize '{0}': it must be a positive number")]
 pub struct PageSizeError(pub String);
