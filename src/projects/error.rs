@@ -36,6 +36,18 @@ impl ProjectError {
         ProjectError::NotFound(format!("Project not found: {project}"))
     }
 
+    pub fn project_exists(project: &str) -> Self {
+        ProjectError::Conflict(format!("project {project} already exists"))
+    }
+
+    /// A failure to set up a new project's repository: one that exists already is a conflict.
+    pub fn from_new_repository(project: &str, error: ResourceError) -> Self {
+        match error {
+            ResourceError::AlreadyExists => Self::project_exists(project),
+            other => Self::from_resource(other),
+        }
+    }
+
     pub fn status(&self) -> u16 {
         match self {
             ProjectError::BadRequest(_) => 400,

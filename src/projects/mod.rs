@@ -534,6 +534,13 @@ impl ProjectManager {
         Ok(())
     }
 
+    /// Removes what setting up a new project left behind (its credentials and repository), so that a
+    /// retry starts from nothing.
+    async fn undo_new_project(&self, project: &str) {
+        let _ = self.snapshots.delete(&format!("{CREDENTIALS_PREFIX}{project}")).await;
+        let _ = self.repos.delete_project(project).await;
+    }
+
     async fn store_credentials(&self, project: &str, credentials: &GitCredentials) -> Result<(), ProjectError> {
         let key = format!("{CREDENTIALS_PREFIX}{project}");
         let bytes = credentials::seal(&self.secret_key, &key, credentials);
@@ -565,7 +572,7 @@ impl ProjectManager {
             .await;
 
         let result = if self.projects.contains_key(&request.name) {
-            Err(ProjectError::Conflict(format!("project {} already exists", request.name)))
+            Err(ProjectError::project_exists(&request.name))
         } else {
             self.create_locked(&request, &shipyard_text, &shipyard, credentials).await
         };
@@ -610,12 +617,7 @@ impl ProjectManager {
                 credentials.clone(),
             )
             .await
-            .map_err(|error| match error {
-                ResourceError::AlreadyExists => {
-                    ProjectError::Conflict(format!("project {} already exists", request.name))
-                }
-                other => ProjectError::from_resource(other),
-            })?;
+            .map_err(|error| ProjectError::from_new_repository(&request.name, error))?;
         let mut record =
             ProjectRecord::new(&request.name, unix_nanos_string(self.clock.now()), shipyard_text.to_owned(), shipyard);
         record.git_remote = credentials.as_ref().map(GitCredentials::secure);
@@ -630,9 +632,7 @@ impl ProjectManager {
         }
         .await;
         if let Err(error) = stored {
-            // Undo everything so that a retry starts from nothing.
-            let _ = self.snapshots.delete(&credentials_key).await;
-            let _ = self.repos.delete_project(&request.name).await;
+            self.undo_new_project(&request.name).await;
             return Err(error);
         }
         Ok(record)
@@ -655,20 +655,16 @@ impl ProjectManager {
         let lock = self.lock(&request.name);
         let _guard = lock.lock().await;
         if self.projects.contains_key(&request.name) {
-            return Err(ProjectError::Conflict(format!("project {} already exists", request.name)));
+            return Err(ProjectError::project_exists(&request.name));
         }
-        self.repos.adopt_project(&request.name, credentials.clone()).await.map_err(|error| match error {
-            ResourceError::AlreadyExists => ProjectError::Conflict(format!("project {} already exists", request.name)),
-            other => ProjectError::from_resource(other),
-        })?;
-        let result = self.import_locked(&request, &credentials).await;
-        let record = match result {
+        self.repos
+            .adopt_project(&request.name, credentials.clone())
+            .await
+            .map_err(|error| ProjectError::from_new_repository(&request.name, error))?;
+        let record = match self.import_locked(&request, &credentials).await {
             Ok(record) => record,
             Err(error) => {
-                // Undo everything so that a retry starts from nothing.
-                let _ = self.snapshots.delete(&format!("{CREDENTIALS_PREFIX}{}", request.name)).await;
-                let _ = self.snapshots.delete(&format!("{RECORD_PREFIX}{}", request.name)).await;
-                let _ = self.repos.delete_project(&request.name).await;
+                self.undo_new_project(&request.name).await;
                 return Err(error);
             }
         };
