@@ -7,13 +7,14 @@
 pub mod keptn;
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use anyhow::Context as _;
 use futures_util::TryStreamExt as _;
-use mongodb::bson::{doc, Document};
-use serde_json::{json, Value};
+use mongodb::bson::{doc, Document, RawDocumentBuf};
+use serde_json::json;
 
+use crate::cli::client::{api_endpoint, ApiClient, Credentials};
+use crate::cli::error::CliError;
 use keptn::{KeptnProject, KubernetesSecret};
 
 /// Keptn's project collection, and the history collection of events without a project.
@@ -21,7 +22,7 @@ const PROJECTS_COLLECTION: &str = "keptnProjectsMV";
 const UNMAPPED_EVENTS: &str = "keptnUnmappedEvents";
 /// The database when the connection string names none (Keptn's chart uses `keptn`).
 const DEFAULT_DATABASE: &str = "keptn";
-/// Events per import request, and the body size at which a batch is sent early.
+/// Events per import request, and the size (of the stored documents) at which a batch is sent early.
 const BATCH_EVENTS: usize = 500;
 const BATCH_BYTES: usize = 2 * 1024 * 1024;
 
@@ -71,8 +72,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
         None => Vec::new(),
     };
     let database = connect(&options.mongodb_url).await?;
-    let keelson = Keelson::new(&options.endpoint, &options.token)?;
-    keelson.check().await?;
+    let keelson = keelson(&options.endpoint, &options.token).await?;
 
     let mut report = Report::default();
     let mut projects = Vec::new();
@@ -119,24 +119,42 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
 }
 
 async fn connect(url: &str) -> anyhow::Result<mongodb::Database> {
-    let mut client_options =
-        mongodb::options::ClientOptions::parse(url).await.context("invalid MongoDB connection string")?;
-    client_options.server_selection_timeout = Some(Duration::from_secs(5));
-    let database_name = client_options.default_database.clone().unwrap_or_else(|| DEFAULT_DATABASE.to_owned());
-    let client = mongodb::Client::with_options(client_options).context("invalid MongoDB settings")?;
-    let database = client.database(&database_name);
+    let database =
+        crate::store::mongo::database(url, DEFAULT_DATABASE).await.context("invalid MongoDB connection string")?;
     database.run_command(doc! { "ping": 1 }).await.context("Keptn's MongoDB does not answer")?;
     Ok(database)
 }
 
-async fn import_project(keelson: &Keelson, project: &KeptnProject, secrets: &[KubernetesSecret], report: &mut Report) {
+/// The running Keelson's API, once it accepted the token.
+async fn keelson(endpoint: &str, token: &str) -> anyhow::Result<ApiClient> {
+    let credentials = Credentials { endpoint: api_endpoint(endpoint)?, api_token: token.to_owned() };
+    let client = ApiClient::new(credentials, false);
+    match client.post("/v1/auth", &json!({})).await {
+        Ok(_) => Ok(client),
+        Err(CliError::Auth(_)) => anyhow::bail!("Keelson at {endpoint} refused the API token"),
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// `status message` of a refused API call, or the failure to reach the API.
+fn refusal(error: &CliError) -> String {
+    match error {
+        CliError::Api { status, message } => format!("{status} {message}"),
+        other => other.to_string(),
+    }
+}
+
+async fn import_project(
+    keelson: &ApiClient,
+    project: &KeptnProject,
+    secrets: &[KubernetesSecret],
+    report: &mut Report,
+) {
     let name = &project.name;
-    let (status, _) = match keelson.get(&format!("/api/controlPlane/v1/project/{name}")).await {
-        Ok(answer) => answer,
-        Err(error) => return report.fail(format!("project {name}: {error:#}")),
-    };
-    if status == 200 {
-        return report.say(format!("skip  project {name}: already in Keelson"));
+    match keelson.get(&format!("/controlPlane/v1/project/{name}")).await {
+        Ok(_) => return report.say(format!("skip  project {name}: already in Keelson")),
+        Err(CliError::Api { status: 404, .. }) => {}
+        Err(error) => return report.fail(format!("project {name}: {}", refusal(&error))),
     }
     let credentials = match keptn::git_credentials(project, secrets) {
         Ok(credentials) => credentials,
@@ -149,44 +167,43 @@ async fn import_project(keelson: &Keelson, project: &KeptnProject, secrets: &[Ku
         "services": project.services,
         "creationDate": project.creation_date,
     });
-    match keelson.post("/api/v1/import/project", &body).await {
-        Ok((201, _)) => report.say(format!(
+    match keelson.post("/v1/import/project", &body).await {
+        Ok(_) => report.say(format!(
             "ok    project {name}: taken over from {} with {} service(s)",
             crate::model::project::without_password(&remote),
             project.services.len()
         )),
-        Ok((status, answer)) => report.fail(format!("project {name}: {status} {}", message(&answer))),
-        Err(error) => report.fail(format!("project {name}: {error:#}")),
+        Err(error) => report.fail(format!("project {name}: {}", refusal(&error))),
     }
 }
 
-async fn import_secret(keelson: &Keelson, secret: keptn::KeptnSecret, report: &mut Report) {
+async fn import_secret(keelson: &ApiClient, secret: keptn::KeptnSecret, report: &mut Report) {
     let keptn::KeptnSecret { name, scope, data } = secret;
     let keys = data.len();
     let body = json!({ "name": name, "scope": scope, "data": data });
-    let mut outcome = keelson.post("/api/secrets/v1/secret", &body).await;
+    let mut outcome = keelson.post("/secrets/v1/secret", &body).await;
     let mut verb = "imported";
-    if matches!(outcome, Ok((409, _))) {
-        outcome = keelson.put("/api/secrets/v1/secret", &body).await;
+    if matches!(outcome, Err(CliError::Api { status: 409, .. })) {
+        outcome = keelson.put("/secrets/v1/secret", &body).await;
         verb = "updated";
     }
     match outcome {
-        Ok((200 | 201, _)) => report.say(format!("ok    secret {scope}/{name}: {verb} ({keys} key(s))")),
-        Ok((status, answer)) => report.fail(format!("secret {scope}/{name}: {status} {}", message(&answer))),
-        Err(error) => report.fail(format!("secret {scope}/{name}: {error:#}")),
+        Ok(_) => report.say(format!("ok    secret {scope}/{name}: {verb} ({keys} key(s))")),
+        Err(error) => report.fail(format!("secret {scope}/{name}: {}", refusal(&error))),
     }
 }
 
 /// Sends one collection of Keptn's history, oldest first (so each context's first event becomes its
 /// root event), in batches.
 async fn import_events(
-    keelson: &Keelson,
+    keelson: &ApiClient,
     database: &mongodb::Database,
     collection: &str,
     what: &str,
     report: &mut Report,
 ) {
-    let cursor = database.collection::<Document>(collection).find(doc! {}).sort(doc! { "time": 1, "_id": 1 }).await;
+    let cursor =
+        database.collection::<RawDocumentBuf>(collection).find(doc! {}).sort(doc! { "time": 1, "_id": 1 }).await;
     let mut cursor = match cursor {
         Ok(cursor) => cursor,
         Err(error) => return report.fail(format!("events {collection}: {error}")),
@@ -198,10 +215,11 @@ async fn import_events(
             Err(error) => return report.fail(format!("events {collection}: {error} (after {sent})")),
         };
         let done = next.is_none();
-        if let Some(document) = next {
-            match keptn::event_from_document(document) {
+        if let Some(raw) = next {
+            // The stored size stands for the size on the wire; nothing is encoded twice to measure it.
+            match raw.to_document().ok().and_then(keptn::event_from_document) {
                 Some(event) => {
-                    bytes += event.to_string().len();
+                    bytes += raw.as_bytes().len();
                     batch.push(event);
                 }
                 None => skipped += 1,
@@ -209,12 +227,9 @@ async fn import_events(
         }
         if !batch.is_empty() && (done || batch.len() >= BATCH_EVENTS || bytes >= BATCH_BYTES) {
             let count = batch.len();
-            match keelson.post("/api/v1/import/events", &json!({ "events": std::mem::take(&mut batch) })).await {
-                Ok((200, _)) => sent += count,
-                Ok((status, answer)) => {
-                    return report.fail(format!("events {collection}: {status} {} (after {sent})", message(&answer)))
-                }
-                Err(error) => return report.fail(format!("events {collection}: {error:#} (after {sent})")),
+            match keelson.post("/v1/import/events", &json!({ "events": std::mem::take(&mut batch) })).await {
+                Ok(_) => sent += count,
+                Err(error) => return report.fail(format!("events {collection}: {} (after {sent})", refusal(&error))),
             }
             bytes = 0;
         }
@@ -239,51 +254,5 @@ async fn note_open_sequences(database: &mongodb::Database, project: &str, report
                 "note  project {project}: {open} sequence execution(s) were still open in Keptn; they are not carried over"
             ));
         }
-    }
-}
-
-fn message(answer: &Value) -> String {
-    answer["message"].as_str().map(str::to_owned).unwrap_or_else(|| answer.to_string())
-}
-
-/// The running Keelson's API.
-struct Keelson {
-    client: reqwest::Client,
-    endpoint: String,
-    token: String,
-}
-
-impl Keelson {
-    fn new(endpoint: &str, token: &str) -> anyhow::Result<Self> {
-        let client = reqwest::Client::builder().timeout(Duration::from_secs(120)).build()?;
-        Ok(Self { client, endpoint: endpoint.trim_end_matches('/').to_owned(), token: token.to_owned() })
-    }
-
-    async fn check(&self) -> anyhow::Result<()> {
-        let (status, _) = self
-            .send(self.client.post(format!("{}/api/v1/auth", self.endpoint)))
-            .await
-            .with_context(|| format!("Keelson does not answer at {}", self.endpoint))?;
-        anyhow::ensure!(status == 200, "Keelson at {} refused the API token ({status})", self.endpoint);
-        Ok(())
-    }
-
-    async fn get(&self, path: &str) -> anyhow::Result<(u16, Value)> {
-        self.send(self.client.get(format!("{}{path}", self.endpoint))).await
-    }
-
-    async fn post(&self, path: &str, body: &Value) -> anyhow::Result<(u16, Value)> {
-        self.send(self.client.post(format!("{}{path}", self.endpoint)).json(body)).await
-    }
-
-    async fn put(&self, path: &str, body: &Value) -> anyhow::Result<(u16, Value)> {
-        self.send(self.client.put(format!("{}{path}", self.endpoint)).json(body)).await
-    }
-
-    async fn send(&self, request: reqwest::RequestBuilder) -> anyhow::Result<(u16, Value)> {
-        let response = request.header("x-token", &self.token).send().await?;
-        let status = response.status().as_u16();
-        let text = response.text().await?;
-        Ok((status, serde_json::from_str(&text).unwrap_or(Value::String(text))))
     }
 }

@@ -32,6 +32,16 @@ const KNOWN_CONTEXTS_MAX: usize = 100_000;
 /// How long to look for a reachable server before an operation fails.
 const SERVER_SELECTION_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The database `url` names (else `default_name`), with Keelson's timeouts; not contacted yet.
+pub async fn database(url: &str, default_name: &str) -> mongodb::error::Result<Database> {
+    let mut options = ClientOptions::parse(url).await?;
+    options.server_selection_timeout = Some(SERVER_SELECTION_TIMEOUT);
+    options.connect_timeout = Some(SERVER_SELECTION_TIMEOUT);
+    options.app_name = Some("keelson".to_owned());
+    let name = options.default_database.clone().unwrap_or_else(|| default_name.to_owned());
+    Ok(Client::with_options(options)?.database(&name))
+}
+
 #[derive(Clone)]
 pub struct MongoEventStore {
     database: Database,
@@ -44,13 +54,7 @@ pub struct MongoEventStore {
 impl MongoEventStore {
     /// Connects and checks the server answers `ping`.
     pub async fn connect(url: &str) -> Result<Self> {
-        let mut options = ClientOptions::parse(url).await.map_err(|e| Error::unavailable(BACKEND, e))?;
-        options.server_selection_timeout = Some(SERVER_SELECTION_TIMEOUT);
-        options.connect_timeout = Some(SERVER_SELECTION_TIMEOUT);
-        options.app_name = Some("keelson".to_owned());
-        let database_name = options.default_database.clone().unwrap_or_else(|| DEFAULT_DATABASE.to_owned());
-        let client = Client::with_options(options).map_err(|e| Error::unavailable(BACKEND, e))?;
-        let database = client.database(&database_name);
+        let database = database(url, DEFAULT_DATABASE).await.map_err(|e| Error::unavailable(BACKEND, e))?;
         database.run_command(doc! { "ping": 1 }).await.map_err(|e| Error::unavailable(BACKEND, e))?;
         Ok(Self { database, indexed_collections: Default::default(), known_contexts: Default::default() })
     }
