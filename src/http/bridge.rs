@@ -35,31 +35,5 @@ async fn asset(request: HttpRequest, path: web::Path<String>) -> HttpResponse {
             None => return HttpResponse::NotFound().finish(),
         },
     };
-    let etag = format!("\"{}\"", hex(&file.metadata.sha256_hash()[..16]));
-    let fresh = request
-        .headers()
-        .get(header::IF_NONE_MATCH)
-        .and_then(|value| value.to_str().ok())
-        .is_some_and(|value| value.split(',').any(|candidate| candidate.trim() == etag));
-    let mut response = if fresh { HttpResponse::NotModified() } else { HttpResponse::Ok() };
-    response
-        .insert_header((header::ETAG, etag))
-        // Revalidated every time (cheap with the ETag), so an upgrade never mixes old and new modules.
-        .insert_header((header::CACHE_CONTROL, "no-cache"))
-        .insert_header((header::CONTENT_SECURITY_POLICY, CSP))
-        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
-        .insert_header((header::REFERRER_POLICY, "no-referrer"));
-    if fresh {
-        return response.finish();
-    }
-    let mime = if name.ends_with(".js") {
-        "text/javascript; charset=utf-8".to_owned()
-    } else {
-        file.metadata.mimetype().to_owned()
-    };
-    response.insert_header((header::CONTENT_TYPE, mime)).body(file.data.into_owned())
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+    super::embedded::serve(&request, file, name, CSP)
 }

@@ -8,6 +8,7 @@ pub mod bridge;
 pub mod cluster;
 pub mod control_plane;
 pub mod datastore;
+pub mod embedded;
 pub mod error;
 pub mod events;
 pub mod health;

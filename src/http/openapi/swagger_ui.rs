@@ -2,7 +2,7 @@
 //! time, with a page of our own that loads `/api/openapi.json`.
 
 use actix_web::http::header;
-use actix_web::{web, HttpResponse, ResponseError};
+use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 
 use crate::http::error::ApiError;
 
@@ -17,22 +17,11 @@ pub async fn to_index() -> HttpResponse {
     HttpResponse::Found().insert_header((header::LOCATION, "/api/swagger-ui/")).finish()
 }
 
-pub async fn asset(path: web::Path<String>) -> HttpResponse {
+pub async fn asset(request: HttpRequest, path: web::Path<String>) -> HttpResponse {
     let path = path.into_inner();
     let name = if path.is_empty() { "index.html" } else { path.as_str() };
-    let Some(file) = Assets::get(name) else {
-        return ApiError::not_found(format!("no Swagger UI file {name}")).error_response();
-    };
-    let mime = if name.ends_with(".js") {
-        "text/javascript; charset=utf-8".to_owned()
-    } else {
-        file.metadata.mimetype().to_owned()
-    };
-    HttpResponse::Ok()
-        .insert_header((header::CONTENT_TYPE, mime))
-        .insert_header((header::CACHE_CONTROL, "no-cache"))
-        .insert_header((header::CONTENT_SECURITY_POLICY, CSP))
-        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
-        .insert_header((header::REFERRER_POLICY, "no-referrer"))
-        .body(file.data.into_owned())
+    match Assets::get(name) {
+        Some(file) => super::super::embedded::serve(&request, file, name, CSP),
+        None => ApiError::not_found(format!("no Swagger UI file {name}")).error_response(),
+    }
 }
