@@ -99,6 +99,21 @@ impl NatsBus {
         Some(headers)
     }
 
+    /// Publishes `event`; `routed` marks it as stored and applied already, so that the control plane's
+    /// consumer acknowledges it without reading it.
+    async fn send(&self, event: &CloudEvent, routed: bool) -> Result<(), Error> {
+        let payload = serde_json::to_vec(event).map_err(|e| Error::Unavailable(e.into()))?;
+        let mut headers = self.headers(event);
+        if routed {
+            headers.get_or_insert_with(async_nats::HeaderMap::new).insert(ROUTED_HEADER, "true");
+        }
+        let published = match headers {
+            Some(headers) => self.client.publish_with_headers(event.event_type.clone(), headers, payload.into()).await,
+            None => self.client.publish(event.event_type.clone(), payload.into()).await,
+        };
+        published.map_err(|e| Error::Unavailable(e.into()))
+    }
+
     pub fn client(&self) -> &async_nats::Client {
         &self.client
     }
@@ -164,27 +179,12 @@ impl NatsBus {
 #[async_trait]
 impl super::Bus for NatsBus {
     async fn publish(&self, event: &CloudEvent) -> Result<(), Error> {
-        let payload = serde_json::to_vec(event).map_err(|e| Error::Unavailable(e.into()))?;
-        let mut headers = self.headers(event);
-        if event.source == CONTROL_PLANE_SOURCE {
-            // Stored and applied when emitted: the consumer acknowledges it without reading it.
-            headers.get_or_insert_with(async_nats::HeaderMap::new).insert(ROUTED_HEADER, "true");
-        }
-        let published = match headers {
-            Some(headers) => self.client.publish_with_headers(event.event_type.clone(), headers, payload.into()).await,
-            None => self.client.publish(event.event_type.clone(), payload.into()).await,
-        };
-        published.map_err(|e| Error::Unavailable(e.into()))
+        // The control plane's own events were stored and applied when emitted.
+        self.send(event, event.source == CONTROL_PLANE_SOURCE).await
     }
 
     async fn publish_routed(&self, event: &std::sync::Arc<CloudEvent>) -> Result<(), Error> {
-        let payload = serde_json::to_vec(&**event).map_err(|e| Error::Unavailable(e.into()))?;
-        let mut headers = self.headers(event).unwrap_or_default();
-        headers.insert(ROUTED_HEADER, "true");
-        self.client
-            .publish_with_headers(event.event_type.clone(), headers, payload.into())
-            .await
-            .map_err(|e| Error::Unavailable(e.into()))
+        self.send(event, true).await
     }
 
     fn problem(&self) -> Option<String> {
