@@ -385,12 +385,11 @@ fn parse_listen(listen: &str) -> Result<SocketAddr, ConfigError> {
     if let Ok(address) = listen.parse() {
         return Ok(address);
     }
-    let Some((host, port)) = listen.rsplit_once(':') else {
+    let Some((host, _)) =
+        listen.rsplit_once(':').filter(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok())
+    else {
         return Err(invalid("expected an address like 127.0.0.1:8080 or localhost:8080".into()));
     };
-    if host.is_empty() || port.parse::<u16>().is_err() {
-        return Err(invalid("expected an address like 127.0.0.1:8080 or localhost:8080".into()));
-    }
     use std::net::ToSocketAddrs as _;
     let addresses: Vec<SocketAddr> =
         listen.to_socket_addrs().map_err(|error| invalid(format!("cannot resolve {host}: {error}")))?.collect();
