@@ -4,7 +4,7 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use support::{TestKeelson, SHIPYARD};
 
@@ -16,21 +16,12 @@ const DOCUMENTS: &[(&str, &str)] = &[
     ("secret-service.swagger.yaml", "/api/secrets/v1"),
 ];
 
-/// The schemathesis command installed next to the test Python (the README's test command installs it).
-fn schemathesis() -> PathBuf {
-    let python = std::env::var_os("KEELSON_TEST_SECANTUS_PYTHON")
-        .expect("KEELSON_TEST_SECANTUS_PYTHON is not set: run the README's test command (scripts/test)");
-    let st = Path::new(&python).with_file_name("st");
-    assert!(st.exists(), "{} is missing: run the README's test command (scripts/test)", st.display());
-    st
-}
-
 #[actix_rt::test]
 async fn no_generated_request_gets_a_server_error() {
     let keelson = TestKeelson::start().await;
     assert_eq!(keelson.create_project("sockshop", SHIPYARD).await.0, 201);
     assert_eq!(keelson.create_service("sockshop", "carts").await.0, 200);
-    let st = schemathesis();
+    let st = support::schemathesis();
     let documents = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/api/keptn-openapi");
     let reports = tempfile::tempdir().unwrap();
     for (document, base) in DOCUMENTS {

@@ -5,7 +5,7 @@
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -106,6 +106,15 @@ async fn swagger_ui_is_served_from_the_binary() {
     }
     let script = client.get(keelson.url("/api/swagger-ui/keelson-swagger.js")).send().await.unwrap();
     assert!(script.headers()["content-type"].to_str().unwrap().starts_with("text/javascript"));
+    // Revalidated by ETag, as the Bridge's files are: the 1.7 MB bundle is not sent again.
+    let etag = script.headers()["etag"].clone();
+    let again = client
+        .get(keelson.url("/api/swagger-ui/keelson-swagger.js"))
+        .header("if-none-match", etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 304);
     assert!(script.text().await.unwrap().contains("/api/openapi.json"));
     let missing = client.get(keelson.url("/api/swagger-ui/nothing.js")).send().await.unwrap();
     assert_eq!(missing.status(), 404);
@@ -228,15 +237,6 @@ async fn keptn_documents_agree_except_where_documented() {
     assert!(compatibility.contains("## The OpenAPI document"), "docs/compatibility.md explains the differences");
 }
 
-/// The schemathesis command installed next to the test Python (the README's test command installs it).
-fn schemathesis() -> PathBuf {
-    let python = std::env::var_os("KEELSON_TEST_SECANTUS_PYTHON")
-        .expect("KEELSON_TEST_SECANTUS_PYTHON is not set: run the README's test command (scripts/test)");
-    let st = Path::new(&python).with_file_name("st");
-    assert!(st.exists(), "{} is missing: run the README's test command (scripts/test)", st.display());
-    st
-}
-
 /// Runs `st run <schema>` with the given extra arguments; returns success and the output.
 async fn run_schemathesis(keelson: &TestKeelson, schema: &str, extra: &[&str]) -> (bool, String) {
     let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/api/keelson-schemathesis.toml");
@@ -244,7 +244,7 @@ async fn run_schemathesis(keelson: &TestKeelson, schema: &str, extra: &[&str]) -
     // Not awaited on a blocking call: the control plane's actors run on this thread.
     let output = tokio::time::timeout(
         Duration::from_secs(600),
-        tokio::process::Command::new(schemathesis())
+        tokio::process::Command::new(support::schemathesis())
             .arg("--config-file")
             .arg(&config)
             .arg("run")

@@ -4,7 +4,7 @@
 // `deployment` tasks of the service carts after a short delay and never those of orders, and whose
 // SLI provider answers get-sli. Screenshots of the main screens go to OUT.
 
-import { chromium } from 'playwright-core';
+import { launchChromium } from './chromium.mjs';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -38,11 +38,7 @@ async function apiCall(path, method = 'GET', body) {
   return text ? JSON.parse(text) : null;
 }
 
-const browser = await chromium.launch({
-  executablePath: '/usr/bin/chromium',
-  headless: true,
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-});
+const browser = await launchChromium();
 const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
 const consoleErrors = [];
 page.on('console', (message) => { if (message.type() === 'error') consoleErrors.push(message.text()); });

@@ -2,7 +2,7 @@
 // operations, "Authorize" takes the API token, and "Try it out" on GET /project answers with the
 // project the test created. Run by tests/openapi.rs against a running Keelson (BASE, TOKEN, OUT).
 
-import { chromium } from 'playwright-core';
+import { launchChromium } from './chromium.mjs';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -10,11 +10,7 @@ const { BASE, TOKEN, OUT } = process.env;
 if (!BASE || !TOKEN || !OUT) throw new Error('BASE, TOKEN and OUT must be set');
 mkdirSync(OUT, { recursive: true });
 
-const browser = await chromium.launch({
-  executablePath: '/usr/bin/chromium',
-  headless: true,
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-});
+const browser = await launchChromium();
 const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
 const problems = [];
 page.on('console', (message) => { if (message.type() === 'error') problems.push(message.text()); });

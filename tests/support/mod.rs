@@ -59,6 +59,15 @@ pub fn unb64(text: &str) -> Vec<u8> {
     base64::engine::general_purpose::STANDARD.decode(text).expect("valid base64")
 }
 
+/// The schemathesis command installed next to the test Python (the README's test command installs it).
+pub fn schemathesis() -> std::path::PathBuf {
+    let python = std::env::var_os("KEELSON_TEST_SECANTUS_PYTHON")
+        .expect("KEELSON_TEST_SECANTUS_PYTHON is not set: run the README's test command (scripts/test)");
+    let st = std::path::Path::new(&python).with_file_name("st");
+    assert!(st.exists(), "{} is missing: run the README's test command (scripts/test)", st.display());
+    st
+}
+
 /// A config for tests: loopback, a fresh data dir, a known token, and no built-in services (most tests
 /// play the execution plane themselves; the services' tests turn them on).
 pub fn test_config(data_dir: &std::path::Path) -> Config {
