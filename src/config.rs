@@ -65,6 +65,9 @@ struct FileConfig {
     webhook_timeout: Option<String>,
     webhook_max_response_bytes: Option<u64>,
     webhook_retries: Option<u32>,
+    job_runner: Option<String>,
+    job_allowed_commands: Option<Vec<String>>,
+    job_max_parallel: Option<usize>,
     log: Option<String>,
     log_format: Option<String>,
     otlp_endpoint: Option<String>,
@@ -89,8 +92,39 @@ impl std::fmt::Debug for Sensitive {
     }
 }
 
-/// The built-in execution-plane services Keelson can run in-process.
-pub const BUILTIN_SERVICES: &[&str] = &["approval", "lighthouse", "remediation", "webhook"];
+/// The built-in execution-plane services Keelson can run in-process (`job-executor` only runs when
+/// [`JobSettings::runner`] enables it).
+pub const BUILTIN_SERVICES: &[&str] = &["approval", "lighthouse", "remediation", "webhook", "job-executor"];
+
+/// How the job executor runs tasks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum JobRunner {
+    /// The job executor does not run.
+    #[default]
+    Off,
+    /// Each task is a local process on the machine Keelson runs on.
+    Process,
+}
+
+/// What the job executor may run, and how much at once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobSettings {
+    pub runner: JobRunner,
+    /// Programs a task's `cmd` may start (its first element, compared as written); `*` allows any.
+    pub allowed_commands: Vec<String>,
+    /// Tasks running at the same time; more wait.
+    pub max_parallel: usize,
+}
+
+impl Default for JobSettings {
+    fn default() -> Self {
+        Self {
+            runner: JobRunner::Off,
+            allowed_commands: Vec::new(),
+            max_parallel: std::thread::available_parallelism().map(usize::from).unwrap_or(1),
+        }
+    }
+}
 
 /// How webhooks may reach the outside world.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -164,6 +198,7 @@ pub struct Config {
     /// The built-in services to run in-process (names from [`BUILTIN_SERVICES`]).
     pub services: Vec<String>,
     pub webhook: WebhookSettings,
+    pub jobs: JobSettings,
     /// `tracing` filter directive, e.g. `info` or `keelson=debug`.
     pub log: String,
     /// How log lines are written (on standard error).
@@ -195,6 +230,7 @@ impl Default for Config {
             secret_scopes: crate::secrets::DEFAULT_SCOPES.iter().map(|scope| (*scope).to_owned()).collect(),
             services: BUILTIN_SERVICES.iter().map(|service| (*service).to_owned()).collect(),
             webhook: WebhookSettings::default(),
+            jobs: JobSettings::default(),
             log: "info".to_owned(),
             log_format: LogFormat::Text,
             otlp_endpoint: None,
@@ -334,6 +370,42 @@ impl Config {
         }
         if let Some(retries) = file.webhook_retries {
             config.webhook.retries = retries.min(10);
+        }
+        if let Some(runner) = env("KEELSON_JOB_RUNNER").or(file.job_runner) {
+            config.jobs.runner = match runner.trim() {
+                "off" | "" => JobRunner::Off,
+                "process" => JobRunner::Process,
+                other => {
+                    return Err(ConfigError::Invalid {
+                        setting: "KEELSON_JOB_RUNNER",
+                        value: other.to_owned(),
+                        reason: "expected process or off".into(),
+                    })
+                }
+            };
+        }
+        if let Some(commands) =
+            env("KEELSON_JOB_ALLOWED_COMMANDS").map(|list| comma_list(&list)).or(file.job_allowed_commands)
+        {
+            config.jobs.allowed_commands = commands.into_iter().map(|command| command.trim().to_owned()).collect();
+        }
+        let max_parallel = match env("KEELSON_JOB_MAX_PARALLEL") {
+            Some(value) => Some(value.trim().parse::<usize>().map_err(|_| ConfigError::Invalid {
+                setting: "KEELSON_JOB_MAX_PARALLEL",
+                value: value.clone(),
+                reason: "expected a whole number of tasks".into(),
+            })?),
+            None => file.job_max_parallel,
+        };
+        if let Some(limit) = max_parallel {
+            if limit == 0 {
+                return Err(ConfigError::Invalid {
+                    setting: "KEELSON_JOB_MAX_PARALLEL",
+                    value: "0".into(),
+                    reason: "at least one task must be able to run".into(),
+                });
+            }
+            config.jobs.max_parallel = limit;
         }
         if let Some(log) = env("KEELSON_LOG").or(file.log) {
             // Checked here, so that a typo stops the start instead of silently logging at `info`.
@@ -555,6 +627,7 @@ mod tests {
         assert_eq!(from_file.secret_scopes, built_in.secret_scopes);
         assert_eq!(from_file.services, built_in.services);
         assert_eq!(from_file.webhook, built_in.webhook);
+        assert_eq!(from_file.jobs, built_in.jobs);
         assert_eq!(from_file.log, built_in.log);
         assert_eq!(from_file.log_format, built_in.log_format);
     }
@@ -603,6 +676,31 @@ mod tests {
         assert!(error.contains("known services"), "{error}");
         let error = load(&[("KEELSON_SECRET_KEY", "c2hvcnQ=")]).unwrap_err().to_string();
         assert!(error.contains("KEELSON_SECRET_KEY") && error.contains("32 bytes"), "{error}");
+    }
+
+    #[test]
+    fn job_settings_are_off_until_enabled_and_checked() {
+        let defaults = load(&[]).unwrap();
+        assert_eq!(defaults.jobs.runner, JobRunner::Off);
+        assert!(defaults.jobs.allowed_commands.is_empty());
+        assert!(defaults.jobs.max_parallel >= 1);
+        let config = load(&[
+            ("KEELSON_JOB_RUNNER", "process"),
+            ("KEELSON_JOB_ALLOWED_COMMANDS", "sh, /usr/bin/helm"),
+            ("KEELSON_JOB_MAX_PARALLEL", "3"),
+        ])
+        .unwrap();
+        assert_eq!(config.jobs.runner, JobRunner::Process);
+        assert_eq!(config.jobs.allowed_commands, vec!["sh".to_owned(), "/usr/bin/helm".to_owned()]);
+        assert_eq!(config.jobs.max_parallel, 3);
+        for (key, value, expected) in [
+            ("KEELSON_JOB_RUNNER", "docker", "expected process or off"),
+            ("KEELSON_JOB_MAX_PARALLEL", "0", "at least one task"),
+            ("KEELSON_JOB_MAX_PARALLEL", "many", "whole number"),
+        ] {
+            let error = load(&[(key, value)]).unwrap_err().to_string();
+            assert!(error.contains(key) && error.contains(expected), "{error}");
+        }
     }
 
     #[test]

@@ -255,7 +255,14 @@ pub async fn build_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow:
         integrations: Arc::clone(&integrations),
         ttl: config.uniform_integration_ttl,
     };
-    crate::services::start(&config.services, service_transport, access, registration, &config.webhook).await;
+    crate::services::start(
+        &config.services,
+        service_transport,
+        access,
+        registration,
+        &crate::services::ServiceSettings::of(config),
+    )
+    .await;
     // Recovery republishes open tasks: the built-in services are subscribed by now. In a cluster each
     // shard is restored when this instance acquires it.
     let directory = Arc::new(Directory::new(runtime));

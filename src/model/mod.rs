@@ -15,6 +15,7 @@ pub mod paging;
 pub mod payload;
 pub mod placement;
 pub mod project;
+pub mod redaction;
 pub mod remediation;
 pub mod sequence;
 pub mod shipyard;

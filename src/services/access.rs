@@ -9,7 +9,7 @@ use async_trait::async_trait;
 
 use crate::integrations::Integrations;
 use crate::model::event::CloudEvent;
-use crate::model::uniform::{EventSubscription, IntegrationQuery};
+use crate::model::uniform::{EventSubscription, IntegrationQuery, LogEntry};
 use crate::projects::ProjectManager;
 use crate::resources::git::{ResourceError, Scope};
 use crate::secrets::Secrets;
@@ -47,6 +47,8 @@ pub trait ControlPlaneAccess: Send + Sync + 'static {
     async fn find_events(&self, query: &EventQuery) -> Result<Vec<CloudEvent>, AccessError>;
     /// The value of `key` in secret `name` of `scope` (`None`: no such secret in that scope).
     async fn secret(&self, name: &str, scope: &str, key: &str) -> Result<Option<String>, AccessError>;
+    /// The keys of secret `name` of `scope` (`None`: no such secret in that scope).
+    async fn secret_keys(&self, name: &str, scope: &str) -> Result<Option<Vec<String>>, AccessError>;
     /// The SLI provider configured for `project` (`sh.keptn.event.monitoring.configure`).
     async fn sli_provider(&self, project: &str) -> Result<Option<String>, AccessError>;
     async fn set_sli_provider(&self, project: &str, provider: &str) -> Result<(), AccessError>;
@@ -54,6 +56,8 @@ pub trait ControlPlaneAccess: Send + Sync + 'static {
     async fn remove_sli_provider(&self, project: &str) -> Result<(), AccessError>;
     /// The subscriptions of the integrations called `integration`.
     async fn subscriptions(&self, integration: &str) -> Result<Vec<EventSubscription>, AccessError>;
+    /// Adds `entry` to the log of the integration called `integration` (the Bridge's integrations page).
+    async fn log(&self, integration: &str, entry: LogEntry) -> Result<(), AccessError>;
 }
 
 /// Reads straight from the stores of the Keelson the services run in.
@@ -157,6 +161,10 @@ impl ControlPlaneAccess for LocalAccess {
         self.secrets.value(name, scope, key).await.map_err(unavailable)
     }
 
+    async fn secret_keys(&self, name: &str, scope: &str) -> Result<Option<Vec<String>>, AccessError> {
+        secret_keys(&self.secrets, name, scope).await
+    }
+
     async fn sli_provider(&self, project: &str) -> Result<Option<String>, AccessError> {
         self.providers.get(project).await
     }
@@ -178,4 +186,25 @@ impl ControlPlaneAccess for LocalAccess {
             self.integrations.list(&query).await.map_err(|error| AccessError::Unavailable(error.to_string()))?;
         Ok(found.into_iter().flat_map(|found| found.subscriptions).collect())
     }
+
+    async fn log(&self, integration: &str, mut entry: LogEntry) -> Result<(), AccessError> {
+        let query = IntegrationQuery { name: Some(integration.to_owned()), ..Default::default() };
+        let found =
+            self.integrations.list(&query).await.map_err(|error| AccessError::Unavailable(error.to_string()))?;
+        let Some(registered) = found.into_iter().next() else {
+            return Err(AccessError::NotFound(format!("integration {integration} is not registered")));
+        };
+        entry.integrationid = registered.id;
+        self.integrations.add_logs(vec![entry]).await.map_err(|error| AccessError::Unavailable(error.to_string()))
+    }
+}
+
+/// The keys of a secret, read from the secrets store.
+pub(super) async fn secret_keys(
+    secrets: &Secrets,
+    name: &str,
+    scope: &str,
+) -> Result<Option<Vec<String>>, AccessError> {
+    let found = secrets.list(Some(name), Some(scope)).await.map_err(unavailable)?;
+    Ok(found.into_iter().next().map(|secret| secret.keys))
 }

@@ -7,12 +7,14 @@
 //! | [`lighthouse`] (`lighthouse-service`) | `evaluation.triggered`, `get-sli.finished`, `monitoring.configure` | `evaluation.started`, `get-sli.triggered`, `evaluation.finished` |
 //! | [`remediation`] (`remediation-service`) | `get-action.triggered` | `get-action.started`, `get-action.finished` with the next action |
 //! | [`webhook`] (`webhook-service`) | events its uniform subscriptions name | HTTP requests; `.started`/`.finished` of the task |
+//! | [`job`] (`job-executor-service`, only with `job_runner = process`) | events an action of `job/config.yaml` matches | local processes; `.started`/`.finished` of the task |
 //!
 //! Each is registered as an integration (so the Bridge and `GET /uniform/registration` list it) and
 //! kept alive by pings.
 
 pub mod access;
 pub mod approval;
+pub mod job;
 pub mod lighthouse;
 pub mod remediation;
 pub mod remote;
@@ -22,7 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::bus::InProcessBus;
-use crate::config::{Config, WebhookSettings};
+use crate::config::{Config, JobRunner, JobSettings, WebhookSettings};
 use crate::integrations::Integrations;
 use crate::model::uniform::{EventSubscription, Integration, Metadata};
 use crate::sdk::Service;
@@ -62,25 +64,43 @@ fn describe(name: &str) -> Option<(&'static str, &'static [&'static str], &'stat
         "remediation" => (remediation::NAME, remediation::SUBJECTS, remediation::SUBJECTS),
         // The webhook service's subscriptions are the users' (one per webhook).
         "webhook" => (webhook::NAME, webhook::SUBJECTS, &[]),
+        "job-executor" => (job::NAME, job::SUBJECTS, job::SUBJECTS),
         _ => return None,
     })
 }
 
-/// Starts the built-in services `names`, each as its own task that restarts after a failure.
+/// Settings of the services that have any.
+#[derive(Clone, Default)]
+pub struct ServiceSettings {
+    pub webhook: WebhookSettings,
+    pub jobs: JobSettings,
+}
+
+impl ServiceSettings {
+    pub fn of(config: &Config) -> Self {
+        Self { webhook: config.webhook.clone(), jobs: config.jobs.clone() }
+    }
+}
+
+/// Starts the built-in services `names`, each as its own task that restarts after a failure. The job
+/// executor starts only when its runner is enabled.
 pub async fn start(
     names: &[String],
     transport: Transport,
     access: Arc<dyn ControlPlaneAccess>,
     registration: Registration,
-    webhook_settings: &WebhookSettings,
+    settings: &ServiceSettings,
 ) {
     for name in names {
         let Some((service_name, subjects, advertised)) = describe(name) else { continue };
+        if name == "job-executor" && settings.jobs.runner == JobRunner::Off {
+            continue;
+        }
         if let Registration::Local { integrations, ttl } = &registration {
             register(integrations, service_name, advertised, *ttl).await;
         }
-        let (transport, access, name, webhook_settings, registration) =
-            (transport.clone(), Arc::clone(&access), name.clone(), webhook_settings.clone(), registration.clone());
+        let (transport, access, name, settings, registration) =
+            (transport.clone(), Arc::clone(&access), name.clone(), settings.clone(), registration.clone());
         let build = move || {
             let mut service = transport.attach(Service::listen(service_name, subjects));
             if let Registration::Remote { endpoint, token } = &registration {
@@ -98,7 +118,8 @@ pub async fn start(
                     "approval" => approval::run(service).await,
                     "lighthouse" => lighthouse::run(service, Arc::clone(&access)).await,
                     "remediation" => remediation::run(service, Arc::clone(&access)).await,
-                    _ => webhook::run(service, Arc::clone(&access), webhook_settings.clone()).await,
+                    "job-executor" => job::run(service, Arc::clone(&access), settings.jobs.clone()).await,
+                    _ => webhook::run(service, Arc::clone(&access), settings.webhook.clone()).await,
                 };
                 match outcome {
                     // The bus went away: the process is shutting down.
@@ -147,16 +168,19 @@ pub async fn run_standalone(config: &Config, names: &[String], endpoint: &str) -
         }
         None => (None, None),
     };
-    let needs_store = names.iter().any(|name| name == "lighthouse" || name == "webhook");
+    let needs_store = names.iter().any(|name| name == "lighthouse" || name == "webhook" || name == "job-executor");
     if needs_store && providers.is_none() {
-        anyhow::bail!("lighthouse and webhook read the control plane's redis: set KEELSON_REDIS_URL");
+        anyhow::bail!("lighthouse, webhook and job-executor read the control plane's redis: set KEELSON_REDIS_URL");
     }
-    if names.iter().any(|name| name == "webhook") && secrets.is_none() {
-        anyhow::bail!("webhook reads secrets: set KEELSON_SECRET_KEY to the control plane's key");
+    if names.iter().any(|name| name == "webhook" || name == "job-executor") && secrets.is_none() {
+        anyhow::bail!("webhook and job-executor read secrets: set KEELSON_SECRET_KEY to the control plane's key");
+    }
+    if names.iter().any(|name| name == "job-executor") && config.jobs.runner == JobRunner::Off {
+        anyhow::bail!("job-executor runs tasks as local processes only when enabled: set KEELSON_JOB_RUNNER=process");
     }
     let access = Arc::new(remote::RemoteAccess::new(endpoint, &token, secrets, providers));
     let registration = Registration::Remote { endpoint: endpoint.to_owned(), token };
-    start(names, Transport::Nats(nats.to_string()), access, registration, &config.webhook).await;
+    start(names, Transport::Nats(nats.to_string()), access, registration, &ServiceSettings::of(config)).await;
     Ok(())
 }
 

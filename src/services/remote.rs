@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::access::{AccessError, ControlPlaneAccess, Level, SliProviders};
 use crate::model::event::CloudEvent;
-use crate::model::uniform::EventSubscription;
+use crate::model::uniform::{EventSubscription, LogEntry};
 use crate::secrets::Secrets;
 use crate::store::EventQuery;
 
@@ -139,6 +139,10 @@ impl ControlPlaneAccess for RemoteAccess {
         self.shared(&self.secrets)?.value(name, scope, key).await.map_err(unavailable)
     }
 
+    async fn secret_keys(&self, name: &str, scope: &str) -> Result<Option<Vec<String>>, AccessError> {
+        super::access::secret_keys(self.shared(&self.secrets)?, name, scope).await
+    }
+
     async fn sli_provider(&self, project: &str) -> Result<Option<String>, AccessError> {
         self.shared(&self.providers)?.get(project).await
     }
@@ -159,5 +163,30 @@ impl ControlPlaneAccess for RemoteAccess {
         let integrations: Vec<crate::model::uniform::Integration> =
             serde_json::from_value(body).map_err(|error| unavailable(format!("unexpected registrations: {error}")))?;
         Ok(integrations.into_iter().flat_map(|integration| integration.subscriptions).collect())
+    }
+
+    async fn log(&self, integration: &str, mut entry: LogEntry) -> Result<(), AccessError> {
+        let body = self
+            .get(&format!("/controlPlane/v1/uniform/registration?name={}", segment(integration)))
+            .await?
+            .map_err(AccessError::NotFound)?;
+        let registered: Vec<crate::model::uniform::Integration> =
+            serde_json::from_value(body).map_err(|error| unavailable(format!("unexpected registrations: {error}")))?;
+        let Some(registered) = registered.into_iter().next() else {
+            return Err(AccessError::NotFound(format!("integration {integration} is not registered")));
+        };
+        entry.integrationid = registered.id;
+        let response = self
+            .client
+            .post(format!("{}/api/controlPlane/v1/log", self.endpoint))
+            .header("x-token", &self.token)
+            .json(&serde_json::json!({ "logs": [entry] }))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        if !response.status().is_success() {
+            return Err(unavailable(format!("control plane answered {} to a log entry", response.status())));
+        }
+        Ok(())
     }
 }

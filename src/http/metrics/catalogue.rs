@@ -236,6 +236,12 @@ pub const FAMILIES: &[Family] = &[
         help: "Webhook requests by outcome.",
         labels: &[("outcome", &["succeeded", "failed", "invalid"])],
     },
+    Family {
+        name: "keelson_job_tasks_total",
+        kind: Kind::Counter,
+        help: "Job executor tasks by outcome.",
+        labels: &[("outcome", &["succeeded", "failed", "stopped"])],
+    },
     // Cluster
     Family {
         name: "keelson_shards_owned",

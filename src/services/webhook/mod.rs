@@ -11,14 +11,13 @@
 //!
 //! The rules the service applies are pure and live beside it: [`config`] reads `webhook.yaml`,
 //! [`templates`] renders event data and secrets into requests, [`requests`] builds and checks the HTTP
-//! request (with [`curl`] translating curl syntax), [`destinations`] decides where a request may go, and
-//! [`redaction`] hides secret values in what the service reports.
+//! request (with [`curl`] translating curl syntax), and [`destinations`] decides where a request may go;
+//! [`crate::model::redaction`] hides secret values in what the service reports.
 
 pub mod config;
 pub mod curl;
 pub mod destinations;
 pub mod http_request;
-pub mod redaction;
 pub mod requests;
 pub mod templates;
 #[cfg(test)]
@@ -35,6 +34,7 @@ use crate::config::WebhookSettings;
 use crate::model::event::CloudEvent;
 use crate::model::event_type;
 use crate::model::host_policy::HostPolicy;
+use crate::model::redaction;
 use crate::model::verdict::{TaskResult, TaskStatus};
 use crate::sdk::{SdkError, Sender, Service};
 use config::Webhook;

@@ -1,4 +1,4 @@
-//! Secret values (read through `envFrom`) hidden in what the webhook service reports: failure
+//! Secret values hidden in what the built-in services report (webhook and job executor): failure
 //! messages and the responses kept in `.finished` events.
 
 use serde_json::Value;

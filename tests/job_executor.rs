@@ -1,0 +1,350 @@
+//! The built-in job executor: deliveries whose tasks are real commands (`sh` scripts and `python3`
+//! checks) configured by `job/config.yaml`, and every way a job can go wrong.
+
+mod support;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use support::{b64, send, TestKeelson};
+
+const SHIPYARD: &str = "apiVersion: spec.keptn.sh/0.2.2
+kind: Shipyard
+metadata:
+  name: shipyard-jobs
+spec:
+  stages:
+    - name: dev
+      sequences:
+        - name: delivery
+          tasks:
+            - name: deployment
+            - name: test
+";
+
+const PROJECT: &str = "jobs";
+const DB_PASSWORD: &str = "pa55-w0rd-never-shown";
+
+async fn keelson(services: &[&str]) -> TestKeelson {
+    let keelson = TestKeelson::start_with(|config| {
+        config.services = vec!["job-executor".to_owned()];
+        config.jobs.runner = keelson::config::JobRunner::Process;
+        config.jobs.allowed_commands = vec!["sh".to_owned(), "python3".to_owned(), "sleep".to_owned()];
+        config.jobs.max_parallel = 4;
+    })
+    .await;
+    assert_eq!(keelson.create_project(PROJECT, SHIPYARD).await.0, 201);
+    for service in services {
+        assert_eq!(keelson.create_service(PROJECT, service).await.0, 200);
+    }
+    keelson
+}
+
+/// Uploads files to `service` of stage `dev`; returns the commit id.
+async fn upload(keelson: &TestKeelson, service: &str, files: &[(&str, &str)]) -> String {
+    let resources: Vec<Value> =
+        files.iter().map(|(uri, content)| json!({ "resourceURI": uri, "resourceContent": b64(content) })).collect();
+    let (status, body) = send(
+        keelson
+            .post(&format!("/api/resource-service/v1/project/{PROJECT}/stage/dev/service/{service}/resource"))
+            .json(&json!({ "resources": resources })),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    body["commitID"].as_str().expect("a commit id").to_owned()
+}
+
+async fn trigger(keelson: &TestKeelson, service: &str, data: Value, commit: Option<&str>) -> String {
+    let mut event = json!({
+        "type": "sh.keptn.event.dev.delivery.triggered", "source": "tests",
+        "data": { "project": PROJECT, "stage": "dev", "service": service },
+    });
+    support::merge_into(&mut event["data"], data);
+    if let Some(commit) = commit {
+        event["gitcommitid"] = json!(commit);
+    }
+    let (status, body) = send(keelson.post("/api/v1/event").json(&event)).await;
+    assert_eq!(status, 200, "{body}");
+    body["keptnContext"].as_str().unwrap().to_owned()
+}
+
+/// All events of `context`, oldest first.
+async fn history(keelson: &TestKeelson, context: &str) -> Vec<Value> {
+    let (status, body) = send(
+        keelson.get(&format!("/api/mongodb-datastore/event?project={PROJECT}&keptnContext={context}&pageSize=100")),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let mut events = body["events"].as_array().cloned().unwrap_or_default();
+    events.reverse();
+    events
+}
+
+/// The first event of `event_type` in `context`, waited for up to `within`.
+async fn wait_for(keelson: &TestKeelson, context: &str, event_type: &str, within: Duration) -> Value {
+    let deadline = Instant::now() + within;
+    loop {
+        let events = history(keelson, context).await;
+        if let Some(event) = events.iter().find(|event| event["type"] == event_type) {
+            return event.clone();
+        }
+        let types: Vec<&Value> = events.iter().map(|event| &event["type"]).collect();
+        assert!(Instant::now() < deadline, "no {event_type} in {context}; have {types:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn outcome(event: &Value) -> (&str, &str) {
+    (event["data"]["status"].as_str().unwrap_or_default(), event["data"]["result"].as_str().unwrap_or_default())
+}
+
+async fn job_logs(keelson: &TestKeelson) -> Vec<Value> {
+    let (_, integrations) =
+        send(keelson.get("/api/controlPlane/v1/uniform/registration?name=job-executor-service")).await;
+    let id = integrations[0]["id"].as_str().expect("the job executor is registered").to_owned();
+    let (status, body) = send(keelson.get(&format!("/api/controlPlane/v1/log?integrationId={id}"))).await;
+    assert_eq!(status, 200, "{body}");
+    body["logs"].as_array().cloned().unwrap_or_default()
+}
+
+/// Whether `pid` is a live process (a zombie has ended).
+fn running(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| stat.rsplit_once(") ").and_then(|(_, rest)| rest.chars().next()))
+        .is_some_and(|state| state != 'Z' && state != 'X')
+}
+
+async fn wait_for_file(path: &Path, within: Duration) -> String {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Ok(text) = std::fs::read_to_string(path) {
+            if text.ends_with('\n') {
+                return text;
+            }
+        }
+        assert!(Instant::now() < deadline, "{} was not written", path.display());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[actix_rt::test]
+async fn a_delivery_runs_real_commands_with_files_from_the_event_commit() {
+    let keelson = keelson(&["carts"]).await;
+    let out = tempfile::tempdir().unwrap();
+    let target = out.path().join("deployed.txt");
+    let (status, body) = send(
+        keelson
+            .post("/api/secrets/v1/secret")
+            .json(&json!({ "name": "db", "scope": "keptn-default", "data": { "DB_PASSWORD": DB_PASSWORD } })),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let config = format!(
+        r#"apiVersion: v2
+actions:
+  - name: deploy
+    events:
+      - name: "sh.keptn.event.deployment.triggered"
+        jsonpath:
+          property: "$.data.deployment.deploymentstrategy"
+          match: "direct"
+    tasks:
+      - name: render
+        image: "alpine:3"
+        files: [/scripts/deploy.sh]
+        env:
+          - {{ name: IMAGE, value: "$.data.configurationChange.values.image", valueFrom: event }}
+          - {{ name: TARGET, value: "{target}", valueFrom: string }}
+          - {{ name: db, valueFrom: secret }}
+        cmd: [sh, scripts/deploy.sh]
+  - name: test
+    events:
+      - name: "sh.keptn.event.test.triggered"
+    tasks:
+      - name: check
+        files: [scripts/check.py]
+        workingDir: /keptn/scripts
+        env:
+          - {{ name: TARGET, value: "{target}", valueFrom: string }}
+        cmd: [python3, check.py]
+"#,
+        target = target.display()
+    );
+    let deploy = |version: &str| {
+        format!(
+            "#!/bin/sh\nset -e\necho \"{version} $IMAGE $KEPTN_PROJECT $KEPTN_STAGE $KEPTN_SERVICE $KEPTN_CONTEXT $KEPTN_EVENT_ID\" > \"$TARGET\"\n\
+             env | cut -d= -f1 | sort > \"$TARGET.env\"\necho \"deploying with password $DB_PASSWORD\"\n"
+        )
+    };
+    let check = "import os, sys\nwords = open(os.environ['TARGET']).read().split()\nprint('deployed:', words)\n\
+                 sys.exit(0 if words[1] == 'app:2' else 1)\n";
+    let first = upload(
+        &keelson,
+        "carts",
+        &[("job/config.yaml", &config), ("scripts/deploy.sh", &deploy("v1")), ("scripts/check.py", check)],
+    )
+    .await;
+    // A later commit changes the script; the sequence names the first commit and must run that one.
+    upload(&keelson, "carts", &[("scripts/deploy.sh", &deploy("v2"))]).await;
+
+    let data = json!({ "deployment": { "deploymentstrategy": "direct" }, "configurationChange": { "values": { "image": "app:2" } } });
+    let context = trigger(&keelson, "carts", data, Some(&first)).await;
+    let finished = wait_for(&keelson, &context, "sh.keptn.event.dev.delivery.finished", Duration::from_secs(30)).await;
+    assert_eq!(outcome(&finished), ("succeeded", "pass"), "{finished}");
+
+    let events = history(&keelson, &context).await;
+    let deployment_triggered = events.iter().find(|e| e["type"] == "sh.keptn.event.deployment.triggered").unwrap();
+    for kind in ["started", "finished"] {
+        for task in ["deployment", "test"] {
+            let event = events.iter().find(|e| e["type"] == format!("sh.keptn.event.{task}.{kind}")).unwrap();
+            assert_eq!(event["source"], "job-executor-service", "{event}");
+        }
+    }
+    let deployed = std::fs::read_to_string(&target).unwrap();
+    let expected = format!("v1 app:2 {PROJECT} dev carts {context} {}", deployment_triggered["id"].as_str().unwrap());
+    assert_eq!(deployed.trim(), expected);
+    let names = std::fs::read_to_string(out.path().join("deployed.txt.env")).unwrap();
+    let names: Vec<&str> = names.lines().filter(|name| !["PWD", "SHLVL", "_", "OLDPWD"].contains(name)).collect();
+    assert_eq!(
+        names,
+        [
+            "DB_PASSWORD",
+            "IMAGE",
+            "KEPTN_CONTEXT",
+            "KEPTN_EVENT_ID",
+            "KEPTN_PROJECT",
+            "KEPTN_SERVICE",
+            "KEPTN_STAGE",
+            "PATH",
+            "TARGET"
+        ],
+        "the environment is only PATH, the Keptn variables and the declared env"
+    );
+
+    // The secret reached the process but not the history nor the logs.
+    let everything = serde_json::to_string(&events).unwrap();
+    assert!(!everything.contains(DB_PASSWORD), "the secret is in the history");
+    let logs = job_logs(&keelson).await;
+    let all_logs = serde_json::to_string(&logs).unwrap();
+    assert!(!all_logs.contains(DB_PASSWORD), "the secret is in the logs: {all_logs}");
+    assert!(all_logs.contains("deploying with password ***"), "{all_logs}");
+    assert!(all_logs.contains("the process runner ignores image"), "{all_logs}");
+    assert!(all_logs.contains("deployed: ['v1', 'app:2'"), "the check's output is logged: {all_logs}");
+
+    // An event whose content does not match the action's condition is not the job executor's.
+    let other = json!({ "deployment": { "deploymentstrategy": "blue_green" } });
+    let context = trigger(&keelson, "carts", other, None).await;
+    wait_for(&keelson, &context, "sh.keptn.event.deployment.triggered", Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let types: Vec<Value> = history(&keelson, &context).await.into_iter().map(|e| e["type"].clone()).collect();
+    assert!(!types.contains(&json!("sh.keptn.event.deployment.started")), "{types:?}");
+    keelson.stop().await;
+}
+
+#[actix_rt::test]
+async fn failing_slow_refused_and_broken_jobs_fail_their_task_with_the_reason() {
+    let services = ["fails", "slow", "refused", "broken", "healthy"];
+    let keelson = keelson(&services).await;
+    let job = |task: &str| {
+        format!(
+            "apiVersion: v2\nactions:\n  - name: deploy\n    events:\n      - name: \"sh.keptn.event.deployment.triggered\"\n    tasks:\n{task}"
+        )
+    };
+    upload(
+        &keelson,
+        "fails",
+        &[(
+            "job/config.yaml",
+            &job("      - name: boom\n        cmd: [sh, -c, \"echo preparing; echo boom >&2; exit 3\"]\n"),
+        )],
+    )
+    .await;
+    upload(
+        &keelson,
+        "slow",
+        &[("job/config.yaml", &job("      - name: wait\n        cmd: [sleep, \"30\"]\n        maxPollDuration: 1\n"))],
+    )
+    .await;
+    upload(
+        &keelson,
+        "refused",
+        &[("job/config.yaml", &job("      - name: shell\n        cmd: [bash, -c, \"true\"]\n"))],
+    )
+    .await;
+    upload(&keelson, "broken", &[("job/config.yaml", "apiVersion: v2\nactions:\n  - name: x\n    taks: []\n")]).await;
+    upload(&keelson, "healthy", &[("job/config.yaml", &job("      - name: ok\n        cmd: [sh, -c, \"exit 0\"]\n"))])
+        .await;
+
+    let mut contexts = Vec::new();
+    for service in services {
+        contexts.push(trigger(&keelson, service, json!({}), None).await);
+    }
+    let mut messages = Vec::new();
+    for (service, context) in services.iter().zip(&contexts) {
+        let finished = wait_for(&keelson, context, "sh.keptn.event.deployment.finished", Duration::from_secs(30)).await;
+        assert_eq!(finished["source"], "job-executor-service");
+        if *service == "healthy" {
+            assert_eq!(outcome(&finished), ("succeeded", "pass"), "{finished}");
+        } else {
+            assert_eq!(outcome(&finished), ("errored", "fail"), "{service}: {finished}");
+            messages.push(finished["data"]["message"].as_str().unwrap().to_owned());
+        }
+        wait_for(&keelson, context, "sh.keptn.event.deployment.started", Duration::from_secs(1)).await;
+    }
+    assert!(messages[0].starts_with("Task 'boom' failed: exit code 3"), "{}", messages[0]);
+    assert!(messages[0].contains("preparing") && messages[0].contains("boom"), "the output tail: {}", messages[0]);
+    assert!(messages[1].contains("Task 'wait' failed: did not finish within 1s"), "{}", messages[1]);
+    assert!(
+        messages[2].contains("command 'bash' is not allowed (job_allowed_commands: sh, python3, sleep)"),
+        "{}",
+        messages[2]
+    );
+    assert!(messages[3].contains("job/config.yaml is not valid") && messages[3].contains("taks"), "{}", messages[3]);
+
+    // Counters are per process, and the other tests of this file run jobs too (none of them failing).
+    let metrics = reqwest::get(keelson.url("/metrics")).await.unwrap().text().await.unwrap();
+    let count = |outcome: &str| -> f64 {
+        let prefix = format!("keelson_job_tasks_total{{outcome=\"{outcome}\"}} ");
+        metrics.lines().find_map(|line| line.strip_prefix(&prefix)?.parse().ok()).unwrap_or(-1.0)
+    };
+    assert_eq!(count("failed"), 3.0, "the failing, slow and refused tasks");
+    assert!(count("succeeded") >= 1.0);
+    keelson.stop().await;
+}
+
+#[actix_rt::test]
+async fn aborting_the_sequence_kills_the_running_process_group() {
+    let keelson = keelson(&["carts"]).await;
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().display();
+    let script = format!("sleep 60 & echo $! > {dir}/child.pid; echo $$ > {dir}/leader.pid; wait");
+    let config = format!(
+        "apiVersion: v2\nactions:\n  - name: deploy\n    events:\n      - name: \"sh.keptn.event.deployment.triggered\"\n    tasks:\n      - name: long\n        cmd: [sh, -c, \"{script}\"]\n      - name: never\n        cmd: [sh, -c, \"touch {dir}/never\"]\n"
+    );
+    upload(&keelson, "carts", &[("job/config.yaml", &config)]).await;
+    let context = trigger(&keelson, "carts", json!({}), None).await;
+    let leader: i32 =
+        wait_for_file(&out.path().join("leader.pid"), Duration::from_secs(20)).await.trim().parse().unwrap();
+    let child: i32 = wait_for_file(&out.path().join("child.pid"), Duration::from_secs(5)).await.trim().parse().unwrap();
+    assert!(running(leader) && running(child));
+
+    let (status, body) = send(
+        keelson
+            .post(&format!("/api/controlPlane/v1/sequence/{PROJECT}/{context}/control"))
+            .json(&json!({ "state": "abort" })),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while running(leader) || running(child) {
+        assert!(Instant::now() < deadline, "processes {leader}/{child} outlived the abort");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!out.path().join("never").exists(), "the action went on after the abort");
+    let logs = serde_json::to_string(&job_logs(&keelson).await).unwrap();
+    assert!(logs.contains("stopped: the sequence was aborted"), "{logs}");
+    keelson.stop().await;
+}
