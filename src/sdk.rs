@@ -156,6 +156,8 @@ pub struct Service {
     task: String,
     /// Event types (NATS subjects, wildcards allowed) the service receives.
     subjects: Vec<String>,
+    /// Event types every instance of the service receives, outside its NATS queue group.
+    broadcast: Vec<String>,
     /// Event types registered as the integration's subscriptions (default: `subjects`).
     advertised: Option<Vec<String>>,
     transport: Transport,
@@ -178,6 +180,7 @@ impl Service {
         Self {
             name: name.into(),
             subjects: vec![crate::model::event_type::task(&task, crate::model::event_type::TRIGGERED)],
+            broadcast: Vec::new(),
             task,
             advertised: None,
             transport: Transport::Http,
@@ -197,6 +200,14 @@ impl Service {
         service
     }
 
+    /// Also receives these event types, on every instance of the service: over NATS they are not
+    /// shared out in the service's queue group (for events that concern whichever instance holds some
+    /// work, such as an abort). Call before choosing the transport.
+    pub fn broadcast(mut self, subjects: &[&str]) -> Self {
+        self.broadcast = subjects.iter().map(|subject| (*subject).to_owned()).collect();
+        self
+    }
+
     /// Receives and sends events over NATS (a queue group named after the service).
     pub fn over_nats(mut self, url: impl Into<String>) -> Self {
         self.transport = Transport::Nats(url.into());
@@ -212,7 +223,7 @@ impl Service {
     /// Receives and sends events on the embedded bus of a Keelson in the same process. Subscribes at
     /// once: events published from now on reach the service even before it runs.
     pub fn in_process(mut self, bus: InProcessBus) -> Self {
-        let subjects = self.subjects.clone();
+        let subjects: Vec<String> = self.subjects.iter().chain(&self.broadcast).cloned().collect();
         let events = bus.subscribe_filtered(Some(Box::new(move |event: &CloudEvent| {
             subjects.iter().any(|subject| subject_matches(subject, &event.event_type))
         })));
@@ -359,6 +370,9 @@ impl Service {
                             .map_err(|e| SdkError::Nats(e.into()))?,
                     );
                 }
+                for subject in &self.broadcast {
+                    subscriptions.push(client.subscribe(subject.clone()).await.map_err(|e| SdkError::Nats(e.into()))?);
+                }
                 client.flush().await.map_err(|e| SdkError::Nats(e.into()))?;
                 Ok(Source::Nats(client, futures_util::stream::select_all(subscriptions)))
             }
@@ -381,7 +395,7 @@ impl Service {
         let listed = |values: &Vec<String>, value: &str| values.is_empty() || values.iter().any(|item| item == value);
         // A service never receives its own events back, whatever the transport.
         event.source != self.name
-            && self.subjects.iter().any(|subject| subject_matches(subject, &event.event_type))
+            && self.subjects.iter().chain(&self.broadcast).any(|subject| subject_matches(subject, &event.event_type))
             && listed(&self.filter.projects, text("project"))
             && listed(&self.filter.stages, text("stage"))
             && listed(&self.filter.services, text("service"))

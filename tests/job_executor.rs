@@ -90,7 +90,10 @@ async fn wait_for(keelson: &TestKeelson, context: &str, event_type: &str, within
             return event.clone();
         }
         let types: Vec<&Value> = events.iter().map(|event| &event["type"]).collect();
-        assert!(Instant::now() < deadline, "no {event_type} in {context}; have {types:?}");
+        if Instant::now() > deadline {
+            let (_, state) = send(keelson.get(&format!("/api/controlPlane/v1/sequence/{PROJECT}"))).await;
+            panic!("no {event_type} in {context}; have {types:?}; sequence state {state}");
+        }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -347,4 +350,194 @@ async fn aborting_the_sequence_kills_the_running_process_group() {
     let logs = serde_json::to_string(&job_logs(&keelson).await).unwrap();
     assert!(logs.contains("stopped: the sequence was aborted"), "{logs}");
     keelson.stop().await;
+}
+
+/// A `keelson service job-executor` process on NATS; killed when dropped.
+struct ServiceProcess(std::process::Child);
+
+impl Drop for ServiceProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[actix_rt::test]
+async fn job_executors_on_nats_share_the_work_and_run_each_job_once() {
+    let nats = support::servers::nats();
+    let redis = support::servers::redis();
+    let key = keelson::secrets::SecretKey::generate_text();
+    let (nats_url, redis_url, config_key) = (nats.url.clone(), redis.url.clone(), key.clone());
+    let keelson = TestKeelson::start_with(move |config| {
+        config.nats_url = Some(nats_url.parse().unwrap());
+        config.redis_url = Some(redis_url.parse().unwrap());
+        config.secret_key = Some(keelson::config::Sensitive(config_key));
+    })
+    .await;
+    assert_eq!(keelson.create_project(PROJECT, SHIPYARD).await.0, 201);
+    assert_eq!(keelson.create_service(PROJECT, "carts").await.0, 200);
+    for index in 0..4 {
+        assert_eq!(keelson.create_service(PROJECT, &format!("slow-{index}")).await.0, 200);
+    }
+    let (status, body) = send(
+        keelson
+            .post("/api/secrets/v1/secret")
+            .json(&json!({ "name": "db", "scope": "keptn-default", "data": { "DB_PASSWORD": DB_PASSWORD } })),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let out = tempfile::tempdir().unwrap();
+    let runs = out.path().join("runs.txt");
+    let config = format!(
+        "apiVersion: v2\nactions:\n  - name: deploy\n    events:\n      - name: \"sh.keptn.event.(deployment|test).triggered\"\n    tasks:\n      - name: record\n        env:\n          - {{ name: db, valueFrom: secret }}\n        cmd: [sh, -c, \"echo $KEPTN_EVENT_ID >> {runs}; echo using $DB_PASSWORD\"]\n",
+        runs = runs.display()
+    );
+    upload(&keelson, "carts", &[("job/config.yaml", &config)]).await;
+
+    let start = |vars: &[(&str, &str)]| {
+        let mut command = std::process::Command::new(support::process::BINARY);
+        command
+            .args(["service", "job-executor"])
+            .env_clear()
+            .env("KEELSON_NATS_URL", &nats.url)
+            .env("KEELSON_REDIS_URL", &redis.url)
+            .env("KEELSON_SECRET_KEY", &key)
+            .env("KEELSON_API_URL", &keelson.base)
+            .env("KEELSON_API_TOKEN", &keelson.token)
+            .env("KEELSON_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        for (name, value) in vars {
+            command.env(name, value);
+        }
+        command
+    };
+    // Off unless enabled, also as its own process.
+    let refused = start(&[]).stderr(std::process::Stdio::piped()).output().unwrap();
+    assert_eq!(refused.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("KEELSON_JOB_RUNNER=process"), "{stderr}");
+
+    let enabled =
+        [("KEELSON_JOB_RUNNER", "process"), ("KEELSON_JOB_ALLOWED_COMMANDS", "sh"), ("KEELSON_JOB_MAX_PARALLEL", "4")];
+    let _first = ServiceProcess(start(&enabled).spawn().unwrap());
+    let _second = ServiceProcess(start(&enabled).spawn().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, listed) =
+            send(keelson.get("/api/controlPlane/v1/uniform/registration?name=job-executor-service")).await;
+        if listed.as_array().is_some_and(|listed| !listed.is_empty()) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the job executor did not register");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Both subscribed before any event is sent.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let mut contexts = Vec::new();
+    for _ in 0..4 {
+        contexts.push(trigger(&keelson, "carts", json!({}), None).await);
+    }
+    for context in &contexts {
+        let finished =
+            wait_for(&keelson, context, "sh.keptn.event.dev.delivery.finished", Duration::from_secs(30)).await;
+        assert_eq!(outcome(&finished), ("succeeded", "pass"), "{finished}");
+        let events = history(&keelson, context).await;
+        let started = events.iter().filter(|e| e["type"] == "sh.keptn.event.deployment.started").count();
+        assert_eq!(started, 1, "one executor answered");
+        assert!(!serde_json::to_string(&events).unwrap().contains(DB_PASSWORD));
+    }
+    let recorded = std::fs::read_to_string(&runs).unwrap();
+    let mut ids: Vec<&str> = recorded.lines().collect();
+    assert_eq!(ids.len(), 8, "two tasks of four sequences: {recorded}");
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 8, "no task ran twice: {recorded}");
+    let logs = serde_json::to_string(&job_logs(&keelson).await).unwrap();
+    assert!(logs.contains("using ***") && !logs.contains(DB_PASSWORD), "{logs}");
+
+    // Aborts reach every instance: whichever runs a job kills it.
+    let pids = out.path().join("pids");
+    std::fs::create_dir(&pids).unwrap();
+    let slow = format!(
+        "apiVersion: v2\nactions:\n  - name: deploy\n    events:\n      - name: \"sh.keptn.event.deployment.triggered\"\n    tasks:\n      - name: long\n        cmd: [sh, -c, \"echo $$ > {}/$KEPTN_CONTEXT; sleep 60\"]\n",
+        pids.display()
+    );
+    // Four services: sequences of one service run one after the other.
+    let mut running_jobs = Vec::new();
+    for index in 0..4 {
+        let service = format!("slow-{index}");
+        upload(&keelson, &service, &[("job/config.yaml", &slow)]).await;
+        let context = trigger(&keelson, &service, json!({}), None).await;
+        wait_for(&keelson, &context, "sh.keptn.event.deployment.started", Duration::from_secs(20)).await;
+        let pid = wait_for_file(&pids.join(&context), Duration::from_secs(20)).await;
+        running_jobs.push((context, pid.trim().parse::<i32>().unwrap()));
+    }
+    for (context, _) in &running_jobs {
+        let (status, body) = send(
+            keelson
+                .post(&format!("/api/controlPlane/v1/sequence/{PROJECT}/{context}/control"))
+                .json(&json!({ "state": "abort" })),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while let Some((context, pid)) = running_jobs.iter().find(|(_, pid)| running(*pid)) {
+        assert!(Instant::now() < deadline, "the job of {context} (pid {pid}) outlived its abort");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[actix_rt::test]
+async fn the_example_delivery_deploys_and_probes_a_local_server() {
+    let keelson = TestKeelson::start_with(|config| {
+        config.services = vec!["job-executor".to_owned()];
+        config.jobs.runner = keelson::config::JobRunner::Process;
+        config.jobs.allowed_commands = vec!["sh".to_owned()];
+    })
+    .await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let home = tempfile::tempdir().unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/job-executor/run.sh");
+    let output = tokio::time::timeout(
+        Duration::from_secs(120),
+        tokio::process::Command::new("bash")
+            .arg(script)
+            .env("HOME", home.path())
+            .env("KEPTN", env!("CARGO_BIN_EXE_keptn"))
+            .env("KEPTN_ENDPOINT", &keelson.base)
+            .env("KEPTN_API_TOKEN", &keelson.token)
+            .env("APP_PORT", port.to_string())
+            .output(),
+    )
+    .await
+    .expect("the example hung")
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    // The deployed server outlives its task; stop it whatever the outcome.
+    // The task's environment has no TMPDIR, so the example puts the site under /tmp.
+    let site = Path::new("/tmp").join("keelson-hello-hello-dev");
+    if let Ok(pid) = std::fs::read_to_string(site.join("server.pid")) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid.trim().parse().unwrap_or(0)),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+    }
+    let _ = std::fs::remove_dir_all(&site);
+    assert!(output.status.success(), "stdout: {stdout}\nstderr: {stderr}");
+    assert!(stdout.contains("<h1>hello from hello:1.0.0</h1>"), "{stdout}");
+    let context = history_of_project(&keelson, "hello").await;
+    let test_finished = context.iter().find(|e| e["type"] == "sh.keptn.event.test.finished").expect("a test result");
+    assert_eq!(outcome(test_finished), ("succeeded", "pass"), "{test_finished}");
+    assert_eq!(test_finished["source"], "job-executor-service");
+}
+
+async fn history_of_project(keelson: &TestKeelson, project: &str) -> Vec<Value> {
+    let (status, body) =
+        send(keelson.get(&format!("/api/mongodb-datastore/event?project={project}&pageSize=100"))).await;
+    assert_eq!(status, 200, "{body}");
+    body["events"].as_array().cloned().unwrap_or_default()
 }

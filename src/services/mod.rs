@@ -102,7 +102,9 @@ pub async fn start(
         let (transport, access, name, settings, registration) =
             (transport.clone(), Arc::clone(&access), name.clone(), settings.clone(), registration.clone());
         let build = move || {
-            let mut service = transport.attach(Service::listen(service_name, subjects));
+            let listener = Service::listen(service_name, subjects);
+            let listener = if service_name == job::NAME { listener.broadcast(job::BROADCAST) } else { listener };
+            let mut service = transport.attach(listener);
             if let Registration::Remote { endpoint, token } = &registration {
                 service = service.register_with(endpoint.clone(), token.clone()).advertise(advertised);
             }

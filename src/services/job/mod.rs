@@ -33,8 +33,13 @@ use config::{Action, JobConfig, Task, ValueFrom};
 use process::Ending;
 
 pub const NAME: &str = "job-executor-service";
-/// Task events (whose actions may run), and sequence `.finished` events (an abort stops what runs).
-pub const SUBJECTS: &[&str] = &["sh.keptn.event.*.*", "sh.keptn.event.*.*.finished"];
+/// Task events, whose actions may run (shared out among the instances of the service).
+pub const SUBJECTS: &[&str] = &["sh.keptn.event.*.*"];
+/// Sequence `.finished` events: an abort stops what runs, on whichever instance runs it.
+pub const BROADCAST: &[&str] = &["sh.keptn.event.*.*.finished"];
+/// Events handled at once: a job waiting for one of the `job_max_parallel` slots holds one, and an
+/// abort must still get through while many wait.
+const CONCURRENCY: usize = 4096;
 const CONFIG_FILE: &str = "job/config.yaml";
 /// The secret scope `valueFrom: secret` reads.
 pub const SECRET_SCOPE: &str = crate::secrets::DEFAULT_SCOPE;
@@ -46,6 +51,7 @@ const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 pub async fn run(service: Service, access: Arc<dyn ControlPlaneAccess>, settings: JobSettings) -> Result<(), SdkError> {
     let executor = Arc::new(Executor::new(access, settings));
     service
+        .concurrency(CONCURRENCY)
         .run_events(move |event, sender| {
             let executor = Arc::clone(&executor);
             async move { executor.handle(event, sender).await }

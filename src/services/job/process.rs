@@ -82,6 +82,8 @@ pub async fn run(command: Command, mut stop: watch::Receiver<bool>) -> Finished 
         child.stderr.take().map(|stderr| tokio::spawn(collect(stderr, Arc::clone(&output)))),
     ];
     let group = pid.and_then(|pid| i32::try_from(pid).ok()).map(Pid::from_raw);
+    // Dropped before the task ended (Keelson shutting down): nothing of the task outlives it.
+    let mut guard = GroupGuard(group);
     let deadline = tokio::time::sleep(command.time_limit);
     tokio::pin!(deadline);
     let ending = tokio::select! {
@@ -101,11 +103,27 @@ pub async fn run(command: Command, mut stop: watch::Receiver<bool>) -> Finished 
             terminate(group, &mut child).await;
         }
     }
-    for reader in readers.into_iter().flatten() {
-        let _ = tokio::time::timeout(OUTPUT_DRAIN, reader).await;
+    // Ended on its own: what it left running in the background (a started server) stays.
+    guard.0 = None;
+    for mut reader in readers.into_iter().flatten() {
+        if tokio::time::timeout(OUTPUT_DRAIN, &mut reader).await.is_err() {
+            // A background process still holds the pipe: stop reading (it should write to a file).
+            reader.abort();
+        }
     }
     let output = output.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).text();
     Finished { ending, pid, output }
+}
+
+/// Kills a task's process group when dropped while armed.
+struct GroupGuard(Option<Pid>);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if let Some(group) = self.0 {
+            let _ = killpg(group, Signal::SIGKILL);
+        }
+    }
 }
 
 /// Resolves once `stop` is true (never, if its sender is gone without stopping).
@@ -231,6 +249,26 @@ mod tests {
         sender.send(true).unwrap();
         let finished = tokio::time::timeout(Duration::from_secs(10), task).await.unwrap().unwrap();
         assert_eq!(finished.ending, Ending::Stopped);
+    }
+
+    #[tokio::test]
+    async fn a_task_dropped_while_running_takes_its_group_along() {
+        let directory = tempfile::tempdir().unwrap();
+        let pid_file = directory.path().join("child.pid");
+        let script = format!("sleep 30 & echo $! > {}; sleep 30", pid_file.display());
+        let task = tokio::spawn(run(shell(&script, Duration::from_secs(60)), never_stopped()));
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let child: i32 = loop {
+            if let Some(pid) = std::fs::read_to_string(&pid_file).ok().and_then(|text| text.trim().parse().ok()) {
+                break pid;
+            }
+            assert!(std::time::Instant::now() < deadline, "the task did not start");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        task.abort();
+        let _ = task.await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(!running(child), "child {child} outlived the dropped task");
     }
 
     #[tokio::test]
