@@ -224,8 +224,11 @@ impl Service {
     /// once: events published from now on reach the service even before it runs.
     pub fn in_process(mut self, bus: InProcessBus) -> Self {
         let subjects: Vec<String> = self.subjects.iter().chain(&self.broadcast).cloned().collect();
+        let name = self.name.clone();
+        // The service's own events are left out here already: a service that waits for room to send
+        // must not find its own queue full of what it sent.
         let events = bus.subscribe_filtered(Some(Box::new(move |event: &CloudEvent| {
-            subjects.iter().any(|subject| subject_matches(subject, &event.event_type))
+            event.source != name && subjects.iter().any(|subject| subject_matches(subject, &event.event_type))
         })));
         self.pending = Some(events);
         self.transport = Transport::InProcess(bus);

@@ -69,6 +69,18 @@ async fn trigger(keelson: &TestKeelson, service: &str, data: Value, commit: Opti
     body["keptnContext"].as_str().unwrap().to_owned()
 }
 
+async fn abort(keelson: &TestKeelson, context: &str) {
+    let control = format!("/api/controlPlane/v1/sequence/{PROJECT}/{context}/control");
+    let (status, body) = send(keelson.post(&control).json(&json!({ "state": "abort" }))).await;
+    assert_eq!(status, 200, "{body}");
+}
+
+async fn create_secret(keelson: &TestKeelson, name: &str, data: Value) {
+    let secret = json!({ "name": name, "scope": "keptn-default", "data": data });
+    let (status, body) = send(keelson.post("/api/secrets/v1/secret").json(&secret)).await;
+    assert_eq!(status, 201, "{body}");
+}
+
 /// All events of `context`, oldest first.
 async fn history(keelson: &TestKeelson, context: &str) -> Vec<Value> {
     let (status, body) = send(
@@ -137,13 +149,7 @@ async fn a_delivery_runs_real_commands_with_files_from_the_event_commit() {
     let keelson = keelson(&["carts"]).await;
     let out = tempfile::tempdir().unwrap();
     let target = out.path().join("deployed.txt");
-    let (status, body) = send(
-        keelson
-            .post("/api/secrets/v1/secret")
-            .json(&json!({ "name": "db", "scope": "keptn-default", "data": { "DB_PASSWORD": DB_PASSWORD } })),
-    )
-    .await;
-    assert_eq!(status, 201, "{body}");
+    create_secret(&keelson, "db", json!({ "DB_PASSWORD": DB_PASSWORD })).await;
     let config = format!(
         r#"apiVersion: v2
 actions:
@@ -255,12 +261,15 @@ async fn failing_slow_refused_and_broken_jobs_fail_their_task_with_the_reason() 
             "apiVersion: v2\nactions:\n  - name: deploy\n    events:\n      - name: \"sh.keptn.event.deployment.triggered\"\n    tasks:\n{task}"
         )
     };
+    // A certificate-like secret: the failing task prints its middle line on its own.
+    let certificate = "-----BEGIN KEY-----\nAAAAB3NzaC1yc2EAAAADAQABnever-shown\n-----END KEY-----";
+    create_secret(&keelson, "cert", json!({ "CERT": certificate })).await;
     upload(
         &keelson,
         "fails",
         &[(
             "job/config.yaml",
-            &job("      - name: boom\n        cmd: [sh, -c, \"echo preparing; echo boom >&2; exit 3\"]\n"),
+            &job("      - name: boom\n        env: [{name: cert, valueFrom: secret}]\n        cmd: [sh, -c, \"echo preparing; echo \\\"$CERT\\\" | sed -n 2p; echo boom >&2; exit 3\"]\n"),
         )],
     )
     .await;
@@ -276,9 +285,15 @@ async fn failing_slow_refused_and_broken_jobs_fail_their_task_with_the_reason() 
         &[("job/config.yaml", &job("      - name: shell\n        cmd: [bash, -c, \"true\"]\n"))],
     )
     .await;
-    upload(&keelson, "broken", &[("job/config.yaml", "apiVersion: v2\nactions:\n  - name: x\n    taks: []\n")]).await;
-    upload(&keelson, "healthy", &[("job/config.yaml", &job("      - name: ok\n        cmd: [sh, -c, \"exit 0\"]\n"))])
-        .await;
+    let broken = "apiVersion: v2\nactions:\n  - name: x\n    events: [{name: sh.keptn.event.deployment.triggered}]\n    taks: []\n";
+    upload(&keelson, "broken", &[("job/config.yaml", broken)]).await;
+    // "healthy" has no file of its own: the stage's applies.
+    let stage_job = job("      - name: ok\n        cmd: [sh, -c, \"test $KEPTN_SERVICE = healthy\"]\n");
+    let resources = json!({ "resources": [{ "resourceURI": "job/config.yaml", "resourceContent": b64(&stage_job) }] });
+    let (status, body) =
+        send(keelson.post(&format!("/api/resource-service/v1/project/{PROJECT}/stage/dev/resource")).json(&resources))
+            .await;
+    assert_eq!(status, 201, "{body}");
 
     let mut contexts = Vec::new();
     for service in services {
@@ -298,6 +313,15 @@ async fn failing_slow_refused_and_broken_jobs_fail_their_task_with_the_reason() 
     }
     assert!(messages[0].starts_with("Task 'boom' failed: exit code 3"), "{}", messages[0]);
     assert!(messages[0].contains("preparing") && messages[0].contains("boom"), "the output tail: {}", messages[0]);
+    assert!(
+        messages[0].contains("\n***\n") && !messages[0].contains("AAAAB3Nza"),
+        "the secret line is hidden: {}",
+        messages[0]
+    );
+    let everything = serde_json::to_string(&history(&keelson, &contexts[0]).await).unwrap();
+    assert!(!everything.contains("never-shown"), "a secret reached the history");
+    let logs = serde_json::to_string(&job_logs(&keelson).await).unwrap();
+    assert!(!logs.contains("never-shown"), "a secret reached the log");
     assert!(messages[1].contains("Task 'wait' failed: did not finish within 1s"), "{}", messages[1]);
     assert!(
         messages[2].contains("command 'bash' is not allowed (job_allowed_commands: sh, python3, sleep)"),
@@ -333,13 +357,7 @@ async fn aborting_the_sequence_kills_the_running_process_group() {
     let child: i32 = wait_for_file(&out.path().join("child.pid"), Duration::from_secs(5)).await.trim().parse().unwrap();
     assert!(running(leader) && running(child));
 
-    let (status, body) = send(
-        keelson
-            .post(&format!("/api/controlPlane/v1/sequence/{PROJECT}/{context}/control"))
-            .json(&json!({ "state": "abort" })),
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
+    abort(&keelson, &context).await;
     let deadline = Instant::now() + Duration::from_secs(10);
     while running(leader) || running(child) {
         assert!(Instant::now() < deadline, "processes {leader}/{child} outlived the abort");
@@ -379,13 +397,7 @@ async fn job_executors_on_nats_share_the_work_and_run_each_job_once() {
     for index in 0..4 {
         assert_eq!(keelson.create_service(PROJECT, &format!("slow-{index}")).await.0, 200);
     }
-    let (status, body) = send(
-        keelson
-            .post("/api/secrets/v1/secret")
-            .json(&json!({ "name": "db", "scope": "keptn-default", "data": { "DB_PASSWORD": DB_PASSWORD } })),
-    )
-    .await;
-    assert_eq!(status, 201, "{body}");
+    create_secret(&keelson, "db", json!({ "DB_PASSWORD": DB_PASSWORD })).await;
     let out = tempfile::tempdir().unwrap();
     let runs = out.path().join("runs.txt");
     let config = format!(
@@ -475,13 +487,7 @@ async fn job_executors_on_nats_share_the_work_and_run_each_job_once() {
         running_jobs.push((context, pid.trim().parse::<i32>().unwrap()));
     }
     for (context, _) in &running_jobs {
-        let (status, body) = send(
-            keelson
-                .post(&format!("/api/controlPlane/v1/sequence/{PROJECT}/{context}/control"))
-                .json(&json!({ "state": "abort" })),
-        )
-        .await;
-        assert_eq!(status, 200, "{body}");
+        abort(&keelson, context).await;
     }
     let deadline = Instant::now() + Duration::from_secs(10);
     while let Some((context, pid)) = running_jobs.iter().find(|(_, pid)| running(*pid)) {

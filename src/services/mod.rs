@@ -56,15 +56,26 @@ pub enum Registration {
     Remote { endpoint: String, token: String },
 }
 
-/// The name, subscribed subjects and subjects advertised as subscriptions of a built-in service.
-fn describe(name: &str) -> Option<(&'static str, &'static [&'static str], &'static [&'static str])> {
+/// How a built-in service appears on the bus.
+struct Description {
+    name: &'static str,
+    /// Subjects shared out among the service's instances (a NATS queue group).
+    subjects: &'static [&'static str],
+    /// Subjects every instance receives.
+    broadcast: &'static [&'static str],
+    /// Subjects registered as the integration's subscriptions.
+    advertised: &'static [&'static str],
+}
+
+fn describe(name: &str) -> Option<Description> {
+    let shared = |name, subjects| Description { name, subjects, broadcast: &[], advertised: subjects };
     Some(match name {
-        "approval" => (approval::NAME, approval::SUBJECTS, approval::SUBJECTS),
-        "lighthouse" => (lighthouse::NAME, lighthouse::SUBJECTS, lighthouse::SUBJECTS),
-        "remediation" => (remediation::NAME, remediation::SUBJECTS, remediation::SUBJECTS),
+        "approval" => shared(approval::NAME, approval::SUBJECTS),
+        "lighthouse" => shared(lighthouse::NAME, lighthouse::SUBJECTS),
+        "remediation" => shared(remediation::NAME, remediation::SUBJECTS),
         // The webhook service's subscriptions are the users' (one per webhook).
-        "webhook" => (webhook::NAME, webhook::SUBJECTS, &[]),
-        "job-executor" => (job::NAME, job::SUBJECTS, job::SUBJECTS),
+        "webhook" => Description { advertised: &[], ..shared(webhook::NAME, webhook::SUBJECTS) },
+        "job-executor" => Description { broadcast: job::BROADCAST, ..shared(job::NAME, job::SUBJECTS) },
         _ => return None,
     })
 }
@@ -92,19 +103,22 @@ pub async fn start(
     settings: &ServiceSettings,
 ) {
     for name in names {
-        let Some((service_name, subjects, advertised)) = describe(name) else { continue };
+        let Some(Description { name: service_name, subjects, broadcast, advertised }) = describe(name) else {
+            continue;
+        };
         if name == "job-executor" && settings.jobs.runner == JobRunner::Off {
             continue;
         }
         if let Registration::Local { integrations, ttl } = &registration {
             register(integrations, service_name, advertised, *ttl).await;
         }
+        // One executor across restarts of the subscription: its running jobs stay reachable by aborts.
+        let executor =
+            (name == "job-executor").then(|| Arc::new(job::Executor::new(Arc::clone(&access), settings.jobs.clone())));
         let (transport, access, name, settings, registration) =
             (transport.clone(), Arc::clone(&access), name.clone(), settings.clone(), registration.clone());
         let build = move || {
-            let listener = Service::listen(service_name, subjects);
-            let listener = if service_name == job::NAME { listener.broadcast(job::BROADCAST) } else { listener };
-            let mut service = transport.attach(listener);
+            let mut service = transport.attach(Service::listen(service_name, subjects).broadcast(broadcast));
             if let Registration::Remote { endpoint, token } = &registration {
                 service = service.register_with(endpoint.clone(), token.clone()).advertise(advertised);
             }
@@ -116,11 +130,11 @@ pub async fn start(
         tokio::spawn(async move {
             loop {
                 let service = next.take().unwrap_or_else(&build);
-                let outcome = match name.as_str() {
-                    "approval" => approval::run(service).await,
-                    "lighthouse" => lighthouse::run(service, Arc::clone(&access)).await,
-                    "remediation" => remediation::run(service, Arc::clone(&access)).await,
-                    "job-executor" => job::run(service, Arc::clone(&access), settings.jobs.clone()).await,
+                let outcome = match (name.as_str(), &executor) {
+                    (_, Some(executor)) => job::run(service, Arc::clone(executor)).await,
+                    ("approval", _) => approval::run(service).await,
+                    ("lighthouse", _) => lighthouse::run(service, Arc::clone(&access)).await,
+                    ("remediation", _) => remediation::run(service, Arc::clone(&access)).await,
                     _ => webhook::run(service, Arc::clone(&access), settings.webhook.clone()).await,
                 };
                 match outcome {

@@ -243,8 +243,14 @@ try {
   // The latest evaluation in dev is the failed gate.
   await page.locator('td[data-stage="dev"][data-service="carts"] .evaluation .badge', { hasText: 'fail' }).waitFor();
   await shot('09-environment-after');
+  const [lighthouse] = await apiCall('/controlPlane/v1/uniform/registration?name=lighthouse-service');
+  await apiCall('/controlPlane/v1/log', 'POST', { logs: [{ integrationid: lighthouse.id, task: 'evaluation', message: 'e2e: could not reach the SLI provider' }] });
   await page.goto(`${BASE}/bridge/project/sockshop/integrations`);
   await page.locator('tr[data-integration="lighthouse-service"]').waitFor();
+  const logCell = page.locator('tr[data-integration="lighthouse-service"] details.log');
+  await logCell.locator('summary').click();
+  await logCell.getByText('e2e: could not reach the SLI provider').waitFor();
+  check((await logCell.innerText()).includes('evaluation'), 'a log entry names its task');
   await shot('10-integrations');
   await page.goto(`${BASE}/bridge/project/sockshop/settings`);
   check((await page.locator('#shipyard').innerText()).includes('triggeredOn'), 'the shipyard is shown');

@@ -33,6 +33,8 @@ pub enum ConfigError {
     EventName { action: String, name: String, reason: String },
     #[error("job/config.yaml: action '{action}': '{path}' is not a JSONPath: {reason}")]
     JsonPath { action: String, path: String, reason: String },
+    #[error("job/config.yaml: task '{task}': env {name}: {reason}")]
+    Env { task: String, name: String, reason: String },
 }
 
 /// A parsed `job/config.yaml`.
@@ -64,7 +66,7 @@ pub struct EventMatcher {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Task {
     pub name: String,
-    /// Resources copied into the working directory (a path naming a directory copies all files in it).
+    /// Service-level resources copied into the working directory, each to its own path.
     #[serde(default)]
     pub files: Vec<String>,
     #[serde(default)]
@@ -96,7 +98,7 @@ pub struct EnvVar {
     #[serde(default)]
     pub value: String,
     pub value_from: ValueFrom,
-    /// For `valueFrom: event`: `json` or `yaml` rendering of a non-text value.
+    /// For `valueFrom: event`: `json` or `yaml` rendering of a non-text value (`string`: the default).
     #[serde(rename = "as")]
     pub format: Option<String>,
 }
@@ -187,10 +189,41 @@ pub fn parse(text: &str) -> Result<JobConfig, ConfigError> {
                 .into_iter()
                 .map(|event| compile_event(&action.name, event))
                 .collect::<Result<Vec<_>, _>>()?;
+            for task in &action.tasks {
+                check_env(task)?;
+            }
             Ok(Action { name: action.name, events, silent: action.silent, tasks: action.tasks })
         })
         .collect::<Result<Vec<_>, ConfigError>>()?;
     Ok(JobConfig { actions })
+}
+
+/// `valueFrom: event` paths and formats are checked when the file is read, not when a task runs.
+fn check_env(task: &Task) -> Result<(), ConfigError> {
+    for variable in task.env.iter().filter(|variable| variable.value_from == ValueFrom::Event) {
+        let error = |reason: String| ConfigError::Env { task: task.name.clone(), name: variable.name.clone(), reason };
+        JsonPath::parse(&variable.value).map_err(|e| error(format!("'{}' is not a JSONPath: {e}", variable.value)))?;
+        format_of(variable.format.as_deref()).map_err(error)?;
+    }
+    Ok(())
+}
+
+/// How a `valueFrom: event` value is rendered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    /// Text as it is, anything else as JSON.
+    Plain,
+    Json,
+    Yaml,
+}
+
+fn format_of(format: Option<&str>) -> Result<Format, String> {
+    match format.map(str::to_ascii_lowercase).as_deref() {
+        None | Some("") | Some("string") => Ok(Format::Plain),
+        Some("json") => Ok(Format::Json),
+        Some("yaml") => Ok(Format::Yaml),
+        Some(other) => Err(format!("'as: {other}' is not known (json, yaml or string)")),
+    }
 }
 
 fn compile_event(action: &str, event: RawEvent) -> Result<EventMatcher, ConfigError> {
@@ -215,10 +248,39 @@ fn compile_event(action: &str, event: RawEvent) -> Result<EventMatcher, ConfigEr
 
 impl JobConfig {
     /// The first action one of whose `events` matches `event` (the event as JSON: `type`, `data`, …).
-    pub fn action_for(&self, event: &Value) -> Option<&Action> {
+    /// Only silent actions run for events that are not `.triggered` (`triggered` false): an action that
+    /// answers would otherwise also run for the `.started` and `.finished` events of its own task.
+    pub fn action_for(&self, event: &Value, triggered: bool) -> Option<&Action> {
         let event_type = event.get("type").and_then(Value::as_str).unwrap_or_default();
-        self.actions.iter().find(|action| action.events.iter().any(|matcher| matcher.matches(event_type, event)))
+        self.actions
+            .iter()
+            .filter(|action| triggered || action.silent)
+            .find(|action| action.events.iter().any(|matcher| matcher.matches(event_type, event)))
     }
+}
+
+/// Whether a file that is not a valid configuration may have been meant for events of `event_type`
+/// (task `task`): some `events[].name` in it matches the type, or — when it is not even YAML — it
+/// names the task. Only such tasks fail because of the file; others are not the job executor's.
+pub fn may_concern(raw: &str, event_type: &str, task: &str) -> bool {
+    let Ok(document) = serde_yaml_ng::from_str::<serde_yaml_ng::Value>(raw) else {
+        return raw.contains(task);
+    };
+    let names = document
+        .get("actions")
+        .and_then(serde_yaml_ng::Value::as_sequence)
+        .into_iter()
+        .flatten()
+        .filter_map(|action| action.get("events").and_then(serde_yaml_ng::Value::as_sequence))
+        .flatten()
+        .filter_map(|event| event.get("name").and_then(serde_yaml_ng::Value::as_str));
+    let mut names = names.peekable();
+    if names.peek().is_none() {
+        return raw.contains(task);
+    }
+    names
+        .into_iter()
+        .any(|name| Regex::new(name).map_or_else(|_| name.contains(task), |pattern| pattern.is_match(event_type)))
 }
 
 impl EventMatcher {
@@ -249,13 +311,9 @@ fn equals_text(value: &Value, expected: &str) -> bool {
 pub fn event_value(path: &str, format: Option<&str>, event: &Value) -> Result<String, String> {
     let parsed = JsonPath::parse(path).map_err(|error| format!("'{path}' is not a JSONPath: {error}"))?;
     let found = parsed.query(event).first().ok_or_else(|| format!("'{path}' matches nothing in the event"))?;
-    let format = format.map(str::to_ascii_lowercase);
-    match (found, format.as_deref()) {
-        (_, Some(other)) if other != "json" && other != "yaml" => {
-            Err(format!("'as: {other}' is not known (json or yaml)"))
-        }
-        (_, Some("yaml")) => serde_yaml_ng::to_string(found).map_err(|error| error.to_string()),
-        (Value::String(text), None) => Ok(text.clone()),
+    match (found, format_of(format)?) {
+        (_, Format::Yaml) => serde_yaml_ng::to_string(found).map_err(|error| error.to_string()),
+        (Value::String(text), Format::Plain) => Ok(text.clone()),
         (_, _) => Ok(found.to_string()),
     }
 }

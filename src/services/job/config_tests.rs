@@ -88,15 +88,24 @@ fn events_match_by_type_pattern_and_jsonpath() {
     let config = parse(FULL).unwrap();
     let direct =
         event("sh.keptn.event.deployment.triggered", json!({ "deployment": { "deploymentstrategy": "direct" } }));
-    assert_eq!(config.action_for(&direct).unwrap().name, "Deploy with helm");
+    assert_eq!(config.action_for(&direct, true).unwrap().name, "Deploy with helm");
     let blue_green =
         event("sh.keptn.event.deployment.triggered", json!({ "deployment": { "deploymentstrategy": "blue_green" } }));
-    assert!(config.action_for(&blue_green).is_none());
+    assert!(config.action_for(&blue_green, true).is_none());
     let missing = event("sh.keptn.event.deployment.triggered", json!({}));
-    assert!(config.action_for(&missing).is_none());
+    assert!(config.action_for(&missing, true).is_none());
     let finished = event("sh.keptn.event.test.finished", json!({}));
-    assert_eq!(config.action_for(&finished).unwrap().name, "Any test");
-    assert!(config.action_for(&event("sh.keptn.event.test.triggered", json!({}))).is_none());
+    assert_eq!(config.action_for(&finished, false).unwrap().name, "Any test");
+    assert!(config.action_for(&event("sh.keptn.event.test.triggered", json!({})), true).is_none());
+    // An answering action does not run again for the `.started`/`.finished` of its task.
+    let started =
+        event("sh.keptn.event.deployment.started", json!({ "deployment": { "deploymentstrategy": "direct" } }));
+    let lenient =
+        parse("apiVersion: v2\nactions:\n  - name: all\n    events: [{name: 'sh.keptn.event.deployment.*'}]\n")
+            .unwrap();
+    assert!(lenient.action_for(&started, false).is_none());
+    assert!(lenient.action_for(&event("sh.keptn.event.deployment.triggered", json!({})), true).is_some());
+    assert!(config.action_for(&started, false).is_none());
 }
 
 #[test]
@@ -105,10 +114,10 @@ fn conditions_compare_numbers_and_booleans_as_written() {
         "apiVersion: v2\nactions:\n  - name: a\n    events:\n      - name: x\n        jsonpath: { property: '$.data.n', match: '3' }\n    tasks: []\n",
     )
     .unwrap();
-    assert!(config.action_for(&event("x", json!({ "n": 3 }))).is_some());
-    assert!(config.action_for(&event("x", json!({ "n": "3" }))).is_some());
-    assert!(config.action_for(&event("x", json!({ "n": 4 }))).is_none());
-    assert!(config.action_for(&event("x", json!({ "n": [3] }))).is_none());
+    assert!(config.action_for(&event("x", json!({ "n": 3 })), true).is_some());
+    assert!(config.action_for(&event("x", json!({ "n": "3" })), true).is_some());
+    assert!(config.action_for(&event("x", json!({ "n": 4 })), true).is_none());
+    assert!(config.action_for(&event("x", json!({ "n": [3] })), true).is_none());
 }
 
 #[test]
@@ -127,6 +136,8 @@ fn bad_files_name_what_to_fix() {
             "unknown variant `file`",
         ),
         ("apiVersion: v2\nactions: {", "is not valid"),
+        ("apiVersion: v2\nactions: [{name: a, tasks: [{name: t, env: [{name: X, value: 'data.x', valueFrom: event}]}]}]", "env X: 'data.x' is not a JSONPath"),
+        ("apiVersion: v2\nactions: [{name: a, tasks: [{name: t, env: [{name: X, value: '$.data', valueFrom: event, as: toml}]}]}]", "'as: toml' is not known"),
         ("apiVersion: v2\nextra: 1", "unknown field `extra`"),
     ];
     for (text, expected) in cases {
@@ -145,5 +156,16 @@ fn event_values_render_as_text_json_or_yaml() {
     assert_eq!(event_value("$.data.list[1]", None, &event).unwrap(), "2");
     assert!(event_value("$.data.none", None, &event).unwrap_err().contains("matches nothing"));
     assert!(event_value("$.data.image", Some("toml"), &event).unwrap_err().contains("not known"));
+    assert_eq!(event_value("$.data.image", Some("string"), &event).unwrap(), "app:1");
     assert!(event_value("data.image", None, &event).unwrap_err().contains("not a JSONPath"));
+}
+
+#[test]
+fn a_broken_file_concerns_the_tasks_it_names() {
+    let unknown_key = "apiVersion: v2\nactions:\n  - name: x\n    events: [{name: 'sh.keptn.event.deployment.triggered'}]\n    taks: []\n";
+    assert!(may_concern(unknown_key, "sh.keptn.event.deployment.triggered", "deployment"));
+    assert!(!may_concern(unknown_key, "sh.keptn.event.evaluation.triggered", "evaluation"));
+    let not_yaml = "apiVersion: v2\nactions: [{name: deploy, events: [{name: sh.keptn.event.deployment.triggered}]";
+    assert!(may_concern(not_yaml, "sh.keptn.event.deployment.triggered", "deployment"));
+    assert!(!may_concern(not_yaml, "sh.keptn.event.approval.triggered", "approval"));
 }

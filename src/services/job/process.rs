@@ -172,18 +172,23 @@ impl Tail {
 
     fn text(&self) -> String {
         let text = String::from_utf8_lossy(&self.bytes);
-        if self.cut {
-            format!("[earlier output dropped]\n{text}")
-        } else {
-            text.into_owned()
+        if !self.cut {
+            return text.into_owned();
         }
+        // The cut may have split a line (and a secret value in it): the partial line goes too.
+        let whole_lines = text.split_once('\n').map_or("", |(_, rest)| rest);
+        format!("[earlier output dropped]\n{whole_lines}")
     }
 }
 
-/// The last `lines` lines of `output` (for a message).
-pub fn last_lines(output: &str, lines: usize) -> String {
+/// The last `lines` lines of `output`, at most its last `bytes` bytes (for a message).
+pub fn tail(output: &str, lines: usize, bytes: usize) -> String {
     let trimmed = output.trim_end();
-    let start = trimmed.rmatch_indices('\n').nth(lines.saturating_sub(1)).map_or(0, |(index, _)| index + 1);
+    let mut start = trimmed.rmatch_indices('\n').nth(lines.saturating_sub(1)).map_or(0, |(index, _)| index + 1);
+    start = start.max(trimmed.len().saturating_sub(bytes));
+    while !trimmed.is_char_boundary(start) {
+        start += 1;
+    }
     trimmed[start..].to_owned()
 }
 
@@ -215,12 +220,18 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_environment_is_only_what_is_given() {
-        std::env::set_var("KEELSON_JOB_TEST_LEAK", "leaked");
+    async fn the_environment_is_only_what_is_given_and_stdin_is_closed() {
+        // Cargo sets CARGO_PKG_NAME for the test process; the task must not see it.
+        assert!(std::env::var_os("CARGO_PKG_NAME").is_some());
         let finished = run(shell("env", Duration::from_secs(10)), never_stopped()).await;
         assert_eq!(finished.ending, Ending::Exited(0));
-        assert!(!finished.output.contains("KEELSON_JOB_TEST_LEAK"), "{}", finished.output);
+        assert!(!finished.output.contains("CARGO_PKG_NAME"), "{}", finished.output);
         assert!(finished.output.contains("PATH="));
+        // `cat` with an open stdin would wait for input until the time limit.
+        let started = std::time::Instant::now();
+        let finished = run(shell("cat", Duration::from_secs(10)), never_stopped()).await;
+        assert_eq!(finished.ending, Ending::Exited(0));
+        assert!(started.elapsed() < Duration::from_secs(5));
     }
 
     #[tokio::test]
@@ -291,12 +302,19 @@ mod tests {
 
     #[test]
     fn output_keeps_its_tail() {
-        let mut tail = Tail::default();
-        tail.push(&vec![b'a'; OUTPUT_LIMIT]);
-        tail.push(b"end");
-        let text = tail.text();
+        let mut kept = Tail::default();
+        kept.push(&vec![b'a'; OUTPUT_LIMIT]);
+        kept.push(b"\nend");
+        let text = kept.text();
         assert!(text.starts_with("[earlier output dropped]") && text.ends_with("end"));
-        assert_eq!(last_lines("a\nb\nc\n", 2), "b\nc");
-        assert_eq!(last_lines("only", 5), "only");
+        let mut split = Tail::default();
+        split.push(b"secret-begins");
+        split.push(&vec![b'x'; OUTPUT_LIMIT - 5]);
+        split.push(b"\nkept\n");
+        assert_eq!(split.text(), "[earlier output dropped]\nkept\n", "the partial first line is dropped");
+        assert_eq!(tail("a\nb\nc\n", 2, 100), "b\nc");
+        assert_eq!(tail("only", 5, 100), "only");
+        assert_eq!(tail("abcdef", 5, 3), "def");
+        assert_eq!(tail("ééé", 5, 3), "é", "cut on a character boundary");
     }
 }
