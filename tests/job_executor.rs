@@ -27,11 +27,16 @@ const PROJECT: &str = "jobs";
 const DB_PASSWORD: &str = "pa55-w0rd-never-shown";
 
 async fn keelson(services: &[&str]) -> TestKeelson {
+    keelson_running(services, 4).await
+}
+
+/// A Keelson whose job executor runs at most `max_parallel` tasks at once, with a project of `services`.
+async fn keelson_running(services: &[&str], max_parallel: usize) -> TestKeelson {
     let keelson = TestKeelson::start_with(|config| {
         config.services = vec!["job-executor".to_owned()];
         config.jobs.runner = keelson::config::JobRunner::Process;
         config.jobs.allowed_commands = vec!["sh".to_owned(), "python3".to_owned(), "sleep".to_owned()];
-        config.jobs.max_parallel = 4;
+        config.jobs.max_parallel = max_parallel;
     })
     .await;
     assert_eq!(keelson.create_project(PROJECT, SHIPYARD).await.0, 201);
@@ -546,4 +551,43 @@ async fn history_of_project(keelson: &TestKeelson, project: &str) -> Vec<Value> 
         send(keelson.get(&format!("/api/mongodb-datastore/event?project={project}&pageSize=100"))).await;
     assert_eq!(status, 200, "{body}");
     body["events"].as_array().cloned().unwrap_or_default()
+}
+
+#[actix_rt::test]
+async fn job_max_parallel_bounds_the_tasks_running_at_once() {
+    let services = ["a", "b", "c"];
+    let keelson = keelson_running(&services, 1).await;
+    let out = tempfile::tempdir().unwrap();
+    // Each task records when it starts and ends (in ms), and runs for a moment.
+    let record = format!(
+        "apiVersion: v2\nactions:\n  - name: deploy\n    events:\n      - name: \"sh.keptn.event.deployment.triggered\"\n    tasks:\n      - name: record\n        cmd: [sh, -c, \"echo $(date +%s%3N) >> {dir}/$KEPTN_SERVICE; sleep 0.4; echo $(date +%s%3N) >> {dir}/$KEPTN_SERVICE\"]\n",
+        dir = out.path().display()
+    );
+    let mut contexts = Vec::new();
+    for service in services {
+        upload(&keelson, service, &[("job/config.yaml", &record)]).await;
+    }
+    for service in services {
+        contexts.push(trigger(&keelson, service, json!({}), None).await);
+    }
+    for context in &contexts {
+        let finished = wait_for(&keelson, context, "sh.keptn.event.deployment.finished", Duration::from_secs(30)).await;
+        assert_eq!(outcome(&finished), ("succeeded", "pass"), "{finished}");
+    }
+    let mut spans: Vec<(u64, u64)> = services
+        .iter()
+        .map(|service| {
+            let times: Vec<u64> = std::fs::read_to_string(out.path().join(service))
+                .unwrap()
+                .lines()
+                .map(|line| line.parse().unwrap())
+                .collect();
+            (times[0], times[1])
+        })
+        .collect();
+    spans.sort();
+    for pair in spans.windows(2) {
+        assert!(pair[1].0 >= pair[0].1, "two tasks ran at once with job_max_parallel = 1: {spans:?}");
+    }
+    keelson.stop().await;
 }
