@@ -123,7 +123,10 @@ impl EventRouter {
         let runtime = self.directory.runtime();
         if event.source != CONTROL_PLANE_SOURCE {
             self.counts.recorded.fetch_add(1, Ordering::Relaxed);
-            if acked || is_trigger {
+            if is_trigger {
+                // The new execution's first step waits for this.
+                receipt.stored = Some(runtime.history.record_awaited(Arc::clone(&event)).await.shared());
+            } else if acked {
                 receipt.stored = Some(runtime.history.record_confirmed(Arc::clone(&event)).await.shared());
             } else {
                 runtime.history.record(Arc::clone(&event)).await;

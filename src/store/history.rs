@@ -24,6 +24,8 @@ pub type Stored = oneshot::Receiver<()>;
 struct Entry {
     event: Arc<CloudEvent>,
     stored: Option<oneshot::Sender<()>>,
+    /// Someone cannot go on until the event is stored (a sequence's first step waits for its trigger).
+    awaited: bool,
 }
 
 /// A handle to the background writer; cheap to clone.
@@ -51,14 +53,22 @@ impl HistoryWriter {
 
     /// Queues `event` for writing; waits only when the queue is full.
     pub async fn record(&self, event: Arc<CloudEvent>) {
-        self.queue(Entry { event, stored: None }).await;
+        self.queue(Entry { event, stored: None, awaited: false }).await;
     }
 
     /// Queues `event`; the receiver resolves once it is stored. Batches are written in queue order, so
     /// this also confirms every event the caller queued before.
     pub async fn record_confirmed(&self, event: Arc<CloudEvent>) -> Stored {
         let (stored, receiver) = oneshot::channel();
-        self.queue(Entry { event, stored: Some(stored) }).await;
+        self.queue(Entry { event, stored: Some(stored), awaited: false }).await;
+        receiver
+    }
+
+    /// Like [`HistoryWriter::record_confirmed`], for an event whose confirmation holds something up:
+    /// its batch is written at normal priority.
+    pub async fn record_awaited(&self, event: Arc<CloudEvent>) -> Stored {
+        let (stored, receiver) = oneshot::channel();
+        self.queue(Entry { event, stored: Some(stored), awaited: true }).await;
         receiver
     }
 
@@ -85,9 +95,12 @@ async fn write_batches(
     let mut batch = Vec::with_capacity(BATCH_MAX);
     while receiver.recv_many(&mut entries, BATCH_MAX).await > 0 {
         batch.extend(entries.iter().map(|entry| Arc::clone(&entry.event)));
+        let awaited = entries.iter().any(|entry| entry.awaited);
         loop {
             let started = std::time::Instant::now();
-            match store.insert_many(&batch).await {
+            let written =
+                if awaited { store.insert_many(&batch).await } else { store.insert_many_in_background(&batch).await };
+            match written {
                 Ok(()) => {
                     metrics::histogram!("keelson_history_batch_seconds").record(started.elapsed().as_secs_f64());
                     metrics::counter!("keelson_history_events_stored_total").increment(batch.len() as u64);
@@ -110,5 +123,65 @@ async fn write_batches(
                 let _ = stored.send(());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{EventQuery, Result};
+    use std::sync::Mutex;
+
+    /// Records which way each batch was written.
+    #[derive(Default)]
+    struct Recording {
+        batches: Mutex<Vec<(&'static str, usize)>>,
+    }
+
+    #[async_trait::async_trait]
+    impl EventStore for Recording {
+        async fn insert(&self, _event: &CloudEvent) -> Result<bool> {
+            Ok(true)
+        }
+        async fn insert_many(&self, events: &[Arc<CloudEvent>]) -> Result<()> {
+            self.batches.lock().unwrap().push(("awaited", events.len()));
+            Ok(())
+        }
+        async fn insert_many_in_background(&self, events: &[Arc<CloudEvent>]) -> Result<()> {
+            self.batches.lock().unwrap().push(("background", events.len()));
+            Ok(())
+        }
+        async fn find(&self, _query: &EventQuery) -> Result<Vec<CloudEvent>> {
+            Ok(Vec::new())
+        }
+        async fn count(&self, _query: &EventQuery) -> Result<u64> {
+            Ok(0)
+        }
+    }
+
+    fn event(id: &str) -> Arc<CloudEvent> {
+        Arc::new(CloudEvent::emitted(
+            "sh.keptn.event.x.triggered",
+            id.into(),
+            "c".into(),
+            chrono::Utc::now(),
+            serde_json::json!({}),
+        ))
+    }
+
+    #[tokio::test]
+    async fn batches_someone_waits_for_are_written_at_normal_priority() {
+        let store = Arc::new(Recording::default());
+        let writer = HistoryWriter::start(Arc::clone(&store) as Arc<dyn EventStore>);
+        writer.record_confirmed(event("bookkeeping")).await.await.unwrap();
+        writer.record_awaited(event("trigger")).await.await.unwrap();
+        writer.record(event("plain")).await;
+        writer.record_confirmed(event("last")).await.await.unwrap();
+        let batches = store.batches.lock().unwrap().clone();
+        let ways: Vec<&str> = batches.iter().map(|(way, _)| *way).collect();
+        assert_eq!(ways.first(), Some(&"background"));
+        assert_eq!(ways.get(1), Some(&"awaited"), "{batches:?}");
+        assert_eq!(ways.last(), Some(&"background"), "{batches:?}");
+        assert_eq!(batches.iter().map(|(_, count)| count).sum::<usize>(), 4);
     }
 }

@@ -5,6 +5,7 @@
 //! | [`SnapshotStore`]: actor snapshots and records (projects, credentials, …) | Redis ([`redis::RedisSnapshotStore`]) | SQLite ([`sqlite::SqliteStore`]) |
 //! | [`EventStore`]: the event history behind the datastore API | MongoDB ([`mongo::MongoEventStore`]) | the same SQLite file |
 
+pub mod background;
 pub mod health;
 pub mod history;
 pub mod mongo;
@@ -96,6 +97,11 @@ pub trait EventStore: Send + Sync + 'static {
             self.insert(event).await?;
         }
         Ok(())
+    }
+    /// Like [`EventStore::insert_many`], for events nobody is waiting for: a backend may give the work
+    /// a lower priority than the work sequences wait on.
+    async fn insert_many_in_background(&self, events: &[std::sync::Arc<CloudEvent>]) -> Result<()> {
+        self.insert_many(events).await
     }
     /// Events matching `query`, newest first, `query.offset` skipped, at most `query.limit`.
     async fn find(&self, query: &EventQuery) -> Result<Vec<CloudEvent>>;

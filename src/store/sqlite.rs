@@ -1,6 +1,8 @@
 //! The embedded backend: one SQLite file holding snapshots and the event history.
 //!
-//! rusqlite is blocking, so every call runs on tokio's blocking pool. One connection behind a std mutex
+//! rusqlite is blocking, so every call runs on tokio's blocking pool — except history inserts nobody
+//! waits for, which run on a thread of the lowest priority ([`Background`]) so that they do not take
+//! the cores from the snapshot commits sequences wait for. One connection behind a std mutex
 //! serialises writers, which SQLite does anyway; reads go to separate read-only connections, so a slow
 //! query (a datastore filter on a field without an index decodes every event of a project) never holds
 //! up the writes sequences wait for (WAL mode lets readers and the writer run side by side).
@@ -13,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension};
 
+use super::background::Background;
 use super::query::{is_invalidation, Condition, IndexedField};
 use super::{Error, EventQuery, EventStore, Result, SnapshotStore, UNMAPPED_EVENTS};
 use crate::model::event::CloudEvent;
@@ -71,6 +74,8 @@ pub struct SqliteStore {
     readers: Arc<Readers>,
     /// Contexts whose root event is stored (by this process); saves a lookup in `roots` per event.
     rooted: Arc<Mutex<HashSet<String>>>,
+    /// Where history inserts run.
+    background: Arc<Background>,
 }
 
 /// Contexts remembered as rooted before the memory is cleared (it only saves lookups).
@@ -118,7 +123,13 @@ impl SqliteStore {
         .await
         .map_err(|e| Error::unavailable(BACKEND, e))??;
         let readers = Readers { connections: readers.into_iter().map(Mutex::new).collect(), next: AtomicUsize::new(0) };
-        Ok(Self { connection: Arc::new(Mutex::new(connection)), readers: Arc::new(readers), rooted: Arc::default() })
+        let background = Background::start("keelson-sqlite-history").map_err(|e| Error::unavailable(BACKEND, e))?;
+        Ok(Self {
+            connection: Arc::new(Mutex::new(connection)),
+            readers: Arc::new(readers),
+            rooted: Arc::default(),
+            background: Arc::new(background),
+        })
     }
 
     /// Runs `work` with a read-only connection on the blocking pool.
@@ -263,34 +274,18 @@ impl EventStore for SqliteStore {
     }
 
     async fn insert_many(&self, events: &[std::sync::Arc<CloudEvent>]) -> Result<()> {
-        let events = events.to_vec();
-        let connection = Arc::clone(&self.connection);
-        let rooted = Arc::clone(&self.rooted);
-        tokio::task::spawn_blocking(move || {
-            // Encoded here, not on the caller's thread (often the actors'), and before taking the
-            // writer's lock.
-            let rows = events.iter().map(|event| EventRow::from_event(event)).collect::<Result<Vec<_>>>()?;
-            let known: Vec<bool> = {
-                let rooted = rooted.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-                rows.iter().map(|row| rooted.contains(&row.keptn_context)).collect()
-            };
-            write_with(&connection, |c| {
-                let transaction = c.unchecked_transaction()?;
-                for (row, known) in rows.iter().zip(&known) {
-                    row.insert(&transaction, !known)?;
-                }
-                transaction.commit()
-            })?;
-            // Remembered only once committed: a rolled-back batch stored no root.
-            let mut rooted = rooted.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            if rooted.len() + rows.len() > ROOTED_MAX {
-                rooted.clear();
-            }
-            rooted.extend(rows.into_iter().map(|row| row.keptn_context).filter(|context| !context.is_empty()));
-            Ok(())
-        })
-        .await
-        .map_err(|e| Error::unavailable(BACKEND, e))?
+        let (events, connection, rooted) = (events.to_vec(), Arc::clone(&self.connection), Arc::clone(&self.rooted));
+        tokio::task::spawn_blocking(move || insert_rows(&connection, &rooted, &events))
+            .await
+            .map_err(|e| Error::unavailable(BACKEND, e))?
+    }
+
+    async fn insert_many_in_background(&self, events: &[std::sync::Arc<CloudEvent>]) -> Result<()> {
+        let (events, connection, rooted) = (events.to_vec(), Arc::clone(&self.connection), Arc::clone(&self.rooted));
+        self.background
+            .run(move || insert_rows(&connection, &rooted, &events))
+            .await
+            .map_err(|e| Error::unavailable(BACKEND, e))?
     }
 
     async fn find(&self, query: &EventQuery) -> Result<Vec<CloudEvent>> {
@@ -331,6 +326,34 @@ impl EventStore for SqliteStore {
         })
         .await
     }
+}
+
+/// Inserts `events` in one transaction (on the calling, blocking thread).
+fn insert_rows(
+    connection: &Mutex<Connection>,
+    rooted: &Mutex<HashSet<String>>,
+    events: &[std::sync::Arc<CloudEvent>],
+) -> Result<()> {
+    // Encoded here, not on the caller's thread (often the actors'), and before taking the writer's lock.
+    let rows = events.iter().map(|event| EventRow::from_event(event)).collect::<Result<Vec<_>>>()?;
+    let known: Vec<bool> = {
+        let rooted = rooted.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        rows.iter().map(|row| rooted.contains(&row.keptn_context)).collect()
+    };
+    write_with(connection, |c| {
+        let transaction = c.unchecked_transaction()?;
+        for (row, known) in rows.iter().zip(&known) {
+            row.insert(&transaction, !known)?;
+        }
+        transaction.commit()
+    })?;
+    // Remembered only once committed: a rolled-back batch stored no root.
+    let mut rooted = rooted.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if rooted.len() + rows.len() > ROOTED_MAX {
+        rooted.clear();
+    }
+    rooted.extend(rows.into_iter().map(|row| row.keptn_context).filter(|context| !context.is_empty()));
+    Ok(())
 }
 
 /// A query as SQL over the indexed columns plus conditions checked on each decoded event.
