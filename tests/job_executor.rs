@@ -178,7 +178,7 @@ actions:
       - name: "sh.keptn.event.test.triggered"
     tasks:
       - name: check
-        files: [scripts/check.py]
+        files: [scripts]
         workingDir: /keptn/scripts
         env:
           - {{ name: TARGET, value: "{target}", valueFrom: string }}
@@ -201,7 +201,26 @@ actions:
     )
     .await;
     // A later commit changes the script; the sequence names the first commit and must run that one.
-    upload(&keelson, "carts", &[("scripts/deploy.sh", &deploy("v2"))]).await;
+    upload(&keelson, "carts", &[("scripts/deploy.sh", &deploy("v2")), ("scripts/later.txt", "later\n")]).await;
+    // Listings too can be read at a commit (the job executor expands directories with them).
+    let listing = |commit: Option<&str>| {
+        let mut path = format!("/api/resource-service/v1/project/{PROJECT}/stage/dev/service/carts/resource");
+        if let Some(commit) = commit {
+            path.push_str(&format!("?gitCommitID={commit}"));
+        }
+        keelson.get(&path)
+    };
+    let (status, at_first) = send(listing(Some(&first))).await;
+    assert_eq!(status, 200, "{at_first}");
+    let (_, at_head) = send(listing(None)).await;
+    let has_later = |page: &Value| {
+        page["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["resourceURI"] == "/scripts/later.txt" || r["resourceURI"] == "scripts/later.txt")
+    };
+    assert!(!has_later(&at_first) && has_later(&at_head), "{at_first} / {at_head}");
 
     let data = json!({ "deployment": { "deploymentstrategy": "direct" }, "configurationChange": { "values": { "image": "app:2" } } });
     let context = trigger(&keelson, "carts", data, Some(&first)).await;
@@ -406,10 +425,11 @@ async fn job_executors_on_nats_share_the_work_and_run_each_job_once() {
     let out = tempfile::tempdir().unwrap();
     let runs = out.path().join("runs.txt");
     let config = format!(
-        "apiVersion: v2\nactions:\n  - name: deploy\n    events:\n      - name: \"sh.keptn.event.(deployment|test).triggered\"\n    tasks:\n      - name: record\n        env:\n          - {{ name: db, valueFrom: secret }}\n        cmd: [sh, -c, \"echo $KEPTN_EVENT_ID >> {runs}; echo using $DB_PASSWORD\"]\n",
+        "apiVersion: v2\nactions:\n  - name: deploy\n    events:\n      - name: \"sh.keptn.event.(deployment|test).triggered\"\n    tasks:\n      - name: record\n        env:\n          - {{ name: db, valueFrom: secret }}\n        files: [lib]\n        cmd: [sh, -c, \"test -f lib/a.txt && test -f lib/nested/b.txt && echo $KEPTN_EVENT_ID >> {runs}; echo using $DB_PASSWORD\"]\n",
         runs = runs.display()
     );
-    upload(&keelson, "carts", &[("job/config.yaml", &config)]).await;
+    // A directory of files, listed and read through the API by the standalone executors.
+    upload(&keelson, "carts", &[("job/config.yaml", &config), ("lib/a.txt", "a\n"), ("lib/nested/b.txt", "b\n")]).await;
 
     let start = |vars: &[(&str, &str)]| {
         let mut command = std::process::Command::new(support::process::BINARY);

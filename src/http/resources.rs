@@ -86,23 +86,26 @@ pub(super) struct ResourceList {
 }
 
 #[utoipa::path(get, path = "/api/resource-service/v1/project/{project}/resource", tag = "resource", operation_id = "getResources",
-    summary = "Lists the resources", params(("project" = String, Path, description = "The project"), PageQuery),
+    summary = "Lists the resources", params(("project" = String, Path, description = "The project"), PageQuery, ReadQuery),
     responses(
         (status = 200, description = "A page of resource paths", body = ResourceList),
         (status = 400, description = "Invalid page parameter", body = super::error::ErrorBody),
-        (status = 404, description = "No such project, stage or service", body = super::error::ErrorBody),
+        (status = 404, description = "No such project, stage, service or commit", body = super::error::ErrorBody),
     ))]
 pub(super) async fn list(
     state: web::Data<AppState>,
     request: HttpRequest,
     query: web::Query<PageQuery>,
+    at: web::Query<ReadQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let (project, scope) = scope_of(&state, &request)?;
     let excluded = match &scope {
         Scope::Stage(stage) => state.projects.service_names(&project, stage),
         _ => Vec::new(),
     };
-    let listing = state.projects.repos().list(&project, scope, excluded).await.map_err(ProjectError::from_resource)?;
+    let commit = at.into_inner().git_commit_id.filter(|id| !id.is_empty() && id != "\"\"");
+    let listing =
+        state.projects.repos().list(&project, scope, excluded, commit).await.map_err(ProjectError::from_resource)?;
     let page = query.paginate(listing.uris).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let resources = page
         .items

@@ -342,12 +342,14 @@ impl GitRepos {
         .await
     }
 
-    /// Lists the files of `scope`, leaving out top-level directories named in `excluded`.
+    /// Lists the files of `scope`, at the branch head or at `commit_id`, leaving out top-level
+    /// directories named in `excluded`.
     pub async fn list(
         self: &Arc<Self>,
         project: &str,
         scope: Scope,
         excluded: Vec<String>,
+        commit_id: Option<String>,
     ) -> Result<Listing, ResourceError> {
         self.run(project, move |repos, project, upstream| {
             let repo = repos.open(project)?;
@@ -355,7 +357,10 @@ impl GitRepos {
                 upstream::pull(&repo, credentials)?;
                 repos.record_heads(project, &repo)?;
             }
-            let commit = branch_commit(&repo, scope.branch())?;
+            let commit = match &commit_id {
+                Some(id) => find_commit(&repo, id)?,
+                None => branch_commit(&repo, scope.branch())?,
+            };
             let mut uris = Vec::new();
             let root = commit.tree()?;
             if let Some(tree) = subtree(&repo, &root, &scope.prefix())? {

@@ -43,6 +43,15 @@ pub trait ControlPlaneAccess: Send + Sync + 'static {
         uri: &str,
         commit: Option<&str>,
     ) -> Result<Option<String>, AccessError>;
+    /// The paths of the files at `level` of `project` that lie under directory `directory` (`a/b`), at
+    /// `commit` when given, as [`ControlPlaneAccess::resource`] reads them.
+    async fn resources_under(
+        &self,
+        project: &str,
+        level: Level<'_>,
+        directory: &str,
+        commit: Option<&str>,
+    ) -> Result<Vec<String>, AccessError>;
     /// Events of the history, newest first.
     async fn find_events(&self, query: &EventQuery) -> Result<Vec<CloudEvent>, AccessError>;
     /// The value of `key` in secret `name` of `scope` (`None`: no such secret in that scope).
@@ -105,15 +114,10 @@ fn unavailable(error: impl std::fmt::Display) -> AccessError {
     AccessError::Unavailable(error.to_string())
 }
 
-#[async_trait]
-impl ControlPlaneAccess for LocalAccess {
-    async fn resource(
-        &self,
-        project: &str,
-        level: Level<'_>,
-        uri: &str,
-        commit: Option<&str>,
-    ) -> Result<Option<String>, AccessError> {
+impl LocalAccess {
+    /// Where `level` of `project` lives in the resource repository; `NotFound` for an unknown project,
+    /// stage or service.
+    fn scope_of(&self, project: &str, level: Level<'_>) -> Result<Scope, AccessError> {
         let record =
             self.projects.get(project).ok_or_else(|| AccessError::NotFound(format!("project {project} not found")))?;
         let scope = match level {
@@ -132,6 +136,20 @@ impl ControlPlaneAccess for LocalAccess {
                 }
             }
         };
+        Ok(scope)
+    }
+}
+
+#[async_trait]
+impl ControlPlaneAccess for LocalAccess {
+    async fn resource(
+        &self,
+        project: &str,
+        level: Level<'_>,
+        uri: &str,
+        commit: Option<&str>,
+    ) -> Result<Option<String>, AccessError> {
+        let scope = self.scope_of(project, level)?;
         let repos = self.projects.repos();
         let read = |commit: Option<String>| repos.read(project, scope.clone(), uri.to_owned(), commit);
         let result = match commit.filter(|commit| !commit.is_empty()) {
@@ -163,6 +181,36 @@ impl ControlPlaneAccess for LocalAccess {
 
     async fn secret_keys(&self, name: &str, scope: &str) -> Result<Option<Vec<String>>, AccessError> {
         secret_keys(&self.secrets, name, scope).await
+    }
+
+    async fn resources_under(
+        &self,
+        project: &str,
+        level: Level<'_>,
+        directory: &str,
+        commit: Option<&str>,
+    ) -> Result<Vec<String>, AccessError> {
+        let scope = self.scope_of(project, level)?;
+        // A stage's listing leaves out its services' directories, as the API's does.
+        let excluded = match level {
+            Level::Stage(stage) => self.projects.service_names(project, stage),
+            _ => Vec::new(),
+        };
+        let repos = self.projects.repos();
+        let list = |commit: Option<String>| repos.list(project, scope.clone(), excluded.clone(), commit);
+        let listing = match commit.filter(|commit| !commit.is_empty() && level != Level::Project) {
+            Some(commit) => match list(Some(commit.to_owned())).await {
+                Err(ResourceError::InvalidCommitId(_)) => list(None).await,
+                other => other,
+            },
+            None => list(None).await,
+        };
+        let listing = listing.map_err(|error| match error {
+            ResourceError::StageNotFound(stage) => AccessError::NotFound(format!("stage {stage} not found")),
+            other => AccessError::Unavailable(other.to_string()),
+        })?;
+        let prefix = format!("{}/", directory.trim_matches('/'));
+        Ok(listing.uris.into_iter().filter(|uri| uri.trim_start_matches('/').starts_with(&prefix)).collect())
     }
 
     async fn sli_provider(&self, project: &str) -> Result<Option<String>, AccessError> {

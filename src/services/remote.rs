@@ -27,6 +27,17 @@ fn unavailable(error: impl std::fmt::Display) -> AccessError {
     AccessError::Unavailable(error.to_string())
 }
 
+/// The API path of `level` of `project`.
+fn scope_path(project: &str, level: Level<'_>) -> String {
+    match level {
+        Level::Project => format!("/project/{}", segment(project)),
+        Level::Stage(stage) => format!("/project/{}/stage/{}", segment(project), segment(stage)),
+        Level::Service { stage, service } => {
+            format!("/project/{}/stage/{}/service/{}", segment(project), segment(stage), segment(service))
+        }
+    }
+}
+
 /// Percent-encodes one path segment.
 fn segment(text: &str) -> String {
     percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string()
@@ -82,14 +93,7 @@ impl ControlPlaneAccess for RemoteAccess {
         uri: &str,
         commit: Option<&str>,
     ) -> Result<Option<String>, AccessError> {
-        let scope = match level {
-            Level::Project => format!("/project/{}", segment(project)),
-            Level::Stage(stage) => format!("/project/{}/stage/{}", segment(project), segment(stage)),
-            Level::Service { stage, service } => {
-                format!("/project/{}/stage/{}/service/{}", segment(project), segment(stage), segment(service))
-            }
-        };
-        let mut path = format!("/resource-service/v1{scope}/resource/{}", segment(uri));
+        let mut path = format!("/resource-service/v1{}/resource/{}", scope_path(project, level), segment(uri));
         if let Some(commit) = commit.filter(|commit| !commit.is_empty() && level != Level::Project) {
             path.push_str(&format!("?gitCommitID={}", segment(commit)));
         }
@@ -102,6 +106,39 @@ impl ControlPlaneAccess for RemoteAccess {
             }
             Err(message) if message == "Resource not found" => Ok(None),
             Err(message) => Err(AccessError::NotFound(message)),
+        }
+    }
+
+    async fn resources_under(
+        &self,
+        project: &str,
+        level: Level<'_>,
+        directory: &str,
+        commit: Option<&str>,
+    ) -> Result<Vec<String>, AccessError> {
+        let mut base = format!("/resource-service/v1{}/resource?pageSize=100", scope_path(project, level));
+        if let Some(commit) = commit.filter(|commit| !commit.is_empty() && level != Level::Project) {
+            base.push_str(&format!("&gitCommitID={}", segment(commit)));
+        }
+        let prefix = format!("{}/", directory.trim_matches('/'));
+        let mut found = Vec::new();
+        let mut next: Option<String> = None;
+        loop {
+            let path = match &next {
+                Some(key) => format!("{base}&nextPageKey={}", segment(key)),
+                None => base.clone(),
+            };
+            let page = self.get(&path).await?.map_err(AccessError::NotFound)?;
+            let uris = page["resources"].as_array().into_iter().flatten().filter_map(|r| r["resourceURI"].as_str());
+            found.extend(uris.filter(|uri| uri.trim_start_matches('/').starts_with(&prefix)).map(str::to_owned));
+            next = match &page["nextPageKey"] {
+                Value::String(key) if !key.is_empty() && key != "0" => Some(key.clone()),
+                Value::Number(key) if key.as_u64().is_some_and(|key| key > 0) => Some(key.to_string()),
+                _ => None,
+            };
+            if next.is_none() {
+                return Ok(found);
+            }
         }
     }
 

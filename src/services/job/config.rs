@@ -66,7 +66,8 @@ pub struct EventMatcher {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Task {
     pub name: String,
-    /// Service-level resources copied into the working directory, each to its own path.
+    /// Service-level resources copied into the working directory, each to its own path (a directory
+    /// brings every file under it).
     #[serde(default)]
     pub files: Vec<String>,
     #[serde(default)]

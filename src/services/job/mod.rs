@@ -429,7 +429,8 @@ impl Executor {
         Ok(env)
     }
 
-    /// Copies the task's `files` (service-level resources at the event's commit) into `directory`.
+    /// Copies the task's `files` (service-level resources at the event's commit) into `directory`; a
+    /// path naming a directory brings every file under it.
     async fn place_files(
         &self,
         event: &CloudEvent,
@@ -438,26 +439,37 @@ impl Executor {
         directory: &Path,
     ) -> Result<(), String> {
         let Scope { project, stage, service } = scope;
+        let level = Level::Service { stage, service };
+        let commit = event.gitcommitid.as_deref();
         for file in &task.files {
-            let relative = relative_path(file).ok_or_else(|| format!("file '{file}' is not a resource path"))?;
-            let level = Level::Service { stage, service };
-            let content = self
-                .access
-                .resource(project, level, file.trim_start_matches('/'), event.gitcommitid.as_deref())
-                .await
-                .map_err(|error| format!("cannot read file '{file}': {error}"))?
-                .ok_or_else(|| format!("file '{file}' not found in service {service} of stage {stage}"))?;
-            // Resources reach the services as text: a binary file would arrive damaged.
-            if content.contains(char::REPLACEMENT_CHARACTER) {
-                return Err(format!("file '{file}' is not text (the job executor copies text files only)"));
-            }
-            let target = directory.join(relative);
-            if let Some(parent) = target.parent() {
-                tokio::fs::create_dir_all(parent)
+            relative_path(file).ok_or_else(|| format!("file '{file}' is not a resource path"))?;
+            let uri = file.trim_start_matches('/');
+            let read = |uri: String| async move {
+                self.access
+                    .resource(project, level, &uri, commit)
                     .await
-                    .map_err(|error| format!("cannot place file '{file}': {error}"))?;
+                    .map_err(|error| format!("cannot read file '{uri}': {error}"))
+            };
+            match read(uri.to_owned()).await? {
+                Some(content) => place(directory, uri, content).await?,
+                None => {
+                    let under = self
+                        .access
+                        .resources_under(project, level, uri, commit)
+                        .await
+                        .map_err(|error| format!("cannot list '{file}': {error}"))?;
+                    if under.is_empty() {
+                        return Err(format!("file '{file}' not found in service {service} of stage {stage}"));
+                    }
+                    for nested in under {
+                        let nested = nested.trim_start_matches('/').to_owned();
+                        let content = read(nested.clone())
+                            .await?
+                            .ok_or_else(|| format!("file '{nested}' vanished while read"))?;
+                        place(directory, &nested, content).await?;
+                    }
+                }
             }
-            tokio::fs::write(&target, content).await.map_err(|error| format!("cannot place file '{file}': {error}"))?;
         }
         Ok(())
     }
@@ -595,6 +607,20 @@ impl Drop for Registration<'_> {
 
 fn keptn_time(time: chrono::DateTime<chrono::Utc>) -> String {
     time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// Writes one resource's `content` to its path under `directory`.
+async fn place(directory: &Path, uri: &str, content: String) -> Result<(), String> {
+    let relative = relative_path(uri).ok_or_else(|| format!("file '{uri}' is not a resource path"))?;
+    // Resources reach the services as text: a binary file would arrive damaged.
+    if content.contains(char::REPLACEMENT_CHARACTER) {
+        return Err(format!("file '{uri}' is not text (the job executor copies text files only)"));
+    }
+    let target = directory.join(relative);
+    if let Some(parent) = target.parent() {
+        tokio::fs::create_dir_all(parent).await.map_err(|error| format!("cannot place file '{uri}': {error}"))?;
+    }
+    tokio::fs::write(&target, content).await.map_err(|error| format!("cannot place file '{uri}': {error}"))
 }
 
 /// A resource path as a relative path without `..` (a leading `/` is allowed, as in Keptn's URIs).
