@@ -152,22 +152,10 @@ impl ControlPlaneAccess for LocalAccess {
         let scope = self.scope_of(project, level)?;
         let repos = self.projects.repos();
         let read = |commit: Option<String>| repos.read(project, scope.clone(), uri.to_owned(), commit);
-        let result = match commit.filter(|commit| !commit.is_empty()) {
-            // A commit of a stage branch does not hold project-level files written later; those are
-            // read at the head of their own branch.
-            Some(commit) if level != Level::Project => match read(Some(commit.to_owned())).await {
-                // Not a commit id at all (a client's placeholder): the branch head.
-                Err(ResourceError::InvalidCommitId(_)) => read(None).await,
-                other => other,
-            },
-            _ => read(None).await,
-        };
-        match result {
+        match at_commit(level, commit, read).await {
             Ok((bytes, _commit)) => Ok(Some(String::from_utf8_lossy(&bytes).into_owned())),
             Err(ResourceError::ResourceNotFound) => Ok(None),
-            Err(ResourceError::StageNotFound(stage)) => Err(AccessError::NotFound(format!("stage {stage} not found"))),
-            Err(ResourceError::ProjectNotFound) => Err(AccessError::NotFound(format!("project {project} not found"))),
-            Err(error) => Err(unavailable(error)),
+            Err(error) => Err(resource_error(project, error)),
         }
     }
 
@@ -198,17 +186,7 @@ impl ControlPlaneAccess for LocalAccess {
         };
         let repos = self.projects.repos();
         let list = |commit: Option<String>| repos.list(project, scope.clone(), excluded.clone(), commit);
-        let listing = match commit.filter(|commit| !commit.is_empty() && level != Level::Project) {
-            Some(commit) => match list(Some(commit.to_owned())).await {
-                Err(ResourceError::InvalidCommitId(_)) => list(None).await,
-                other => other,
-            },
-            None => list(None).await,
-        };
-        let listing = listing.map_err(|error| match error {
-            ResourceError::StageNotFound(stage) => AccessError::NotFound(format!("stage {stage} not found")),
-            other => AccessError::Unavailable(other.to_string()),
-        })?;
+        let listing = at_commit(level, commit, list).await.map_err(|error| resource_error(project, error))?;
         let prefix = format!("{}/", directory.trim_matches('/'));
         Ok(listing.uris.into_iter().filter(|uri| uri.trim_start_matches('/').starts_with(&prefix)).collect())
     }
@@ -244,6 +222,32 @@ impl ControlPlaneAccess for LocalAccess {
         };
         entry.integrationid = registered.id;
         self.integrations.add_logs(vec![entry]).await.map_err(|error| AccessError::Unavailable(error.to_string()))
+    }
+}
+
+/// Runs `work` (a read or a listing) at `commit`, or at the branch head: without a commit, for
+/// project-level files, and when the commit is no commit id at all (a client's placeholder). A commit
+/// of a stage branch does not hold project-level files written later; those live on their own branch.
+async fn at_commit<T, F, Fut>(level: Level<'_>, commit: Option<&str>, work: F) -> Result<T, ResourceError>
+where
+    F: Fn(Option<String>) -> Fut,
+    Fut: std::future::Future<Output = Result<T, ResourceError>>,
+{
+    match commit.filter(|commit| !commit.is_empty() && level != Level::Project) {
+        Some(commit) => match work(Some(commit.to_owned())).await {
+            Err(ResourceError::InvalidCommitId(_)) => work(None).await,
+            other => other,
+        },
+        None => work(None).await,
+    }
+}
+
+/// What a failed read or listing of `project`'s resources means to a service.
+fn resource_error(project: &str, error: ResourceError) -> AccessError {
+    match error {
+        ResourceError::StageNotFound(stage) => AccessError::NotFound(format!("stage {stage} not found")),
+        ResourceError::ProjectNotFound => AccessError::NotFound(format!("project {project} not found")),
+        other => unavailable(other),
     }
 }
 

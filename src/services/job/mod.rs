@@ -24,7 +24,7 @@ use tokio::sync::{watch, Semaphore};
 use super::access::{AccessError, ControlPlaneAccess, Level};
 use crate::config::JobSettings;
 use crate::model::event::CloudEvent;
-use crate::model::event_type;
+use crate::model::event_type::{self, EventType};
 use crate::model::redaction::redact;
 use crate::model::uniform::LogEntry;
 use crate::model::verdict::{TaskResult, TaskStatus};
@@ -118,16 +118,19 @@ fn text(value: &Value) -> &str {
 }
 
 /// `(task, kind)` of a task event type.
-fn task_and_kind(event_type: &str) -> Option<(&str, &str)> {
-    let rest = event_type.strip_prefix("sh.keptn.event.")?;
-    let (task, kind) = rest.split_once('.')?;
-    (!kind.contains('.')).then_some((task, kind))
+fn task_and_kind(name: &str) -> Option<(&str, &str)> {
+    match event_type::parse(name) {
+        EventType::Task { task, kind } if name.starts_with(event_type::PREFIX) => Some((task, kind)),
+        _ => None,
+    }
 }
 
 /// Whether `event` is a sequence's `.finished` with status `aborted`.
 fn is_sequence_abort(event: &CloudEvent) -> bool {
-    let Some(rest) = event.event_type.strip_prefix("sh.keptn.event.") else { return false };
-    rest.split('.').count() == 3 && rest.ends_with(".finished") && text(&event.data["status"]) == "aborted"
+    let name = &event.event_type;
+    name.starts_with(event_type::PREFIX)
+        && matches!(event_type::parse(name), EventType::Sequence { kind: event_type::FINISHED, .. })
+        && text(&event.data["status"]) == "aborted"
 }
 
 impl Executor {
@@ -255,7 +258,7 @@ impl Executor {
             // An abort also reaches a task still waiting for a free slot.
             let slot = tokio::select! {
                 slot = self.slots.acquire() => slot,
-                () = stopped_signal(&mut stopped) => return Err(Failure::Stopped),
+                () = process::stopped(&mut stopped) => return Err(Failure::Stopped),
             };
             let Ok(_slot) = slot else { return Err(Failure::Stopped) };
             let outcome = self.run_task(event, scope, event_json, task, stopped.clone()).await;
@@ -504,13 +507,6 @@ impl Executor {
         if let Err(error) = self.access.log(NAME, entry).await {
             tracing::debug!(%error, "cannot store a job log entry");
         }
-    }
-}
-
-/// Resolves once `stopped` turns true (never, if its sender is gone without stopping).
-async fn stopped_signal(stopped: &mut watch::Receiver<bool>) {
-    if stopped.wait_for(|stopped| *stopped).await.is_err() {
-        std::future::pending::<()>().await;
     }
 }
 

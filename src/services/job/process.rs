@@ -127,7 +127,7 @@ impl Drop for GroupGuard {
 }
 
 /// Resolves once `stop` is true (never, if its sender is gone without stopping).
-async fn stopped(stop: &mut watch::Receiver<bool>) {
+pub async fn stopped(stop: &mut watch::Receiver<bool>) {
     if stop.wait_for(|stop| *stop).await.is_err() {
         std::future::pending::<()>().await;
     }
