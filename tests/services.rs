@@ -771,13 +771,7 @@ async fn services_run_as_their_own_process_on_nats() {
     let nats = support::servers::nats();
     let redis = support::servers::redis();
     let key = keelson::secrets::SecretKey::generate_text();
-    let (nats_url, redis_url, config_key) = (nats.url.clone(), redis.url.clone(), key.clone());
-    let keelson = TestKeelson::start_with(move |config| {
-        config.nats_url = Some(nats_url.parse().unwrap());
-        config.redis_url = Some(redis_url.parse().unwrap());
-        config.secret_key = Some(keelson::config::Sensitive(config_key));
-    })
-    .await;
+    let keelson = TestKeelson::start_for_service_processes(&nats.url, &redis.url, &key).await;
     assert_eq!(keelson.create_project("shop", SHIPYARD).await.0, 201);
     assert_eq!(keelson.create_service("shop", "carts").await.0, 200);
     upload(&keelson, "/stage/production/service/carts", &[("slo.yaml", SLO)]).await;

@@ -92,6 +92,18 @@ impl TestKeelson {
         Self::start_in(data_dir, config).await
     }
 
+    /// Starts on `nats_url` and `redis_url` with secrets sealed by `key`: what `keelson service …`
+    /// processes share with the control plane.
+    pub async fn start_for_service_processes(nats_url: &str, redis_url: &str, key: &str) -> Self {
+        let (nats_url, redis_url, key) = (nats_url.to_owned(), redis_url.to_owned(), key.to_owned());
+        Self::start_with(move |config| {
+            config.nats_url = Some(nats_url.parse().unwrap());
+            config.redis_url = Some(redis_url.parse().unwrap());
+            config.secret_key = Some(keelson::config::Sensitive(key));
+        })
+        .await
+    }
+
     /// Starts on `clock` (a manual one lets a test step time instead of waiting for it).
     pub async fn start_with_clock(
         adjust: impl FnOnce(&mut Config),
