@@ -59,16 +59,18 @@ impl HistoryWriter {
     /// Queues `event`; the receiver resolves once it is stored. Batches are written in queue order, so
     /// this also confirms every event the caller queued before.
     pub async fn record_confirmed(&self, event: Arc<CloudEvent>) -> Stored {
-        let (stored, receiver) = oneshot::channel();
-        self.queue(Entry { event, stored: Some(stored), awaited: false }).await;
-        receiver
+        self.confirmed(event, false).await
     }
 
     /// Like [`HistoryWriter::record_confirmed`], for an event whose confirmation holds something up:
     /// its batch is written at normal priority.
     pub async fn record_awaited(&self, event: Arc<CloudEvent>) -> Stored {
+        self.confirmed(event, true).await
+    }
+
+    async fn confirmed(&self, event: Arc<CloudEvent>, awaited: bool) -> Stored {
         let (stored, receiver) = oneshot::channel();
-        self.queue(Entry { event, stored: Some(stored), awaited: true }).await;
+        self.queue(Entry { event, stored: Some(stored), awaited }).await;
         receiver
     }
 
